@@ -1,0 +1,40 @@
+# The two commands of the README's quick start, plus the steps they are made of.
+# Everything installs into ./.venv, so a fresh machine needs only python3 (and node/npm for the SDK).
+
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+DATA    ?= ./stumble-data
+PORT    ?= 8710
+
+.PHONY: run test install lint typecheck unit sdk sdk-test browsers clean
+
+run: $(STAMP)  ## install and start the server with demo data on the embedded default
+	$(BIN)/stumble demo --data $(DATA) --port $(PORT)
+
+test: $(STAMP) lint typecheck sdk-test unit  ## install everything and run the whole test suite
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+sdk-test:
+	@if [ -f sdk/js/package.json ]; then cd sdk/js && npm ci --no-audit --no-fund && npm run build && npm run size && npm test; fi
+
+clean:
+	rm -rf $(VENV) $(DATA) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Who may do what: write keys per environment, pseudonymisation secrets, roles and audit."""

@@ -1,0 +1,122 @@
+"""Settings: one typed Struct, read from ``stumble.toml``, then ``STUMBLE_*`` variables.
+
+Every setting is documented by its docstring-comment below; ``docs/configuration.md`` is generated
+from this module and a test fails when a setting is undocumented, so the two cannot drift.
+Precedence: built-in default < config file < environment variable < command-line flag.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+from typing import Annotated, Any, Final
+
+import msgspec
+from msgspec import Meta
+
+ENV_PREFIX: Final = "STUMBLE_"
+
+
+class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """All settings of a stumble server. Field comments are the documentation."""
+
+    data_dir: str = "./stumble-data"
+    """Directory holding the database, spool, keys and secrets."""
+    host: str = "127.0.0.1"
+    """Address the HTTP server binds to."""
+    port: Annotated[int, Meta(ge=1, le=65535)] = 8710
+    """TCP port of the HTTP server."""
+    plan: str = ""
+    """Path of the tracking plan YAML; empty means the packaged example plan."""
+    max_body_bytes: Annotated[int, Meta(ge=1024)] = 1_048_576
+    """Largest accepted request body, after gzip decompression (413 beyond)."""
+    max_events_per_batch: Annotated[int, Meta(ge=1)] = 500
+    """Most events in one batch (413 beyond)."""
+    rate_limit_events_per_s: Annotated[float, Meta(ge=0)] = 0.0
+    """Per write key sustained events per second; 0 disables the limit (429 beyond)."""
+    rate_limit_burst: Annotated[int, Meta(ge=1)] = 20_000
+    """Per write key burst allowance in events."""
+    max_event_age_days: Annotated[int, Meta(ge=1)] = 30
+    """Events older than this (after clock-skew correction) are rejected as too old."""
+    max_future_skew_s: Annotated[int, Meta(ge=0)] = 300
+    """Events dated further in the future than this (after correction) are rejected."""
+    spool_max_segment_bytes: Annotated[int, Meta(ge=4096)] = 16 * 1024 * 1024
+    """A spool segment is sealed for loading at this size."""
+    spool_max_segment_age_s: Annotated[float, Meta(gt=0)] = 1.0
+    """A non-empty spool segment is sealed after this many seconds."""
+    spool_max_unloaded_bytes: Annotated[int, Meta(ge=4096)] = 1024 * 1024 * 1024
+    """Spool bytes not yet loaded before ingest answers 503 (backpressure)."""
+    spool_fsync: bool = True
+    """fsync before every 202; only a benchmark should turn this off."""
+    loader_interval_s: Annotated[float, Meta(gt=0)] = 0.5
+    """How often the in-process loader looks for sealed segments."""
+    duckdb_threads: Annotated[int, Meta(ge=1)] = 2
+    """Threads DuckDB may use for queries."""
+    duckdb_memory_limit: str = "2GB"
+    """DuckDB memory limit (DuckDB syntax, e.g. 2GB)."""
+    retention_raw_days: dict[str, int] = {"prod": 90, "staging": 14, "test": 7, "dev": 7}
+    """Days raw events are kept per environment (by server receive time)."""
+    retry_after_s: Annotated[int, Meta(ge=1)] = 5
+    """Retry-After seconds sent with 503 answers."""
+    log_level: str = "INFO"
+    """Python logging level for the server."""
+
+
+SETTING_NAMES: Final[tuple[str, ...]] = Settings.__struct_fields__
+
+
+def load_settings(
+    config_path: Path | None = None, environ: dict[str, str] | None = None
+) -> Settings:
+    """File values over defaults, then ``STUMBLE_<NAME>`` environment variables over those."""
+    values: dict[str, Any] = {}
+    if config_path is not None and config_path.exists():
+        values.update(msgspec.toml.decode(config_path.read_bytes()))
+    env = os.environ if environ is None else environ
+    for name in SETTING_NAMES:
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw is not None:
+            values[name] = _parse_env_value(raw)
+    return msgspec.convert(values, Settings, strict=False)
+
+
+def _parse_env_value(raw: str) -> object:
+    """Environment values are TOML scalars or tables (``{prod = 90}``); fall back to the text."""
+    try:
+        return msgspec.toml.decode(f"v = {raw}".encode())["v"]
+    except msgspec.DecodeError:
+        return raw
+
+
+def render_default_config(settings: Settings) -> str:
+    """A commented ``stumble.toml`` with the given values, written on first start."""
+    lines = ["# stumble settings. Environment variables STUMBLE_<NAME> override these.", ""]
+    docs = setting_docs()
+    encoded = msgspec.to_builtins(settings)
+    for name in SETTING_NAMES:
+        lines.append(f"# {docs.get(name, '')}")
+        value = encoded[name]
+        lines.append(msgspec.toml.encode({name: value}).decode().strip())
+        lines.append("")
+    return "\n".join(lines)
+
+
+def setting_docs() -> dict[str, str]:
+    """Each setting's documentation: the string literal that follows its field in this module."""
+    import ast  # noqa: PLC0415 - only the docs path needs it
+
+    tree = ast.parse(Path(__file__).read_text(encoding="utf-8"))
+    docs: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == "Settings":
+            body = node.body
+            for current, following in itertools.pairwise(body):
+                if (
+                    isinstance(current, ast.AnnAssign)
+                    and isinstance(current.target, ast.Name)
+                    and isinstance(following, ast.Expr)
+                    and isinstance(following.value, ast.Constant)
+                ):
+                    docs[current.target.id] = str(following.value.value)
+    return docs
