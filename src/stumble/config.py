@@ -37,6 +37,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Per write key sustained events per second; 0 disables the limit (429 beyond)."""
     rate_limit_burst: Annotated[int, Meta(ge=1)] = 20_000
     """Per write key burst allowance in events."""
+    body_read_timeout_s: Annotated[float, Meta(gt=0)] = 10.0
+    """A request body not received within this many seconds gets 408 (slow clients)."""
     max_event_age_days: Annotated[int, Meta(ge=1)] = 30
     """Events older than this (after clock-skew correction) are rejected as too old."""
     max_future_skew_s: Annotated[int, Meta(ge=0)] = 300
@@ -55,7 +57,9 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Threads DuckDB may use for queries."""
     duckdb_memory_limit: str = "2GB"
     """DuckDB memory limit (DuckDB syntax, e.g. 2GB)."""
-    retention_raw_days: dict[str, int] = {"prod": 90, "staging": 14, "test": 7, "dev": 7}
+    retention_raw_days: dict[str, int] = msgspec.field(
+        default_factory=lambda: {"prod": 90, "staging": 14, "test": 7, "dev": 7}
+    )
     """Days raw events are kept per environment (by server receive time)."""
     retry_after_s: Annotated[int, Meta(ge=1)] = 5
     """Retry-After seconds sent with 503 answers."""
@@ -96,10 +100,18 @@ def render_default_config(settings: Settings) -> str:
     encoded = msgspec.to_builtins(settings)
     for name in SETTING_NAMES:
         lines.append(f"# {docs.get(name, '')}")
-        value = encoded[name]
-        lines.append(msgspec.toml.encode({name: value}).decode().strip())
+        lines.append(f"{name} = {_toml_value(encoded[name])}")
         lines.append("")
     return "\n".join(lines)
+
+
+def _toml_value(value: object) -> str:
+    """TOML for the scalar and table types settings use (JSON strings are valid TOML strings)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    return msgspec.json.encode(value).decode()
 
 
 def setting_docs() -> dict[str, str]:

@@ -97,6 +97,10 @@ class KeyRing:
     def all(self) -> list[WriteKey]:
         return sorted(self._by_id.values(), key=lambda k: k.created_at_ms)
 
+    def any_key_allows(self, origin: str) -> bool:
+        """For a CORS preflight that does not name its key (it will send it in a header)."""
+        return any(k.enabled and not k.revoked and k.allows_origin(origin) for k in self._by_id.values())
+
     def authenticate(self, token: str) -> WriteKey | None:
         """The key for a presented token, or None when unknown, malformed or revoked."""
         key_id = parse_key_id(token)
