@@ -35,8 +35,9 @@ IDENTIFIER_MAX_LENGTH: Final = 64
 Identifier = Annotated[str, Meta(min_length=1, max_length=IDENTIFIER_MAX_LENGTH)]
 """A code-list value: letters, digits and ``_ . : / -``, at most 64 characters (see the guard)."""
 
-Fingerprint = Annotated[str, Meta(pattern=r"^[0-9a-f]{8,16}$")]
-"""A hash of normalised stack frames made by the SDK: 8-16 lowercase hex digits."""
+Fingerprint = Identifier
+"""A hash of normalised stack frames made by the SDK. It is screened like any identifier:
+a hex hash could carry a card number's digits, so the SDK encodes hashes in base 36."""
 
 EventId = Annotated[
     str,
@@ -121,6 +122,11 @@ class BaseEvent(
     experiment: Identifier | None = None
     tz: TimeZoneName | None = None
     context: Context = Context()
+
+    @property
+    def kind(self) -> str:
+        """The tag this event was decoded with (``action``, ``field_error``...)."""
+        return str(self.__struct_config__.tag)
 
 
 # --- the kinds ----------------------------------------------------------------------------

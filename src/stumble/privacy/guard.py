@@ -1,0 +1,630 @@
+"""The privacy guard: an event is accepted, accepted with redactions, or rejected, with reasons.
+
+Order of checks, cheapest and most decisive first:
+
+1. **Closed schema** (msgspec, in ``stumble.events``): unknown keys, wrong types, numbers out
+   of bounds and over-long strings never get this far.
+2. **Tracking plan**: the event name must be declared with this kind; fields the plan closes
+   (``values``), context enums and custom parameters are checked against it.
+3. **Identifier alphabet and detectors**: every string must be an identifier, and none may
+   look like personal data or a secret after normalisation. Routes keep their path template.
+
+What a finding does is ``policy.py``'s decision. Findings carry a reason code and a field path
+made only of names the schema knows: never the offending text, which is exactly what may be
+personal data.
+
+For throughput, ``guard_batch`` first screens every string of the whole request body in one
+regular-expression pass. When nothing in the body could be an identifier violation or a
+detector hit, step 3 is skipped for the batch: the screen over-approximates every detector on
+identifier-alphabet text, and a property test checks both paths agree.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgspec
+
+from stumble.events import (
+    IDENTIFIER_MAX_LENGTH,
+    KIND_TO_CLASS,
+    ROUTE_MAX_LENGTH,
+    STORED_FIELDS,
+    BaseEvent,
+    Context,
+    CustomEvent,
+    Event,
+    decode_batch,
+    decode_event,
+    decode_typed_batch,
+)
+from stumble.plan.model import ParamSpec, TrackingPlan
+from stumble.privacy.detectors import Detector, detect
+from stumble.privacy.policy import (
+    DETECTOR_EXEMPTIONS,
+    NOT_IDENTIFIER_ACTION,
+    NOT_IN_PLAN_ACTION,
+    Action,
+    action_for,
+)
+from stumble.privacy.urls import template_route
+
+IDENTIFIER_RE: Final = re.compile(r"[A-Za-z0-9_.:/-]{1,%d}" % IDENTIFIER_MAX_LENGTH)
+ROUTE_RE: Final = re.compile(r"/[A-Za-z0-9_.:/-]{0,%d}" % (ROUTE_MAX_LENGTH - 1))
+UNKNOWN_EVENT_NAME: Final = "(unknown)"
+MAX_SCAN_DEPTH: Final = 32
+
+
+# The screen: every string of a batch, joined by newlines, is mapped byte by byte to a class
+# (letter, digit, separator, word character, colon, newline, or "!" for anything outside the
+# identifier alphabet), and the classes are searched with C-level ``find`` and literal-prefix
+# regular expressions. Each check over-approximates a detector on identifier-alphabet text
+# (see ``_screen_hits``); a property test checks the screen never lets a detector hit through.
+def _class_table() -> bytes:
+    table = bytearray(b"!" * 256)
+    for byte in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz":
+        table[byte] = ord("a")
+    for byte in b"0123456789":
+        table[byte] = ord("0")
+    for byte, cls in ((b"-", b"-"), (b".", b"."), (b"_", b"_"), (b"/", b"_"), (b":", b":")):
+        table[byte[0]] = cls[0]
+    table[ord("\n")] = ord("\n")
+    return bytes(table)
+
+
+_CLASSES: Final = _class_table()
+# Characters a base64url-like token may contain, within the identifier alphabet.
+_TOKEN_CLASS: Final = bytes.maketrans(b"a0_-", b"wwww")
+_NINE_DIGITS: Final = b"0" * 9
+_TOKEN_RUN: Final = b"w" * 24
+_TOKEN_RUNS: Final = re.compile(rb"[a0_\-]{24,}")
+_IBAN_SHAPE: Final = re.compile(rb"aa00[a0]{11}")
+_IPV4_SHAPE: Final = re.compile(rb"0\.0{1,3}\.0{1,3}\.0")
+_IPV6_SHAPE: Final = re.compile(rb":[0-9A-Fa-f]{0,4}:")
+# event_id is a pattern-validated UUID that storage re-keys; its hex digits are not screened.
+_EXEMPT_FROM_SCREEN: Final = re.compile(rb'"event_id"\s*:\s*"[0-9a-fA-F-]{36}"')
+# msgspec raises UnicodeDecodeError (not DecodeError) for invalid UTF-8 inside strings.
+_DECODE_ERRORS: Final = (
+    msgspec.DecodeError,
+    msgspec.ValidationError,
+    RecursionError,
+    UnicodeDecodeError,
+)
+_KNOWN_NAMES: Final[frozenset[str]] = frozenset(STORED_FIELDS) | {"context", "events", "sent_at"}
+
+
+class Outcome(enum.StrEnum):
+    ACCEPTED = "accepted"
+    REDACTED = "redacted"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """Why a value was dropped or an event refused: a reason code and a schema path."""
+
+    reason: str
+    field_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class GuardResult:
+    outcome: Outcome
+    event: Event | None
+    findings: tuple[Finding, ...] = ()
+    event_name: str = UNKNOWN_EVENT_NAME
+    """A name that is safe to record: declared in the plan, or ``(unknown)``."""
+    event_id: str | None = None
+    """The client's event id when it was a valid UUID (safe to echo back), else None."""
+
+    @property
+    def redactions(self) -> int:
+        return len(self.findings) if self.outcome is Outcome.REDACTED else 0
+
+
+class BatchError(Exception):
+    """The envelope itself is unusable; ``reason`` is a code for a 400 answer."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    sent_at: int | None
+    results: list[GuardResult]
+
+
+class _Reject(Exception):  # noqa: N818 - internal control flow, never escapes this module
+    def __init__(self, finding: Finding) -> None:
+        self.finding = finding
+
+
+# --- field layout of each kind, derived from the msgspec types ------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    identifiers: tuple[tuple[str, bool], ...]  # (field, droppable)
+    routes: tuple[str, ...]
+
+    @property
+    def droppable(self) -> dict[str, bool]:
+        return dict(self.identifiers)
+
+
+def _layout(cls: type[BaseEvent]) -> _Layout:
+    identifiers: list[tuple[str, bool]] = []
+    routes: list[str] = []
+    for field in msgspec.inspect.type_info(cls).fields:  # type: ignore[attr-defined]
+        string_type = _string_type(field.type)
+        if string_type is None or string_type.pattern is not None:
+            continue  # not a string, or fully constrained by a pattern (event_id, tz)
+        if string_type.max_length == IDENTIFIER_MAX_LENGTH:
+            identifiers.append((field.name, not field.required))
+        else:
+            routes.append(field.name)
+    return _Layout(tuple(identifiers), tuple(routes))
+
+
+def _string_type(info: Any) -> Any:
+    if isinstance(info, msgspec.inspect.UnionType):
+        info = next((t for t in info.types if not isinstance(t, msgspec.inspect.NoneType)), None)
+    return info if isinstance(info, msgspec.inspect.StrType) else None
+
+
+_LAYOUTS: Final[dict[str, _Layout]] = {kind: _layout(cls) for kind, cls in KIND_TO_CLASS.items()}
+
+
+# --- the plan, compiled for lookups -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _EventRules:
+    kind: str
+    closed_fields: tuple[tuple[str, frozenset[str]], ...]
+    params: dict[str, ParamSpec]
+    required_params: frozenset[str]
+
+
+class _PlanRules:
+    def __init__(self, plan: TrackingPlan) -> None:
+        self.plan = plan
+        self.events = {
+            name: _EventRules(
+                kind=spec.kind,
+                closed_fields=tuple((f, frozenset(v)) for f, v in spec.values.items()),
+                params=dict(spec.params),
+                required_params=frozenset(p for p, s in spec.params.items() if s.required),
+            )
+            for name, spec in plan.events.items()
+        }
+        self.context = {dim: frozenset(values) for dim, values in plan.context.items()}
+
+
+_RULES_CACHE: dict[int, _PlanRules] = {}
+
+
+def _rules(plan: TrackingPlan) -> _PlanRules:
+    rules = _RULES_CACHE.get(id(plan))
+    if rules is None or rules.plan is not plan:
+        rules = _PlanRules(plan)
+        _RULES_CACHE.clear()  # one live plan at a time; a reload replaces it
+        _RULES_CACHE[id(plan)] = rules
+    return rules
+
+
+# --- public entry points ---------------------------------------------------------------------
+
+
+def guard(event: Event, plan: TrackingPlan) -> GuardResult:
+    """Judge one decoded event with every check."""
+    return _judge(event, _rules(plan), screened_clean=False)
+
+
+def guard_raw(raw: bytes | msgspec.Raw, plan: TrackingPlan) -> GuardResult:
+    """Decode one event's JSON and judge it; never raises on any input."""
+    try:
+        event = decode_event(raw)
+    except _DECODE_ERRORS as error:
+        return _schema_rejection(bytes(raw), error)
+    return guard(event, plan)
+
+
+def guard_batch(body: bytes, plan: TrackingPlan) -> BatchResult:
+    """Judge every event of a request body; raises ``BatchError`` if the envelope is unusable."""
+    rules = _rules(plan)
+    body = body.removeprefix(b"\xef\xbb\xbf")  # RFC 8259 lets parsers ignore a BOM
+    try:
+        typed = decode_typed_batch(body)
+    except _DECODE_ERRORS:
+        return _guard_batch_event_by_event(body, plan)
+    clean = screen_is_clean(body)
+    results = [_judge(event, rules, screened_clean=clean) for event in typed.events]
+    return BatchResult(typed.sent_at, results)
+
+
+def screen_is_clean(body: bytes) -> bool:
+    """True when no string in the body could be a non-identifier or a detector hit."""
+    if b"\\" in body:
+        return False  # escapes could hide anything; judge field by field
+    strings = _EXEMPT_FROM_SCREEN.sub(b"", body).split(b'"')[1::2]
+    return not _screen_hits(b"\n".join(strings))
+
+
+def _screen_hits(text: bytes) -> bool:
+    classes = text.translate(_CLASSES)
+    if b"!" in classes:
+        return True  # outside the identifier alphabet: spaces, @, +, =, quotes, non-ASCII...
+    if _NINE_DIGITS in classes.translate(None, b".-"):
+        return True  # 9+ digits joined by separators: IIN/BIN, INN, SNILS, cards, phones
+    if b"eyJ" in text or _IPV6_SHAPE.search(text) or _IPV4_SHAPE.search(classes):
+        return True  # a JWT header, or an IP address shape
+    if _IBAN_SHAPE.search(classes):
+        return True
+    if _TOKEN_RUN in classes.translate(_TOKEN_CLASS):
+        # A long word-like run is a token candidate only if it has a digit (as the detector).
+        return any(b"0" in run for run in _TOKEN_RUNS.findall(classes))
+    return False
+
+
+def _guard_batch_event_by_event(body: bytes, plan: TrackingPlan) -> BatchResult:
+    try:
+        batch = decode_batch(body)
+    except RecursionError as error:
+        raise BatchError("batch.too_deep") from error
+    except UnicodeDecodeError as error:
+        raise BatchError("batch.invalid_utf8") from error
+    except msgspec.ValidationError as error:  # a subclass of DecodeError: catch it first
+        raise BatchError(_envelope_reason(error)) from error
+    except msgspec.DecodeError as error:
+        raise BatchError(_decode_error_reason(error)) from error
+    return BatchResult(batch.sent_at, [guard_raw(raw, plan) for raw in batch.events])
+
+
+def _decode_error_reason(error: msgspec.DecodeError) -> str:
+    text = str(error)
+    if "truncated" in text:
+        return "batch.truncated_json"
+    if "UTF-8" in text or "utf-8" in text:
+        return "batch.invalid_utf8"
+    return "batch.malformed_json"
+
+
+def _envelope_reason(error: msgspec.ValidationError) -> str:
+    text = str(error)
+    if "missing required field" in text:
+        return "batch.missing_events"
+    if "unknown field" in text:
+        return "batch.unknown_field"
+    if "Expected `object`" in text or "Expected `array`" in text:
+        return "batch.not_an_object_or_array"
+    return "batch.invalid_envelope"
+
+
+# --- judging one event ----------------------------------------------------------------------
+
+
+def _judge(event: Event, rules: _PlanRules, *, screened_clean: bool) -> GuardResult:
+    event_rules = rules.events.get(event.event_name)
+    if event_rules is None:
+        reason = "plan.unknown_event"
+        if not screened_clean:
+            reason = _string_reason(event.event_name, "event_name") or reason
+        return _rejected(event, Finding(reason, "$.event_name"), UNKNOWN_EVENT_NAME)
+    name = event.event_name
+    if event_rules.kind != event.kind:
+        return _rejected(event, Finding("plan.kind_mismatch", "$.kind"), name)
+    findings: list[Finding] = []
+    changes: dict[str, Any] = {}
+    try:
+        if not screened_clean:
+            _check_strings(event, findings, changes)
+        _template_routes(event, findings, changes)
+        _check_closed_fields(event, event_rules, findings, changes)
+        context = _check_context(event.context, rules, findings, screened_clean=screened_clean)
+        if context is not event.context:
+            changes["context"] = context
+        if isinstance(event, CustomEvent):
+            params = _check_params(event, event_rules, findings, screened_clean=screened_clean)
+            if params is not event.params:
+                changes["params"] = params
+    except _Reject as rejection:
+        return _rejected(event, rejection.finding, name)
+    if not findings and not changes:
+        return GuardResult(Outcome.ACCEPTED, event, (), name, event.event_id)
+    cleaned = msgspec.structs.replace(event, **changes) if changes else event
+    outcome = Outcome.REDACTED if findings else Outcome.ACCEPTED
+    return GuardResult(outcome, cleaned, tuple(findings), name, event.event_id)
+
+
+def _rejected(event: Event, finding: Finding, name: str) -> GuardResult:
+    return GuardResult(Outcome.REJECTED, None, (finding,), name, event.event_id)
+
+
+def _drop_or_reject(
+    finding: Finding, action: Action, findings: list[Finding], *, droppable: bool
+) -> None:
+    if action is Action.REJECT or not droppable:
+        raise _Reject(finding)
+    findings.append(finding)
+
+
+def _string_reason(value: str, field: str) -> str | None:
+    """The reason code for an unacceptable string, or None when it is a clean identifier."""
+    detector = _detect(value, field)
+    if detector is not None:
+        return f"pii.{detector.value}"
+    if IDENTIFIER_RE.fullmatch(value) is None:
+        return "schema.not_identifier"
+    return None
+
+
+def _detect(value: str, field: str) -> Detector | None:
+    detector = detect(value)
+    if detector is not None and detector in DETECTOR_EXEMPTIONS.get(field, ()):
+        return None
+    return detector
+
+
+def _judge_string(value: str, field: str) -> tuple[str, Action] | None:
+    detector = _detect(value, field)
+    if detector is not None:
+        return f"pii.{detector.value}", action_for(detector, droppable=True)
+    if IDENTIFIER_RE.fullmatch(value) is None:
+        return "schema.not_identifier", NOT_IDENTIFIER_ACTION
+    return None
+
+
+def _check_strings(event: Event, findings: list[Finding], changes: dict[str, Any]) -> None:
+    for field, droppable in _LAYOUTS[event.kind].identifiers:
+        value = getattr(event, field)
+        if value is None:
+            continue
+        verdict = _judge_string(value, field)
+        if verdict is not None:
+            _drop_or_reject(
+                Finding(verdict[0], f"$.{field}"), verdict[1], findings, droppable=droppable
+            )
+            changes[field] = None
+    flags = [f for f in event.feature_flags if _flag_ok(f, findings)]
+    if len(flags) != len(event.feature_flags):
+        changes["feature_flags"] = flags
+
+
+def _flag_ok(flag: str, findings: list[Finding]) -> bool:
+    verdict = _judge_string(flag, "feature_flags")
+    if verdict is None:
+        return True
+    _drop_or_reject(Finding(verdict[0], "$.feature_flags[]"), verdict[1], findings, droppable=True)
+    return False
+
+
+def _template_routes(event: Event, findings: list[Finding], changes: dict[str, Any]) -> None:
+    for field in _LAYOUTS[event.kind].routes:
+        raw = getattr(event, field)
+        if raw is None:
+            continue
+        template, detectors = _template(raw)
+        for detector in detectors:
+            _drop_or_reject(
+                Finding(f"pii.{detector.value}", f"$.{field}"),
+                action_for(detector, droppable=True),
+                findings,
+                droppable=True,
+            )
+        if template is None:
+            findings.append(Finding("schema.not_a_route", f"$.{field}"))
+        if template != raw:
+            changes[field] = template
+
+
+@functools.lru_cache(maxsize=4096)
+def _template(raw: str) -> tuple[str | None, tuple[Detector, ...]]:
+    """Routes repeat endlessly in real traffic; templating each distinct one once is enough."""
+    result = template_route(raw)
+    template = result.template
+    if template is not None and ROUTE_RE.fullmatch(template) is None:
+        template = None
+    return template, tuple(result.detectors)
+
+
+def _check_closed_fields(
+    event: Event, rules: _EventRules, findings: list[Finding], changes: dict[str, Any]
+) -> None:
+    for field, allowed in rules.closed_fields:
+        value = changes.get(field, getattr(event, field, None))
+        if value is None or value in allowed:
+            continue
+        droppable = _LAYOUTS[event.kind].droppable.get(field, False)
+        _drop_or_reject(
+            Finding("plan.value_not_allowed", f"$.{field}"),
+            NOT_IN_PLAN_ACTION,
+            findings,
+            droppable=droppable,
+        )
+        changes[field] = None
+
+
+def _check_context(
+    context: Context, rules: _PlanRules, findings: list[Finding], *, screened_clean: bool
+) -> Context:
+    dropped: dict[str, None] = {}
+    for field in Context.__struct_fields__:
+        value = getattr(context, field)
+        if value is None:
+            continue
+        reason = None if screened_clean else _string_reason(value, field)
+        allowed = rules.context.get(field)
+        if reason is None and allowed is not None and value not in allowed:
+            reason = "plan.context_not_allowed"
+        if reason is not None:
+            findings.append(Finding(reason, f"$.context.{field}"))
+            dropped[field] = None
+    return msgspec.structs.replace(context, **dropped) if dropped else context
+
+
+def _check_params(
+    event: CustomEvent, rules: _EventRules, findings: list[Finding], *, screened_clean: bool
+) -> dict[str, Any]:
+    kept: dict[str, Any] = {}
+    for name, value in event.params.items():
+        spec = rules.params.get(name)
+        path = f"$.params.{name}" if spec is not None else "$.params.*"
+        reason = _param_reason(name, value, spec, screened_clean=screened_clean)
+        if reason is None:
+            kept[name] = value
+        else:
+            findings.append(Finding(reason, path))
+    missing = rules.required_params - kept.keys()
+    if missing:
+        raise _Reject(Finding("plan.missing_param", f"$.params.{sorted(missing)[0]}"))
+    return event.params if len(kept) == len(event.params) else kept
+
+
+def _param_reason(
+    name: str, value: Any, spec: ParamSpec | None, *, screened_clean: bool
+) -> str | None:
+    if spec is None:
+        return "plan.unknown_param"
+    if isinstance(value, str) and not screened_clean:
+        reason = _string_reason(value, name)
+        if reason is not None:
+            return reason
+    return None if _param_value_ok(value, spec) else "plan.param_invalid"
+
+
+_NUMERIC_PARAM_TYPES: Final = frozenset({"int", "number", "duration_ms", "count", "bytes"})
+_INTEGER_PARAM_TYPES: Final = frozenset({"int", "count", "bytes"})
+_UNIT_PARAM_TYPES: Final = frozenset({"duration_ms", "count", "bytes"})
+
+
+def _param_value_ok(value: Any, spec: ParamSpec) -> bool:
+    if spec.type == "bool":
+        return isinstance(value, bool)
+    if spec.type == "enum":
+        return isinstance(value, str) and value in spec.values
+    if spec.type == "identifier":
+        return isinstance(value, str)
+    if spec.type not in _NUMERIC_PARAM_TYPES or isinstance(value, bool | str):
+        return False
+    if spec.type in _INTEGER_PARAM_TYPES and not float(value).is_integer():
+        return False
+    low = spec.min
+    if low is None and spec.type in _UNIT_PARAM_TYPES:
+        low = 0.0  # durations, counts and sizes are never negative
+    return (low is None or value >= low) and (spec.max is None or value <= spec.max)
+
+
+# --- rejections from the schema, classified without keeping the text --------------------------
+
+
+def _schema_rejection(raw: bytes, error: Exception) -> GuardResult:
+    event_id, name = _safe_identity(raw)
+    reason, path = _schema_reason(error)
+    pii = _first_pii_hit(raw)
+    if pii is not None:
+        reason, path = pii
+    return GuardResult(Outcome.REJECTED, None, (Finding(reason, path),), name, event_id)
+
+
+def _safe_identity(raw: bytes) -> tuple[str | None, str]:
+    """The event id, if it is a valid UUID; the name is never echoed for a rejected event."""
+    try:
+        obj = msgspec.json.decode(raw)
+    except _DECODE_ERRORS:
+        return None, UNKNOWN_EVENT_NAME
+    if not isinstance(obj, dict):
+        return None, UNKNOWN_EVENT_NAME
+    event_id = obj.get("event_id")
+    valid = isinstance(event_id, str) and _UUID_RE.fullmatch(event_id) is not None
+    return (event_id if valid else None), UNKNOWN_EVENT_NAME
+
+
+_UUID_RE: Final = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+_PATH_RE: Final = re.compile(r" - at `(\$[^`]*)`")
+_SCHEMA_REASONS: Final[tuple[tuple[str, str], ...]] = (
+    ("unknown field", "schema.unknown_field"),
+    ("missing required field", "schema.missing_field"),
+    ("Invalid enum value", "schema.not_allowed"),
+    ("Invalid value", "schema.unknown_kind"),
+    ("of length", "schema.length"),
+    ("length <=", "schema.length"),
+    ("out of range", "schema.out_of_range"),
+    (">=", "schema.out_of_range"),
+    ("<=", "schema.out_of_range"),
+    ("matching regex", "schema.pattern"),
+    ("Expected `", "schema.type"),
+    ("truncated", "schema.malformed_json"),
+    ("utf-8", "schema.invalid_utf8"),
+    ("maximum recursion", "schema.too_deep"),
+)
+
+
+def _schema_reason(error: Exception) -> tuple[str, str]:
+    text = str(error)
+    reason = next((code for needle, code in _SCHEMA_REASONS if needle in text), "schema.invalid")
+    match = _PATH_RE.search(text)
+    path = _safe_path(match.group(1)) if match else "$"
+    if reason == "schema.missing_field":
+        missing = re.search(r"field `([a-z_]+)`", text)
+        if missing and missing.group(1) in _KNOWN_NAMES:
+            path = f"{path}.{missing.group(1)}"
+    return reason, path
+
+
+def _safe_path(path: str) -> str:
+    """Keep only schema-known names and list indexes; anything client-made becomes ``*``."""
+    parts = re.split(r"(\.[^.\[]*|\[[^\]]*\])", path.removeprefix("$"))
+    safe = ["$"]
+    for part in filter(None, parts):
+        if part.startswith(".") and part[1:] in _KNOWN_NAMES:
+            safe.append(part)
+        elif re.fullmatch(r"\[\d+\]", part):
+            safe.append(part)
+        else:
+            safe.append(".*")
+    return "".join(safe)
+
+
+def _first_pii_hit(raw: bytes) -> tuple[str, str] | None:
+    """For a refused event, whether it tried to carry personal data, and where."""
+    try:
+        obj = msgspec.json.decode(raw)
+    except _DECODE_ERRORS:
+        return None
+    for path, text in _strings_with_paths(obj, "$", 0):
+        detector = detect(text)
+        if detector is not None:
+            return f"pii.{detector.value}", _safe_path(path)
+    return None
+
+
+def _strings_with_paths(obj: object, path: str, depth: int) -> Iterator[tuple[str, str]]:
+    if depth > MAX_SCAN_DEPTH:
+        return
+    if isinstance(obj, str):
+        yield path, obj
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            if key == "event_id" and isinstance(value, str) and _UUID_RE.fullmatch(value):
+                continue  # a well-formed UUID's hex digits are not a finding (see the screen)
+            child = f"{path}.{key}" if key in _KNOWN_NAMES else f"{path}.*"
+            yield child + "#key", str(key)
+            yield from _strings_with_paths(value, child, depth + 1)
+    elif isinstance(obj, list):
+        for index, value in enumerate(obj[:1000]):
+            yield from _strings_with_paths(value, f"{path}[{index}]", depth + 1)
+
+
+def findings_of(results: Iterable[GuardResult]) -> Iterator[tuple[str, Outcome, Finding]]:
+    """Every finding of a batch with its event's safe name and outcome, for the quarantine."""
+    for result in results:
+        for finding in result.findings:
+            yield result.event_name, result.outcome, finding
