@@ -9,7 +9,13 @@ import pytest
 
 from stumble.access.keys import KeyRing
 from stumble.access.pseudonyms import EventIdKey, SessionKeyRing
-from stumble.collector.enrich import Enricher, RequestContext, TimeRules, clock_skew_ms, time_problem
+from stumble.collector.enrich import (
+    Enricher,
+    RequestContext,
+    TimeRules,
+    clock_skew_ms,
+    time_problem,
+)
 from stumble.events import StoredEvent, decode_event
 
 NOW = 1_763_812_800_000

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from typing import Any
@@ -17,6 +18,7 @@ import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.privacy.corpus import HOSTILE, LEGIT
 
 from stumble.events import BaseEvent, Event, decode_event
 from stumble.plan.load import default_plan_path, load_plan
@@ -31,7 +33,6 @@ from stumble.privacy.guard import (
     guard_raw,
     screen_is_clean,
 )
-from tests.privacy.corpus import HOSTILE, LEGIT
 
 PLAN: TrackingPlan = load_plan(default_plan_path())
 
@@ -232,7 +233,11 @@ def test_unusable_envelopes(body: bytes, reason: str) -> None:
 # --- properties ------------------------------------------------------------------------------
 
 json_scalars = (
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=40)
 )
 json_like = st.recursive(
     json_scalars,
@@ -271,20 +276,20 @@ def test_never_raises_on_any_json(obj: object) -> None:
     body = msgspec.json.encode(obj)
     result = guard_raw(body, PLAN)
     assert isinstance(result, GuardResult)
+    reason = "accepted"
     try:
         guard_batch(body, PLAN)
     except BatchError as error:
-        assert error.reason.startswith("batch.")
+        reason = error.reason
+    assert reason == "accepted" or reason.startswith("batch.")
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=300))
 def test_never_raises_on_any_bytes(body: bytes) -> None:
     guard_raw(body, PLAN)
-    try:
+    with contextlib.suppress(BatchError):  # a refusal is an answer; any other exception fails
         guard_batch(body, PLAN)
-    except BatchError:
-        pass
 
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from corpus import HOSTILE
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.privacy.corpus import HOSTILE
 
 from stumble.privacy.detectors import Detector
 from stumble.privacy.urls import RouteTemplate, template_route

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from stumble.events import (
     ROUTE_MAX_LENGTH,
     STORED_FIELDS,
     BaseEvent,
+    Batch,
     Context,
     CustomEvent,
     Event,
@@ -54,8 +56,8 @@ from stumble.privacy.policy import (
 )
 from stumble.privacy.urls import template_route
 
-IDENTIFIER_RE: Final = re.compile(r"[A-Za-z0-9_.:/-]{1,%d}" % IDENTIFIER_MAX_LENGTH)
-ROUTE_RE: Final = re.compile(r"/[A-Za-z0-9_.:/-]{0,%d}" % (ROUTE_MAX_LENGTH - 1))
+IDENTIFIER_RE: Final = re.compile(rf"[A-Za-z0-9_.:/-]{{1,{IDENTIFIER_MAX_LENGTH}}}")
+ROUTE_RE: Final = re.compile(rf"/[A-Za-z0-9_.:/-]{{0,{ROUTE_MAX_LENGTH - 1}}}")
 UNKNOWN_EVENT_NAME: Final = "(unknown)"
 MAX_SCAN_DEPTH: Final = 32
 
@@ -277,6 +279,10 @@ def _screen_hits(text: bytes) -> bool:
 def _guard_batch_event_by_event(body: bytes, plan: TrackingPlan) -> BatchResult:
     try:
         batch = decode_batch(body)
+    except msgspec.DecodeError as error:
+        if isinstance(error, msgspec.ValidationError):
+            raise BatchError(_envelope_reason(error)) from error
+        batch = _decode_leniently(body, error)
     except RecursionError as error:
         raise BatchError("batch.too_deep") from error
     except UnicodeDecodeError as error:
@@ -286,6 +292,29 @@ def _guard_batch_event_by_event(body: bytes, plan: TrackingPlan) -> BatchResult:
     except msgspec.DecodeError as error:
         raise BatchError(_decode_error_reason(error)) from error
     return BatchResult(batch.sent_at, [guard_raw(raw, plan) for raw in batch.events])
+
+
+def _decode_leniently(body: bytes, error: msgspec.DecodeError) -> Batch:
+    """A second chance for JSON that msgspec refuses but the standard library reads.
+
+    A lone surrogate escape (``"\\ud800"``) in one event makes msgspec refuse the whole body;
+    the standard library reads it, so the other events of the batch can still be judged (the
+    broken one is then refused on its own). NaN and Infinity stay refused: they are not JSON.
+    """
+    try:
+        obj = json.loads(body, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        raise BatchError(_decode_error_reason(error)) from error
+    events = obj if isinstance(obj, list) else obj.get("events") if isinstance(obj, dict) else None
+    if not isinstance(events, list):
+        raise BatchError(_decode_error_reason(error)) from error
+    sent_at = obj.get("sent_at") if isinstance(obj, dict) else None
+    raws = [msgspec.Raw(json.dumps(event).encode()) for event in events]
+    return Batch(events=raws, sent_at=sent_at if isinstance(sent_at, int) else None)
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(name)
 
 
 def _decode_error_reason(error: msgspec.DecodeError) -> str:
@@ -535,19 +564,19 @@ def _schema_rejection(raw: bytes, error: Exception) -> GuardResult:
 
 
 def _safe_identity(raw: bytes) -> tuple[str | None, str]:
-    """The event id, if it is a valid UUID; the name is never echoed for a rejected event."""
-    try:
-        obj = msgspec.json.decode(raw)
-    except _DECODE_ERRORS:
-        return None, UNKNOWN_EVENT_NAME
-    if not isinstance(obj, dict):
-        return None, UNKNOWN_EVENT_NAME
-    event_id = obj.get("event_id")
-    valid = isinstance(event_id, str) and _UUID_RE.fullmatch(event_id) is not None
-    return (event_id if valid else None), UNKNOWN_EVENT_NAME
+    """The event id, if it is a valid UUID; the name is never echoed for a rejected event.
+
+    Read with a pattern rather than a decoder, so that an event that does not decode at all
+    (a number out of range, a broken string) still gets its id back in the answer.
+    """
+    match = _EVENT_ID_IN_JSON.search(raw)
+    return (match.group(1).decode() if match else None), UNKNOWN_EVENT_NAME
 
 
 _UUID_RE: Final = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+_EVENT_ID_IN_JSON: Final = re.compile(
+    rb'"event_id"\s*:\s*"([0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12})"'
+)
 _PATH_RE: Final = re.compile(r" - at `(\$[^`]*)`")
 _SCHEMA_REASONS: Final[tuple[tuple[str, str], ...]] = (
     ("unknown field", "schema.unknown_field"),
@@ -584,9 +613,8 @@ def _safe_path(path: str) -> str:
     parts = re.split(r"(\.[^.\[]*|\[[^\]]*\])", path.removeprefix("$"))
     safe = ["$"]
     for part in filter(None, parts):
-        if part.startswith(".") and part[1:] in _KNOWN_NAMES:
-            safe.append(part)
-        elif re.fullmatch(r"\[\d+\]", part):
+        known = part.startswith(".") and part[1:] in _KNOWN_NAMES
+        if known or re.fullmatch(r"\[\d+\]", part):
             safe.append(part)
         else:
             safe.append(".*")

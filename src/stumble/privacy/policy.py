@@ -1,10 +1,10 @@
 """What a finding does: the one table of privacy policy, kept apart from the code that applies it.
 
 Two actions exist. ``REJECT`` drops the whole event (it goes to the quarantine as a count).
-``DROP_FIELD`` removes only the offending value and counts a redaction; the rest of the event
-is still useful. A finding in a field the event cannot do without (one with no default in
-``stumble.events``) always rejects. Secrets reject outright: a client sending credentials is misconfigured
-and nothing else in that event deserves trust.
+``DROP_FIELD`` removes only the offending value and counts a redaction; the rest of the
+event is still useful. A finding in a field the event cannot do without (one with no default
+in ``stumble.events``) always rejects. Secrets reject outright: a client sending credentials
+is misconfigured and nothing else in that event deserves trust.
 """
 
 from __future__ import annotations

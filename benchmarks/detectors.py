@@ -1,0 +1,103 @@
+"""Cost of the privacy detectors per call, on clean identifiers and on hostile strings.
+
+Run: ``.venv/bin/python benchmarks/detectors.py``. Prints nanoseconds per call (best of
+several rounds, so a noisy neighbour inflates nothing); never fails on a timing.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+# The corpus is test data; run from anywhere, import it from the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.privacy.corpus import HOSTILE, LEGIT
+
+from stumble.privacy.detectors import detect, detect_all, is_sensitive_key
+from stumble.privacy.normalize import normalize
+from stumble.privacy.urls import template_route
+
+ROUNDS = 5
+TARGET_CALLS = 50_000
+
+CLEAN_IDENTIFIERS = [
+    "invoice_create_clicked",
+    "btn_save",
+    "request_create",
+    "server_response_received",
+    "operator",
+    "requestCreateStepSubmitClicked",
+]
+# A digit sends a string through every detector (each with its own cheap guard).
+IDENTIFIERS_WITH_DIGITS = ["step_2", "2.3.1", "report_2026_q3", "v2.3.10_build_20261122"]
+ROUTES = [
+    "/requests/:id/edit",
+    "/requests/123/edit",
+    "https://user:pw@app.example.kz/requests/3f2b8c1e-1d2a-4c3b-9e8f-0a1b2c3d4e5f?iin=921029350851",
+    "/search/john.doe@mail.kz",
+]
+KEYS = ["event_name", "userEmail", "binary", "phone_number", "tokenizer_mode"]
+# Inputs built to make a backtracking regex go quadratic; every scan must stay linear.
+PATHOLOGICAL_SIZE = 100_000
+PATHOLOGICAL = {
+    "digits": "1" * PATHOLOGICAL_SIZE,
+    "digit, space": "1 " * (PATHOLOGICAL_SIZE // 2),
+    "eyJ repeated": "eyJ" * (PATHOLOGICAL_SIZE // 3),
+    "long local part, @": "a" * PATHOLOGICAL_SIZE + "@",
+    "labels, bad TLD": "a@" + "b." * (PATHOLOGICAL_SIZE // 2) + "1",
+    "hex and two colons": "a" * PATHOLOGICAL_SIZE + ":" + "b" * PATHOLOGICAL_SIZE + ":",
+    "IBAN prefixes": "KZ12" * (PATHOLOGICAL_SIZE // 4),
+    "key=": "a=" * (PATHOLOGICAL_SIZE // 2),
+    "fullwidth digits": "\uff11" * PATHOLOGICAL_SIZE,
+    "route segments": "/a1" * (PATHOLOGICAL_SIZE // 3),
+    "query params": "/x?" + "a=1&" * (PATHOLOGICAL_SIZE // 4),
+}
+
+
+def per_call_ns(
+    function: Callable[[str], object], inputs: Sequence[str], calls: int = TARGET_CALLS
+) -> float:
+    """Best-of-rounds mean nanoseconds per call, cycling through ``inputs``."""
+    repeats = max(1, calls // len(inputs))
+    best = float("inf")
+    for _ in range(ROUNDS):
+        start = time.perf_counter_ns()
+        for _ in range(repeats):
+            for text in inputs:
+                function(text)
+        best = min(best, (time.perf_counter_ns() - start) / (repeats * len(inputs)))
+    return best
+
+
+def main() -> None:
+    hostile = [text for _, text in HOSTILE]
+    rows = [
+        ("normalize, clean identifiers", normalize, CLEAN_IDENTIFIERS),
+        ("normalize, hostile strings", normalize, hostile),
+        ("detect, clean identifiers", detect, CLEAN_IDENTIFIERS),
+        ("detect, identifiers with digits", detect, IDENTIFIERS_WITH_DIGITS),
+        ("detect, legit corpus (digits, versions, dates)", detect, LEGIT),
+        ("detect, hostile strings", detect, hostile),
+        ("detect_all, hostile strings", detect_all, hostile),
+        ("is_sensitive_key", is_sensitive_key, KEYS),
+        ("template_route", template_route, ROUTES),
+    ]
+    print(f"{'case':<48} {'ns/call':>10}  inputs")
+    for label, function, inputs in rows:
+        print(f"{label:<48} {per_call_ns(function, inputs):>10,.0f}  {len(inputs)}")
+    print(f"pathological inputs of ~{PATHOLOGICAL_SIZE:,} characters (ms per call):")
+    for label, text in PATHOLOGICAL.items():
+        detect_ms = per_call_ns(detect_all, [text], calls=1) / 1e6
+        route_ms = per_call_ns(template_route, [text], calls=1) / 1e6
+        print(f"  {label:<24} detect_all {detect_ms:8.1f}   template_route {route_ms:8.1f}")
+    timings = sorted(((per_call_ns(detect, [text], 2_000), cat) for cat, text in HOSTILE))
+    print("slowest hostile categories for detect:")
+    for ns, category in timings[-3:]:
+        print(f"  {category:<46} {ns:>10,.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,312 @@
+"""The collector's ASGI application and the services it runs (spool, store, loader, keys).
+
+``create_app(settings)`` builds everything from a data directory; the lifespan opens the spool
+(recovering a torn tail), migrates the store, starts the loader thread and a task that picks
+up key changes made by ``stumble keys`` while the server runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any, Final
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from stumble.access.keys import KeyRing, WriteKey
+from stumble.access.pseudonyms import EventIdKey, SessionKeyRing
+from stumble.collector.enrich import Enricher, TimeRules
+from stumble.collector.ingest import BatchIngest, IngestLimits, RateLimiter
+from stumble.collector.loader import Loader
+from stumble.collector.metrics import CollectorMetrics
+from stumble.collector.offline import OfflineIngest
+from stumble.collector.quarantine import Quarantine
+from stumble.config import Settings
+from stumble.events import IDENTIFIER_MAX_LENGTH, IDENTIFIER_PATTERN, ROUTE_MAX_LENGTH
+from stumble.plan.load import default_plan_path, load_plan
+from stumble.plan.model import TrackingPlan
+from stumble.spool import Spool, SpoolConfig
+from stumble.storage import DuckDBStore, EventStore
+
+log = logging.getLogger("stumble.collector")
+DB_FILE: Final = "stumble.duckdb"
+SDK_FILES: Final = {
+    "stumble.js": "text/javascript",
+    "stumble.mjs": "text/javascript",
+    "stumble-vitals.js": "text/javascript",
+    "stumble-errors.js": "text/javascript",
+}
+
+
+class CollectorServices:
+    """Everything one collector process owns, opened from a data directory."""
+
+    def __init__(self, settings: Settings, store: EventStore | None = None) -> None:
+        self.settings = settings
+        self.data_dir = Path(settings.data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        secrets_dir = self.data_dir / "secrets"
+        self.keys = KeyRing(self.data_dir)
+        self.plan: TrackingPlan = load_plan(
+            Path(settings.plan) if settings.plan else default_plan_path()
+        )
+        self.spool = Spool(
+            self.data_dir / "spool",
+            SpoolConfig(
+                max_segment_bytes=settings.spool_max_segment_bytes,
+                max_segment_age_s=settings.spool_max_segment_age_s,
+                max_unloaded_bytes=settings.spool_max_unloaded_bytes,
+                fsync=settings.spool_fsync,
+                retry_after_s=float(settings.retry_after_s),
+            ),
+        )
+        self.store = store or DuckDBStore(
+            self.data_dir / DB_FILE,
+            threads=settings.duckdb_threads,
+            memory_limit=settings.duckdb_memory_limit,
+        )
+        self.session_keys = SessionKeyRing(secrets_dir)
+        self.enricher = Enricher(self.session_keys, EventIdKey(secrets_dir))
+        self.quarantine = Quarantine()
+        self.metrics = CollectorMetrics()
+        self.loader = Loader(
+            spool=self.spool,
+            store=self.store,
+            quarantine=self.quarantine,
+            metrics=self.metrics,
+            session_keys=self.session_keys,
+            retention_days=settings.retention_raw_days,
+            interval_s=settings.loader_interval_s,
+        )
+        self.metrics.bind_spool(self.spool.stats, self._loader_lag_s)
+
+    def _loader_lag_s(self) -> float:
+        return float(self.spool.stats().oldest_sealed_age_s or 0.0)
+
+    def open(self) -> None:
+        report = self.spool.open()
+        if report.bytes_dropped:
+            log.warning(
+                "spool recovery dropped a torn tail: %d bytes, %d lines",
+                report.bytes_dropped,
+                report.lines_dropped,
+            )
+        self.store.migrate()
+        self.loader.run_once()  # catch up before taking traffic
+
+    def start_loader(self) -> None:
+        self.loader.start()
+
+    def close(self) -> None:
+        self.spool.close()
+        self.loader.stop()
+        self.store.close()
+
+    def time_rules(self) -> TimeRules:
+        return TimeRules(
+            max_age_ms=self.settings.max_event_age_days * 86_400_000,
+            max_future_ms=self.settings.max_future_skew_s * 1000,
+        )
+
+    def offline_ingest(self, key: WriteKey) -> OfflineIngest:
+        """Bulk loading without HTTP (simulator, demo history) through the same guard."""
+        return OfflineIngest(
+            plan=self.plan,
+            key=key,
+            enricher=self.enricher,
+            store=self.store,
+            work_dir=self.data_dir / "offline",
+            time_rules=self.time_rules(),
+            quarantine=self.quarantine,
+        )
+
+    def batch_endpoint(self) -> BatchIngest:
+        s = self.settings
+        return BatchIngest(
+            keys=self.keys,
+            plan=lambda: self.plan,
+            spool=self.spool,
+            enricher=self.enricher,
+            quarantine=self.quarantine,
+            metrics=self.metrics,
+            limits=IngestLimits(
+                max_body_bytes=s.max_body_bytes,
+                max_events=s.max_events_per_batch,
+                retry_after_s=s.retry_after_s,
+                body_read_timeout_s=s.body_read_timeout_s,
+                time_rules=self.time_rules(),
+            ),
+            rate_limiter=RateLimiter(s.rate_limit_events_per_s, s.rate_limit_burst),
+        )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: EventStore | None = None,
+    extra_routes: Callable[[CollectorServices], list[BaseRoute]] | None = None,
+) -> Starlette:
+    services = CollectorServices(settings, store)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        services.open()
+        services.start_loader()
+        reload_task = asyncio.create_task(_reload_keys_forever(services.keys))
+        try:
+            yield
+        finally:
+            reload_task.cancel()
+            await asyncio.to_thread(services.close)
+
+    routes: list[BaseRoute] = [
+        Route("/v1/batch", services.batch_endpoint(), methods=["POST", "OPTIONS"]),
+        Route("/v1/config", _config_endpoint(services), methods=["GET"]),
+        Route("/healthz", _healthz, methods=["GET"]),
+        Route("/readyz", _readyz_endpoint(services), methods=["GET"]),
+        Route("/metrics", _metrics_endpoint(services), methods=["GET"]),
+        Route("/sdk/{name}", _sdk_file, methods=["GET"]),
+        Route("/api/v1/health", _health_endpoint(services), methods=["GET"]),
+    ]
+    if extra_routes is not None:
+        routes.extend(extra_routes(services))
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.services = services
+    return app
+
+
+async def _reload_keys_forever(keys: KeyRing) -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        try:
+            keys.reload()
+        except (OSError, ValueError) as error:
+            log.warning("could not reload write keys: %s", type(error).__name__)
+
+
+# --- endpoints ----------------------------------------------------------------------------
+
+
+def _config_endpoint(services: CollectorServices) -> Callable[[Request], Any]:
+    async def config(request: Request) -> Response:
+        key = services.keys.authenticate(request.query_params.get("key", ""))
+        if key is None:
+            return JSONResponse({"error": "key.unknown_or_revoked", "status": 401}, 401)
+        origin = request.headers.get("origin")
+        if not key.allows_origin(origin):
+            return JSONResponse({"error": "origin.not_allowed", "status": 403}, 403)
+        body = {
+            "enabled": key.enabled,
+            "sample_rate": key.sample_rate,
+            "flush_interval_ms": key.flush_interval_ms,
+            "max_batch_events": min(100, services.settings.max_events_per_batch),
+            "identifier_pattern": IDENTIFIER_PATTERN,
+            "max_identifier_length": IDENTIFIER_MAX_LENGTH,
+            "max_route_length": ROUTE_MAX_LENGTH,
+            "max_digit_run": 8,
+            "schema_version": services.plan.schema_version,
+        }
+        headers = {"cache-control": "public, max-age=300", "vary": "origin"}
+        if origin is not None:
+            headers["access-control-allow-origin"] = origin
+        return JSONResponse(body, headers=headers)
+
+    return config
+
+
+async def _healthz(_: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def _readyz_endpoint(services: CollectorServices) -> Callable[[Request], Any]:
+    async def readyz(_: Request) -> Response:
+        checks = {
+            "spool_writable": await asyncio.to_thread(_spool_writable, services.spool.directory),
+            "loader_alive": services.loader.alive(),
+        }
+        ready = all(checks.values())
+        return JSONResponse({"ready": ready, **checks}, 200 if ready else 503)
+
+    return readyz
+
+
+def _spool_writable(directory: Path) -> bool:
+    """The directory accepts writes and its file system has room for at least one segment."""
+    try:
+        stat = os.statvfs(directory)
+    except OSError:
+        return False
+    return os.access(directory, os.W_OK) and stat.f_bavail * stat.f_frsize > 1024 * 1024
+
+
+def _metrics_endpoint(services: CollectorServices) -> Callable[[Request], Any]:
+    async def metrics(_: Request) -> Response:
+        # The spool's stats may wait behind an fsync: never block the event loop on it.
+        stats = await asyncio.to_thread(services.spool.stats)
+        body = await asyncio.to_thread(services.metrics.render, stats)
+        return PlainTextResponse(body, media_type="text/plain; version=0.0.4")
+
+    return metrics
+
+
+def _health_endpoint(services: CollectorServices) -> Callable[[Request], Any]:
+    async def health(_: Request) -> Response:
+        return JSONResponse(await asyncio.to_thread(health_report, services))
+
+    return health
+
+
+def health_report(services: CollectorServices) -> dict[str, Any]:
+    """Loader, spool and quarantine state: what ``stumble health`` and the API show."""
+    status = services.loader.status
+    stats = services.spool.stats()
+    counts = services.store.ingest_counts(since_day=None, until_day=None)
+    return {
+        "loader": {
+            "alive": services.loader.alive(),
+            "segments_loaded": status.segments_loaded,
+            "rows_loaded": status.rows_loaded,
+            "duplicates_dropped": status.duplicates,
+            "last_error": status.last_error,
+        },
+        "spool": {
+            "unloaded_bytes": stats.unloaded_bytes,
+            "sealed_segments": stats.sealed_segments,
+            "oldest_sealed_age_s": stats.oldest_sealed_age_s,
+        },
+        "quarantine": [
+            {
+                "day": c.day.isoformat(),
+                "environment": c.environment,
+                "event_name": c.event_name,
+                "outcome": c.outcome,
+                "reason": c.reason,
+                "field_path": c.field_path,
+                "count": c.count,
+            }
+            for c in counts
+        ],
+    }
+
+
+async def _sdk_file(request: Request) -> Response:
+    name = request.path_params["name"]
+    media_type = SDK_FILES.get(name)
+    if media_type is None:
+        return PlainTextResponse("not found", 404)
+    resource = resources.files("stumble.collector").joinpath("sdk", name)
+    if not resource.is_file():
+        return PlainTextResponse("SDK not built", 404)
+    return Response(
+        resource.read_bytes(),
+        media_type=media_type,
+        headers={"cache-control": "public, max-age=3600", "access-control-allow-origin": "*"},
+    )

@@ -1,0 +1,375 @@
+"""``POST /v1/batch``: from bytes on the wire to a durable 202, or a precise refusal.
+
+This endpoint is a plain ASGI callable mounted inside the Starlette app: it handles tens of
+thousands of requests per second per core, and a framework Request/Response pair per call
+costs more than the work itself. Everything else (config, health, metrics) uses Starlette.
+
+Answers: 202 with a result per event, only after the accepted events are fsynced; 400 for a
+malformed envelope; 401 unknown or revoked key; 403 origin not allowed or key disabled; 408 body
+too slow; 413 too large; 415 unsupported type or encoding; 429 rate limited and 503 when the
+spool cannot take more (both with ``Retry-After``). Bodies never appear in logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+import zlib
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import parse_qs
+
+import msgspec
+
+from stumble.access.keys import KeyRing, WriteKey
+from stumble.collector.enrich import (
+    Enricher,
+    RequestContext,
+    TimeRules,
+    clock_skew_ms,
+    time_problem,
+)
+from stumble.collector.metrics import CollectorMetrics
+from stumble.collector.quarantine import CountKey, Quarantine, utc_day
+from stumble.collector.useragent import classify_user_agent
+from stumble.plan.model import TrackingPlan
+from stumble.privacy.guard import BatchError, GuardResult, Outcome, guard_batch
+from stumble.spool import Spool, SpoolUnavailable
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+log = logging.getLogger("stumble.ingest")
+
+ACCEPTED_TYPES: Final = frozenset({"application/json", "text/plain"})
+MAX_HEADER_BYTES: Final = 16 * 1024  # httptools sets no limit of its own
+_encode: Final = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True, slots=True)
+class IngestLimits:
+    max_body_bytes: int
+    max_events: int
+    retry_after_s: int
+    time_rules: TimeRules
+    body_read_timeout_s: float = 10.0
+
+
+class HttpRefusalError(Exception):
+    """An answer other than 202; ``reason`` is a code, never client text."""
+
+    def __init__(self, status: int, reason: str, retry_after_s: int | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.retry_after_s = retry_after_s
+
+
+class RateLimiter:
+    """A token bucket per write key, in events; ``rate == 0`` disables it."""
+
+    def __init__(self, rate_per_s: float, burst: int) -> None:
+        self.rate = rate_per_s
+        self.burst = float(burst)
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def retry_after(self, key_id: str, events: int, now: float) -> int | None:
+        """None when allowed (and charged), else seconds until enough tokens exist."""
+        if self.rate <= 0:
+            return None
+        tokens, last = self._buckets.get(key_id, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        if tokens >= events:
+            self._buckets[key_id] = (tokens - events, now)
+            return None
+        self._buckets[key_id] = (tokens, now)
+        return max(1, math.ceil((events - tokens) / self.rate))
+
+
+class BatchIngest:
+    """The ASGI callable for ``POST /v1/batch`` (CORS preflight included)."""
+
+    def __init__(
+        self,
+        *,
+        keys: KeyRing,
+        plan: Callable[[], TrackingPlan],
+        spool: Spool,
+        enricher: Enricher,
+        quarantine: Quarantine,
+        metrics: CollectorMetrics,
+        limits: IngestLimits,
+        rate_limiter: RateLimiter,
+    ) -> None:
+        self.keys = keys
+        self.plan = plan
+        self.spool = spool
+        self.enricher = enricher
+        self.quarantine = quarantine
+        self.metrics = metrics
+        self.limits = limits
+        self.rate_limiter = rate_limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = _headers(scope)
+        origin = headers.get("origin")
+        if scope["method"] == "OPTIONS":
+            await self._preflight(scope, headers, send)
+            return
+        started = time.perf_counter()
+        key: WriteKey | None = None
+        if scope["method"] != "POST":
+            await self._refuse(send, HttpRefusalError(405, "method.not_allowed"), None, None)
+            return
+        if sum(len(name) + len(value) for name, value in scope["headers"]) > MAX_HEADER_BYTES:
+            await self._refuse(send, HttpRefusalError(431, "headers.too_large"), None, None)
+            return
+        try:
+            key = self._authenticate(scope, headers)
+            body = await self._read_body(scope, headers, receive)
+            status, payload = 202, await self._ingest(body, key, headers, origin)
+        except HttpRefusalError as refusal:
+            await self._refuse(send, refusal, origin if key else None, key)
+            return
+        self.metrics.ack_latency.observe(time.perf_counter() - started)
+        self.metrics.requests.labels(status=str(status)).inc()
+        await _respond(send, status, payload, _cors_headers(origin, key))
+
+    # --- steps ---------------------------------------------------------------------------
+
+    def _authenticate(self, scope: Scope, headers: dict[str, str]) -> WriteKey:
+        token = _bearer_token(headers) or _query_key(scope)
+        if not token:
+            raise HttpRefusalError(401, "key.missing")
+        key = self.keys.authenticate(token)
+        if key is None:
+            raise HttpRefusalError(401, "key.unknown_or_revoked")
+        if not key.allows_origin(headers.get("origin")):
+            raise HttpRefusalError(403, "origin.not_allowed")
+        if not key.enabled:
+            raise HttpRefusalError(403, "key.disabled")
+        return key
+
+    async def _read_body(self, scope: Scope, headers: dict[str, str], receive: Receive) -> bytes:
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type not in ACCEPTED_TYPES:
+            raise HttpRefusalError(415, "body.unsupported_content_type")
+        encoding = headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in {"identity", "gzip"}:
+            raise HttpRefusalError(415, "body.unsupported_content_encoding")
+        declared = headers.get("content-length")
+        if (
+            declared is not None
+            and declared.isdigit()
+            and int(declared) > self.limits.max_body_bytes
+        ):
+            raise HttpRefusalError(413, "body.too_large")
+        try:
+            raw = await asyncio.wait_for(
+                _receive_body(receive, self.limits.max_body_bytes), self.limits.body_read_timeout_s
+            )
+        except TimeoutError as error:
+            raise HttpRefusalError(408, "body.read_timeout") from error
+        if encoding == "gzip":
+            raw = _gunzip_bounded(raw, self.limits.max_body_bytes)
+        if not raw.strip():
+            raise HttpRefusalError(400, "batch.empty_body")
+        return raw
+
+    async def _ingest(
+        self, body: bytes, key: WriteKey, headers: dict[str, str], origin: str | None
+    ) -> dict[str, Any]:
+        try:
+            batch = guard_batch(body, self.plan())
+        except BatchError as error:
+            raise HttpRefusalError(400, error.reason) from error
+        count = len(batch.results)
+        if count > self.limits.max_events:
+            raise HttpRefusalError(413, "batch.too_many_events")
+        retry = self.rate_limiter.retry_after(key.key_id, count, time.monotonic())
+        if retry is not None:
+            raise HttpRefusalError(429, "rate.limited", retry)
+        received_at = int(time.time() * 1000)
+        device_type, browser = classify_user_agent(headers.get("user-agent", ""))
+        request = RequestContext(
+            key=key,
+            received_at_ms=received_at,
+            skew_ms=clock_skew_ms(batch.sent_at, received_at),
+            device_type=device_type,
+            browser=browser,
+            origin=origin,
+        )
+        lines, rejected, redacted = self._judge_times_and_encode(
+            batch.results, batch.sent_at, request
+        )
+        if lines:
+            await self._make_durable(b"".join(lines))
+        self._count(batch.results, rejected, request)
+        self.metrics.batch_size.observe(count)
+        self.metrics.accepted.labels(environment=key.environment).inc(len(lines))
+        return {"accepted": len(lines), "redacted": redacted, "rejected": rejected}
+
+    def _judge_times_and_encode(
+        self, results: list[GuardResult], sent_at: int | None, request: RequestContext
+    ) -> tuple[list[bytes], list[dict[str, Any]], int]:
+        lines: list[bytes] = []
+        rejected: list[dict[str, Any]] = []
+        redacted = 0
+        rules = self.limits.time_rules
+        for index, result in enumerate(results):
+            event = result.event
+            if event is None:
+                reason = result.findings[0].reason if result.findings else "schema.invalid"
+                rejected.append(_rejection(index, result.event_id, reason))
+                continue
+            problem = time_problem(
+                event.ts, sent_at, request.skew_ms, request.received_at_ms, rules
+            )
+            if problem is not None:
+                rejected.append(_rejection(index, result.event_id, problem))
+                continue
+            redacted += result.outcome is Outcome.REDACTED
+            lines.append(self.enricher.stored_line(event, request, result.redactions))
+        return lines, rejected, redacted
+
+    async def _make_durable(self, payload: bytes) -> None:
+        try:
+            await self.spool.append(payload)
+        except SpoolUnavailable as error:
+            log.warning("spool unavailable: %s", error.reason)
+            raise HttpRefusalError(
+                503, f"spool.{error.reason}", self.limits.retry_after_s
+            ) from error
+
+    def _count(
+        self, results: list[GuardResult], rejected: list[dict[str, Any]], request: RequestContext
+    ) -> None:
+        """Quarantine counts and metrics, after the fact: they never delay or fail a 202."""
+        day = utc_day(request.received_at_ms)
+        env = request.key.environment
+        for result in results:
+            for finding in result.findings:
+                outcome = "rejected" if result.outcome is Outcome.REJECTED else "redacted"
+                key = CountKey(
+                    day, env, result.event_name, outcome, finding.reason, finding.field_path
+                )
+                self.quarantine.add(key)
+                counter = (
+                    self.metrics.rejected if outcome == "rejected" else self.metrics.redactions
+                )
+                counter.labels(reason=finding.reason).inc()
+        for item in rejected:
+            if item["reason"].startswith("time."):
+                name = results[item["index"]].event_name
+                self.quarantine.add(CountKey(day, env, name, "rejected", item["reason"], "$.ts"))
+                self.metrics.rejected.labels(reason=item["reason"]).inc()
+
+    async def _refuse(
+        self, send: Send, refusal: HttpRefusalError, origin: str | None, key: WriteKey | None
+    ) -> None:
+        self.metrics.requests.labels(status=str(refusal.status)).inc()
+        extra = _cors_headers(origin, key)
+        if refusal.retry_after_s is not None:
+            extra.append((b"retry-after", str(refusal.retry_after_s).encode()))
+        body = {"error": refusal.reason, "status": refusal.status}
+        await _respond(send, refusal.status, body, extra)
+
+    async def _preflight(self, scope: Scope, headers: dict[str, str], send: Send) -> None:
+        """Answer CORS preflight only for an origin some active key allows; never reflect others."""
+        origin = headers.get("origin")
+        token = _query_key(scope)
+        key = self.keys.authenticate(token) if token else None
+        allowed = origin is not None and (
+            key.allows_origin(origin) if key else self.keys.any_key_allows(origin)
+        )
+        if not allowed:
+            await _respond(send, 403, {"error": "origin.not_allowed", "status": 403}, [])
+            return
+        extra = [
+            (b"access-control-allow-origin", origin.encode()),  # type: ignore[union-attr]
+            (b"access-control-allow-methods", b"POST, OPTIONS"),
+            (b"access-control-allow-headers", b"authorization, content-type, content-encoding"),
+            (b"access-control-max-age", b"86400"),
+            (b"vary", b"origin"),
+        ]
+        await _respond(send, 204, None, extra)
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _rejection(index: int, event_id: str | None, reason: str) -> dict[str, Any]:
+    item: dict[str, Any] = {"index": index, "reason": reason}
+    if event_id is not None:
+        item["event_id"] = event_id
+    return item
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {
+        name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]
+    }
+
+
+def _bearer_token(headers: dict[str, str]) -> str | None:
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+def _query_key(scope: Scope) -> str | None:
+    query = scope.get("query_string", b"").decode("latin-1")
+    values = parse_qs(query).get("key")
+    return values[0] if values else None
+
+
+def _cors_headers(origin: str | None, key: WriteKey | None) -> list[tuple[bytes, bytes]]:
+    if origin is None or key is None or not key.allows_origin(origin):
+        return []
+    return [(b"access-control-allow-origin", origin.encode()), (b"vary", b"origin")]
+
+
+async def _receive_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise HttpRefusalError(400, "body.client_disconnected")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise HttpRefusalError(413, "body.too_large")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _gunzip_bounded(data: bytes, limit: int) -> bytes:
+    """Inflate at most ``limit`` bytes: a 1 KB bomb that expands to 1 GB stops at the limit."""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error as error:
+        raise HttpRefusalError(400, "body.bad_gzip") from error
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise HttpRefusalError(413, "body.too_large_after_decompression")
+    if not inflater.eof:
+        raise HttpRefusalError(400, "body.bad_gzip")
+    return out
+
+
+async def _respond(send: Send, status: int, body: object, extra: list[tuple[bytes, bytes]]) -> None:
+    payload = b"" if body is None else _encode(body)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+        (b"cache-control", b"no-store"),
+        *extra,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,168 @@
+"""The loader thread: sealed spool segments into the ``EventStore``, exactly once.
+
+The store records a segment's name in the same transaction as its rows, so a crash between
+that commit and deleting the file only means the next cycle sees a segment it already has
+(``already_loaded``) and deletes it. The thread is also the one writer of the embedded
+database, so it runs the other writes too: quarantine counts, retention and key rotation.
+When storage fails the segments simply wait in the spool, which answers 503 once its bound
+is reached: backpressure instead of loss.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from stumble.access.pseudonyms import SessionKeyRing
+from stumble.collector.metrics import CollectorMetrics
+from stumble.collector.quarantine import CountKey, Quarantine
+from stumble.spool import Spool
+from stumble.storage import EventStore, IngestCount
+
+log = logging.getLogger("stumble.loader")
+HOUSEKEEPING_INTERVAL_S = 3600.0
+DAY_MS = 86_400_000
+
+
+@dataclass
+class LoaderStatus:
+    last_cycle_at: float = 0.0
+    segments_loaded: int = 0
+    rows_loaded: int = 0
+    duplicates: int = 0
+    last_error: str | None = None
+    consecutive_errors: int = 0
+    retention_deleted: dict[str, int] = field(default_factory=dict)
+
+
+class Loader:
+    def __init__(
+        self,
+        *,
+        spool: Spool,
+        store: EventStore,
+        quarantine: Quarantine,
+        metrics: CollectorMetrics | None,
+        session_keys: SessionKeyRing,
+        retention_days: Mapping[str, int],
+        interval_s: float = 0.5,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.spool = spool
+        self.store = store
+        self.quarantine = quarantine
+        self.metrics = metrics
+        self.session_keys = session_keys
+        self.retention_days = dict(retention_days)
+        self.interval_s = interval_s
+        self.clock = clock
+        self.status = LoaderStatus()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_housekeeping = 0.0
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="stumble-loader", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread, then load whatever the spool sealed on close."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        self.run_once()
+
+    def alive(self, max_silence_s: float = 30.0) -> bool:
+        running = self._thread is not None and self._thread.is_alive()
+        return running and self.clock() - self.status.last_cycle_at < max_silence_s
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.run_once()
+
+    # --- one cycle -----------------------------------------------------------------------
+
+    def run_once(self) -> int:
+        """Load every sealed segment, write counts, do due housekeeping; returns rows loaded."""
+        rows = 0
+        try:
+            rows = self._load_sealed()
+            self._flush_counts()
+            self._housekeeping_if_due()
+        except Exception as error:  # noqa: BLE001 - the loader must outlive any storage failure
+            self._record_error(error)
+        else:
+            self.status.consecutive_errors = 0
+            self.status.last_error = None
+        self.status.last_cycle_at = self.clock()
+        return rows
+
+    def _load_sealed(self) -> int:
+        rows = 0
+        for path in self.spool.sealed_segments():
+            result = self.store.load_segment(path)
+            self.spool.remove(path)
+            rows += result.inserted
+            self.status.segments_loaded += 1
+            self.status.rows_loaded += result.inserted
+            self.status.duplicates += result.duplicates
+            if self.metrics is not None:
+                self.metrics.loaded_rows.inc(result.inserted)
+                self.metrics.loaded_duplicates.inc(result.duplicates)
+        return rows
+
+    def _flush_counts(self) -> None:
+        pending = self.quarantine.drain()
+        if not pending:
+            return
+        try:
+            self.store.add_ingest_counts([_ingest_count(k, n) for k, n in pending.items()])
+        except Exception:
+            self.quarantine.restore(pending)
+            raise
+
+    def _housekeeping_if_due(self) -> None:
+        now = self.clock()
+        if now - self._last_housekeeping < HOUSEKEEPING_INTERVAL_S:
+            return
+        self.run_housekeeping(int(now * 1000))
+        self._last_housekeeping = now
+
+    def run_housekeeping(self, now_ms: int) -> None:
+        """Retention by server receive time, and destruction of expired daily session keys.
+
+        Both are idempotent, so a crash half-way is repaired by the next run.
+        """
+        for environment, days in self.retention_days.items():
+            deleted = self.store.delete_expired(environment, now_ms - days * DAY_MS)
+            self.status.retention_deleted[environment] = deleted
+        removed = self.session_keys.destroy_expired(now_ms)
+        if removed:
+            log.info("destroyed %d expired session keys", len(removed))
+
+    def _record_error(self, error: Exception) -> None:
+        # The exception type only: a message could quote data from a segment.
+        self.status.last_error = type(error).__name__
+        self.status.consecutive_errors += 1
+        if self.metrics is not None:
+            self.metrics.loader_errors.inc()
+        log.warning("loader cycle failed (%s); segments stay in the spool", type(error).__name__)
+
+
+def _ingest_count(key: CountKey, count: int) -> IngestCount:
+    return IngestCount(
+        day=dt.date.fromisoformat(key.day),
+        environment=key.environment,
+        event_name=key.event_name,
+        outcome=key.outcome,
+        reason=key.reason,
+        field_path=key.field_path,
+        count=count,
+    )

@@ -1,0 +1,91 @@
+"""Prometheus metrics of the collector. Labels are reason codes and environments only.
+
+The guard guarantees reason codes and event names are schema-known strings, and detectors are
+an enum, so no label can ever carry a submitted value, and label cardinality stays bounded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from stumble.spool import SpoolStats
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
+_BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
+
+
+class CollectorMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.accepted = Counter(
+            "stumble_events_accepted", "Events made durable", ["environment"], registry=r
+        )
+        self.rejected = Counter(
+            "stumble_events_rejected", "Events refused, by reason code", ["reason"], registry=r
+        )
+        self.redactions = Counter(
+            "stumble_redactions",
+            "Values dropped from accepted events, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.requests = Counter(
+            "stumble_batch_requests", "Batch requests by HTTP status", ["status"], registry=r
+        )
+        self.batch_size = Histogram(
+            "stumble_batch_events", "Events per batch request", buckets=_BATCH_BUCKETS, registry=r
+        )
+        self.ack_latency = Histogram(
+            "stumble_ack_seconds", "Time from request to 202", buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.loaded_rows = Counter("stumble_loader_rows", "Rows loaded into storage", registry=r)
+        self.loaded_duplicates = Counter(
+            "stumble_loader_duplicates", "Duplicate event ids dropped by the loader", registry=r
+        )
+        self.loader_errors = Counter(
+            "stumble_loader_errors", "Loader cycles that failed", registry=r
+        )
+
+    def bind_spool(
+        self, stats: Callable[[], SpoolStats], loader_lag_s: Callable[[], float]
+    ) -> None:
+        """Gauges read at scrape time, so they are always current."""
+        r = self.registry
+        Gauge("stumble_spool_bytes", "Spool bytes on disk", registry=r).set_function(
+            lambda: stats().disk_bytes
+        )
+        Gauge(
+            "stumble_spool_unloaded_bytes", "Spool bytes not yet loaded", registry=r
+        ).set_function(lambda: stats().unloaded_bytes)
+        Gauge("stumble_spool_sealed_segments", "Sealed segments waiting", registry=r).set_function(
+            lambda: stats().sealed_segments
+        )
+        Gauge("stumble_spool_fsyncs", "fsync calls since start", registry=r).set_function(
+            lambda: stats().fsync_count
+        )
+        Gauge(
+            "stumble_loader_lag_seconds", "Age of the oldest unloaded segment", registry=r
+        ).set_function(loader_lag_s)
+
+    def render(self, spool: SpoolStats | None = None) -> bytes:
+        text = generate_latest(self.registry)
+        if spool is None:
+            return text
+        return text + _fsync_histogram(spool)
+
+
+def _fsync_histogram(stats: SpoolStats) -> bytes:
+    """The spool keeps its own fsync latency buckets (it runs in its writer thread)."""
+    lines = [
+        "# HELP stumble_spool_fsync_seconds fsync latency of group commits",
+        "# TYPE stumble_spool_fsync_seconds histogram",
+    ]
+    for bound, count in stats.fsync_seconds_buckets:
+        le = "+Inf" if bound == float("inf") else repr(bound)
+        lines.append(f'stumble_spool_fsync_seconds_bucket{{le="{le}"}} {count}')
+    lines.append(f"stumble_spool_fsync_seconds_sum {stats.fsync_seconds_sum}")
+    lines.append(f"stumble_spool_fsync_seconds_count {stats.fsync_count}")
+    return ("\n".join(lines) + "\n").encode()
