@@ -49,7 +49,9 @@ def test_origins_are_exact_and_null_is_never_allowed(tmp_path: Path) -> None:
     assert key.allows_origin(None)  # server-side clients send no Origin
 
 
-@pytest.mark.parametrize("bad", ["app.example.kz", "ftp://x", "https://u:p@x", "https://x/path", ""])
+@pytest.mark.parametrize(
+    "bad", ["app.example.kz", "ftp://x", "https://u:p@x", "https://x/path", ""]
+)
 def test_bad_origins_are_refused(bad: str) -> None:
     with pytest.raises(KeyRingError):
         normalise_origin(bad)

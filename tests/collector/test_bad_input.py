@@ -226,7 +226,9 @@ def test_invalid_utf8_in_one_event_rejects_only_that_event(srv: Server) -> None:
 
 
 def test_a_lone_surrogate_rejects_only_its_event(srv: Server) -> None:
-    broken = json.dumps(batch(good(), event(target="PLACEHOLDER"))).replace('"PLACEHOLDER"', '"\\ud800"')
+    broken = json.dumps(batch(good(), event(target="PLACEHOLDER"))).replace(
+        '"PLACEHOLDER"', '"\\ud800"'
+    )
     result = accepted(srv.post(broken.encode()), 1)
     assert result["rejected"][0]["reason"] == "schema.malformed_json"
 
@@ -303,7 +305,9 @@ def test_pii_in_optional_fields_is_dropped_and_counted(srv: Server) -> None:
         good(kind="screen_view", route=f"/requests/123/edit?iin={IIN}&token=abc#x"),
         good(kind="error", error_type=CARD),
         good(target="Айгерим Нурланова"),
-        good(kind="vital", metric="api", value=120.0, route=f"https://app.example.kz/api/users/{BIN}"),
+        good(
+            kind="vital", metric="api", value=120.0, route=f"https://app.example.kz/api/users/{BIN}"
+        ),
         good(feature_flags=["new_mask", PHONE]),
         good(kind="screen_view", route=f"/search/{EMAIL}"),
     ]

@@ -14,5 +14,11 @@ export const backoffDelay = (attempt, retryAfterSeconds = 0, random = Math.rando
 /** Retry-After as delta-seconds; a missing header, an HTTP date or garbage counts as 0. */
 export const parseRetryAfter = (header) => +header || 0;
 
+/**
+ * 401 and 403: a revoked or disabled key, or an origin the key does not allow. Nothing this
+ * page sends can be accepted, so it stops as it does for the kill switch.
+ */
+export const isRefusal = (status) => status == 401 || status == 403;
+
 /** Network errors, 429 and 5xx are worth retrying; any other answer is final. */
 export const isRetryable = (status) => !status || status == 429 || status >= 500;

@@ -9,7 +9,7 @@
 import { clean, isSafe } from './guard.js';
 import { templatePath } from './route.js';
 import { inSample } from './hash.js';
-import { backoffDelay, isRetryable, parseRetryAfter } from './backoff.js';
+import { backoffDelay, isRefusal, isRetryable, parseRetryAfter } from './backoff.js';
 import { createQueue } from './queue.js';
 import { eventId, letters } from './ids.js';
 
@@ -120,6 +120,9 @@ async function drain() {
       // network error: retried below
     }
     const status = response && response.status;
+    // A page may run on a config it got before the kill switch (browsers cache /v1/config):
+    // the collector's refusal stops it just the same.
+    if (isRefusal(status)) return applyConfig({ status });
     if (isRetryable(status)) {
       queue.save();
       const retryAfter = status && parseRetryAfter(response.headers.get('Retry-After'));
@@ -156,8 +159,10 @@ function onLeave() {
   beacon();
 }
 
+// The collector's refusals ({error, status: 401 | 403}: a revoked or disabled key, a refused
+// origin) stop the page like the kill switch.
 function applyConfig(config) {
-  if (config.enabled === false) {
+  if (config.enabled === false || isRefusal(config.status)) {
     live = false; // kill switch: stop capturing, stop sending, forget what is queued
     queue.items = [];
     return queue.save();

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { backoffDelay, isRetryable, parseRetryAfter } from '../src/backoff.js';
+import { backoffDelay, isRefusal, isRetryable, parseRetryAfter } from '../src/backoff.js';
 
 test('the ceiling doubles from 3 s and stops at 30 min', () => {
   const ceilings = Array.from({ length: 12 }, (_, attempt) => backoffDelay(attempt, 0, () => 1));
@@ -32,4 +32,10 @@ test('Retry-After parsing: delta-seconds only', () => {
 test('retry on network errors, 429 and 5xx only', () => {
   for (const status of [undefined, 0, 429, 500, 502, 503, 504]) assert.equal(isRetryable(status), true, String(status));
   for (const status of [200, 202, 204, 400, 401, 403, 404, 413, 422]) assert.equal(isRetryable(status), false, String(status));
+});
+
+test('401 and 403 are refusals that stop the page; other answers are not', () => {
+  assert.ok(isRefusal(401));
+  assert.ok(isRefusal(403));
+  for (const status of [undefined, 0, 200, 202, 400, 404, 413, 429, 503]) assert.ok(!isRefusal(status), String(status));
 });

@@ -23,6 +23,8 @@ from msgspec import Meta
 
 KEY_PREFIX: Final = "stk_"
 KEYS_FILE: Final = "keys.json"
+DEV_KEY_FILE: Final = "dev-write-key.txt"
+"""The ``dev`` key made on first start, kept readable for the demo and local tries (dev only)."""
 ENVIRONMENT_PATTERN: Final = r"^[a-z][a-z0-9_-]{0,31}$"
 # Letters only: a key id must never look like a number to the privacy detectors or a person.
 _ID_ALPHABET: Final = string.ascii_lowercase
@@ -99,7 +101,9 @@ class KeyRing:
 
     def any_key_allows(self, origin: str) -> bool:
         """For a CORS preflight that does not name its key (it will send it in a header)."""
-        return any(k.enabled and not k.revoked and k.allows_origin(origin) for k in self._by_id.values())
+        return any(
+            k.enabled and not k.revoked and k.allows_origin(origin) for k in self._by_id.values()
+        )
 
     def authenticate(self, token: str) -> WriteKey | None:
         """The key for a presented token, or None when unknown, malformed or revoked."""

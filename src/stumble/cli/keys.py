@@ -69,7 +69,7 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     for k in keys:
         state = "revoked" if k["revoked_at_ms"] else ("disabled" if not k["enabled"] else "active")
-        origins = ",".join(k["origins"]) or "(server-side only)"
+        origins = ",".join(str(o) for o in k["origins"]) or "(server-side only)"  # type: ignore[attr-defined]
         print(
             f"{k['key_id']}  {k['environment']:<8} {state:<8} rate={k['sample_rate']:<5} {origins}"
         )

@@ -6,13 +6,11 @@ import argparse
 import json
 import logging
 from pathlib import Path
-from typing import Final
+from typing import Any
 
-from stumble.access.keys import KeyRing
+from stumble.access.keys import DEV_KEY_FILE, KeyRing
 from stumble.cli.common import CONFIG_FILE, add_data_options, settings_from
 from stumble.config import Settings, render_default_config
-
-DEV_KEY_FILE: Final = "dev-write-key.txt"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,6 +27,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     health = sub.add_parser("health", help="quarantine counts, spool and loader state (offline)")
     add_data_options(health)
     health.add_argument("--json", action="store_true", help="print JSON")
+    health.add_argument("--server", help="ask a running server (e.g. http://127.0.0.1:8710)")
     health.set_defaults(func=_health)
 
 
@@ -100,8 +99,9 @@ def _load(args: argparse.Namespace) -> int:
     services = CollectorServices(settings_from(args))
     services.open()
     services.spool.seal_now()
-    rows = services.loader.run_once()
+    services.loader.run_once()
     status = services.loader.status
+    rows = status.rows_loaded
     services.close()
     if status.last_error:
         print(f"error: loading failed ({status.last_error}); segments stay in the spool")
@@ -111,13 +111,29 @@ def _load(args: argparse.Namespace) -> int:
     return 0
 
 
-def _health(args: argparse.Namespace) -> int:
+def _health_from_server(url: str) -> dict[str, Any]:
+    """The database belongs to the running server (DuckDB allows one process), so ask it."""
+    import httpx  # noqa: PLC0415
+
+    response = httpx.get(f"{url.rstrip('/')}/api/v1/health", timeout=30)
+    response.raise_for_status()
+    report: dict[str, Any] = response.json()
+    return report
+
+
+def _health_from_files(args: argparse.Namespace) -> dict[str, Any]:
     from stumble.collector.app import CollectorServices, health_report  # noqa: PLC0415
 
     services = CollectorServices(settings_from(args))
     services.store.migrate()
-    report = health_report(services)
-    services.store.close()
+    try:
+        return health_report(services)
+    finally:
+        services.store.close()
+
+
+def _health(args: argparse.Namespace) -> int:
+    report = _health_from_server(args.server) if args.server else _health_from_files(args)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
         return 0

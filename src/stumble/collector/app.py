@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
@@ -268,7 +269,8 @@ def health_report(services: CollectorServices) -> dict[str, Any]:
     """Loader, spool and quarantine state: what ``stumble health`` and the API show."""
     status = services.loader.status
     stats = services.spool.stats()
-    counts = services.store.ingest_counts(since_day=None, until_day=None)
+    today = dt.datetime.now(dt.UTC).date()
+    counts = services.store.ingest_counts(today - dt.timedelta(days=30), today)
     return {
         "loader": {
             "alive": services.loader.alive(),

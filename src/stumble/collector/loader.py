@@ -21,7 +21,7 @@ from stumble.access.pseudonyms import SessionKeyRing
 from stumble.collector.metrics import CollectorMetrics
 from stumble.collector.quarantine import CountKey, Quarantine
 from stumble.spool import Spool
-from stumble.storage import EventStore, IngestCount
+from stumble.storage import EventStore, IngestCount, IngestOutcome
 
 log = logging.getLogger("stumble.loader")
 HOUSEKEEPING_INTERVAL_S = 3600.0
@@ -157,11 +157,12 @@ class Loader:
 
 
 def _ingest_count(key: CountKey, count: int) -> IngestCount:
+    outcome: IngestOutcome = "rejected" if key.outcome == "rejected" else "redacted"
     return IngestCount(
         day=dt.date.fromisoformat(key.day),
         environment=key.environment,
         event_name=key.event_name,
-        outcome=key.outcome,
+        outcome=outcome,
         reason=key.reason,
         field_path=key.field_path,
         count=count,

@@ -1,0 +1,301 @@
+"""``stumble demo``: a small service desk instrumented with the browser SDK, served next to the
+collector, with a few weeks of simulated history so the reports show something at once.
+
+The history goes through the collector's own ingest endpoint (key check, privacy guard, time
+rules, enrichment, spool), called in-process before the server starts, then the loader moves
+it into the database. It is added once: a database that already holds events is left alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Iterable, Iterator, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
+
+from stumble.access.keys import DEV_KEY_FILE, KeyRing, KeyRingError, normalise_origin
+from stumble.cli.common import add_data_options, settings_from
+from stumble.cli.serve import bootstrap_data_dir, dev_key
+from stumble.config import Settings
+
+if TYPE_CHECKING:  # the collector is imported when a command runs: `stumble --help` stays fast
+    from stumble.collector.app import CollectorServices
+    from stumble.collector.ingest import BatchIngest
+    from stumble.events import Event
+
+DEFAULT_HISTORY_DAYS: Final = 21
+DEFAULT_HISTORY_SESSIONS: Final = 3000
+HISTORY_USER_AGENT: Final = b"stumble-demo-history"
+WILDCARD_HOSTS: Final = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 -- names, not a bind
+
+log = logging.getLogger("stumble.demo")
+
+
+class HistoryError(Exception):
+    """The collector refused a batch of simulated history; the message holds its reason code."""
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryReport:
+    sessions: int
+    events: int
+    accepted: int
+    rejected: int
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = sub.add_parser(
+        "demo",
+        help="serve a demo service desk instrumented with the SDK, with simulated history",
+    )
+    add_data_options(demo)
+    demo.add_argument("--host", help="bind address (default 127.0.0.1)")
+    demo.add_argument("--port", type=int, help="port (default 8710)")
+    demo.add_argument(
+        "--history-days",
+        type=int,
+        default=DEFAULT_HISTORY_DAYS,
+        help=f"days of simulated history before today (default {DEFAULT_HISTORY_DAYS})",
+    )
+    demo.add_argument(
+        "--history-sessions",
+        type=int,
+        default=DEFAULT_HISTORY_SESSIONS,
+        help=f"simulated sessions in all (default {DEFAULT_HISTORY_SESSIONS})",
+    )
+    demo.add_argument("--no-history", action="store_true", help="add no simulated history")
+    demo.set_defaults(func=_demo)
+
+
+# --- the write key the page uses ----------------------------------------------------------
+
+
+def demo_origins(settings: Settings) -> list[str]:
+    """The origins a browser on this machine uses for the demo page."""
+    hosts = ["127.0.0.1", "localhost"]
+    if settings.host not in WILDCARD_HOSTS and settings.host not in hosts:
+        hosts.append(settings.host)
+    origins = []
+    for host in hosts:
+        try:
+            origins.append(normalise_origin(f"http://{host}:{settings.port}"))
+        except KeyRingError:
+            log.warning("the bind address is not usable in an origin; the page needs 127.0.0.1")
+    return origins
+
+
+def ensure_demo_key(settings: Settings) -> str:
+    """The dev key's token, allowing the demo's origins; a new dev key if it is gone or revoked."""
+    data_dir = Path(settings.data_dir)
+    ring = KeyRing(data_dir)
+    origins = demo_origins(settings)
+    token = dev_key(settings)
+    key = ring.authenticate(token) if token else None
+    if token is None or key is None:
+        token, _ = ring.create("dev", origins, label="stumble demo")
+        key_file = data_dir / DEV_KEY_FILE
+        key_file.write_text(token + "\n", encoding="utf-8")
+        key_file.chmod(0o600)
+        return token
+    missing = [origin for origin in origins if origin not in key.origins]
+    if missing:
+        # a data directory first started on another port: the page's origin must be allowed
+        ring.update(key.key_id, origins=[*key.origins, *missing])
+    return token
+
+
+# --- simulated history --------------------------------------------------------------------
+
+
+def fill_history(
+    services: CollectorServices,
+    write_key: str,
+    *,
+    days: int,
+    sessions: int,
+    seed: int = 0,
+) -> HistoryReport:
+    """Simulate ``sessions`` sessions over the ``days`` days before today and send them through
+    the collector's ingest endpoint, in batches as large as it takes. ``services`` must be open
+    (its spool accepting); the loader stores the events when it next runs.
+
+    The UI version changes half-way, from 1.4.2 to 2.0.0, as in the seed's story."""
+    # Imported here: the simulator is only needed for this, and `stumble --help` stays fast.
+    from stumble.simulate import SimulationParams, simulate_sessions  # noqa: PLC0415
+
+    params = SimulationParams(
+        sessions=sessions, days=days, seed=seed, ui_version_change_day=days // 2
+    )
+    simulated = 0
+
+    def events() -> Iterator[Event]:
+        nonlocal simulated
+        for session in simulate_sessions(params, services.plan):
+            simulated += 1
+            yield from session.events
+
+    batch_size = min(services.settings.max_events_per_batch, 500)
+    ingest = services.batch_endpoint()
+    accepted, rejected, sent = asyncio.run(_send_all(ingest, write_key, events(), batch_size))
+    return HistoryReport(simulated, sent, accepted, rejected)
+
+
+def _chunks(events: Iterable[Event], size: int) -> Iterator[list[Event]]:
+    batch: list[Event] = []
+    for event in events:
+        batch.append(event)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+async def _send_all(
+    ingest: BatchIngest, write_key: str, events: Iterable[Event], batch_size: int
+) -> tuple[int, int, int]:
+    """(accepted, rejected, sent) over all batches."""
+    accepted = rejected = sent = 0
+    for batch in _chunks(events, batch_size):
+        batch_accepted, batch_rejected = await _post(ingest, write_key, batch)
+        accepted += batch_accepted
+        rejected += batch_rejected
+        sent += len(batch)
+    return accepted, rejected, sent
+
+
+async def _post(ingest: BatchIngest, write_key: str, events: list[Event]) -> tuple[int, int]:
+    """One ``POST /v1/batch`` through the ASGI endpoint itself; (accepted, rejected).
+
+    ``sent_at`` is now, not the simulated send time: the collector corrects clock skew with
+    it, and an old one would move every event to the moment of the replay."""
+    body = msgspec.json.encode({"sent_at": int(time.time() * 1000), "events": events})
+    status, payload = await _call_asgi(ingest, write_key, body)
+    if status != 202:
+        raise HistoryError(f"the collector answered {status}: {payload.get('error', 'unknown')}")
+    return int(payload["accepted"]), len(payload["rejected"])
+
+
+async def _call_asgi(ingest: BatchIngest, write_key: str, body: bytes) -> tuple[int, Any]:
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/batch",
+        "raw_path": b"/v1/batch",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"authorization", f"Bearer {write_key}".encode()),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"user-agent", HISTORY_USER_AGENT),
+        ],
+        "client": ("127.0.0.1", 0),
+        "server": ("127.0.0.1", 0),
+    }
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+    answer: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> MutableMapping[str, Any]:
+        return pending.pop() if pending else {"type": "http.disconnect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        answer.append(message)
+
+    await ingest(scope, receive, send)
+    payload = b"".join(m.get("body", b"") for m in answer if m["type"] == "http.response.body")
+    return int(answer[0]["status"]), json.loads(payload) if payload else {}
+
+
+def _fill_once(settings: Settings, write_key: str, days: int, sessions: int) -> None:
+    """History for an empty database; a database that has events keeps what it has."""
+    from stumble.collector.app import CollectorServices  # noqa: PLC0415
+
+    services = CollectorServices(settings)
+    services.open()
+    try:
+        if services.store.count_events() > 0:
+            print("history: the database already holds events; none added")
+            return
+        print(f"history: simulating {sessions} sessions over the {days} days before today…")
+        started = time.perf_counter()
+        report = fill_history(services, write_key, days=days, sessions=sessions)
+    finally:
+        services.close()  # seals the spool and loads it
+    status = services.loader.status
+    if status.last_error:
+        raise HistoryError(f"loading the history failed ({status.last_error})")
+    print(
+        f"history: {report.accepted} events of {report.sessions} sessions stored "
+        f"({report.rejected} rejected) in {time.perf_counter() - started:.1f} s"
+    )
+
+
+# --- the command --------------------------------------------------------------------------
+
+
+def _check_history_args(args: argparse.Namespace, settings: Settings) -> str | None:
+    if args.no_history:
+        return None
+    if not 1 <= args.history_days < settings.max_event_age_days:
+        return f"--history-days must be from 1 to {settings.max_event_age_days - 1}"
+    if args.history_sessions < 1:
+        return "--history-sessions must be at least 1"
+    return None
+
+
+def print_urls(settings: Settings, new_key: str | None) -> None:
+    host = "127.0.0.1" if settings.host in WILDCARD_HOSTS else settings.host
+    base = f"http://{host}:{settings.port}"
+    print(f"stumble demo  (data: {Path(settings.data_dir).resolve()})")
+    if new_key:
+        print(f"created a dev write key (also in {settings.data_dir}/{DEV_KEY_FILE})")
+    print(f"  demo app:     {base}/demo/   (UI 1.4.2: {base}/demo/?ui=1, 2.0.0: {base}/demo/?ui=2)")
+    print(f"  browser SDK:  {base}/sdk/stumble.js")
+    print(f"  metrics:      {base}/metrics")
+    print(f"  health:       {base}/api/v1/health")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import uvicorn  # noqa: PLC0415 - only the serving commands need the server
+
+    from stumble.collector.app import create_app  # noqa: PLC0415
+    from stumble.web.demo_routes import demo_routes  # noqa: PLC0415
+
+    settings = settings_from(args, host=args.host, port=args.port)
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    problem = _check_history_args(args, settings)
+    if problem:
+        print(f"error: {problem}")
+        return 2
+    new_key = bootstrap_data_dir(settings)
+    write_key = ensure_demo_key(settings)
+    if not args.no_history:
+        _fill_once(settings, write_key, args.history_days, args.history_sessions)
+    print_urls(settings, new_key)
+    app = create_app(
+        settings, extra_routes=lambda services: demo_routes(services, write_key=write_key)
+    )
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,  # request lines would carry ?key= query strings
+        http="httptools",
+        loop="uvloop",
+        timeout_keep_alive=30,
+    )
+    return 0

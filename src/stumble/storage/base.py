@@ -1,0 +1,182 @@
+"""The ``EventStore`` contract every backend implements, its value types and its errors.
+
+Errors, all raised by store methods (nothing else escapes except ``OSError`` for a missing file)::
+
+    StorageError             base class: catch this to handle any storage failure
+     ├── SegmentError        a segment could not be read or converted; nothing of it was loaded
+     ├── SchemaDriftError    the database does not match this version of stumble
+     └── ReadOnlyQueryError  ``query()`` was given a statement other than a SELECT
+
+Messages name segments, columns and reason codes only, never a stored value.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import date
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Literal, Self
+
+from stumble.events import StoredEvent
+
+DEFAULT_DEDUPE_WINDOW_MS: Final = 7 * 24 * 3600 * 1000
+"""How far back (by receive time) a stored ``event_id`` still makes a new copy a duplicate."""
+
+IngestOutcome = Literal["rejected", "redacted"]
+INGEST_OUTCOMES: tuple[IngestOutcome, ...] = ("rejected", "redacted")
+
+
+class StorageError(Exception):
+    """Any failure of a storage backend."""
+
+
+class SegmentError(StorageError):
+    """A segment file is malformed (a torn or mistyped line); the load was rolled back."""
+
+
+class SchemaDriftError(StorageError):
+    """The stored schema differs from the one this code expects (a missing or newer migration)."""
+
+
+class ReadOnlyQueryError(StorageError):
+    """``EventStore.query`` only runs SELECT statements."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """What one load did: rows inserted, rows dropped as duplicates, or nothing (already loaded)."""
+
+    inserted: int = 0
+    duplicates: int = 0
+    already_loaded: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    """Column names and rows of a read-only query."""
+
+    columns: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestCount:
+    """One quarantine counter: how many events (or fields) were rejected or redacted, and why.
+
+    Only reason codes and field paths are kept, never the payload: the payload is exactly what
+    may hold personal data. ``field_path`` is ``""`` when the reason concerns the whole event,
+    and ``event_name`` is ``""`` when the event could not be decoded far enough to know it.
+    """
+
+    day: date
+    environment: str
+    event_name: str
+    outcome: IngestOutcome
+    reason: str
+    field_path: str = ""
+    count: int = 1
+
+    @property
+    def key(self) -> tuple[date, str, str, str, str, str]:
+        """The identity under which counts add up."""
+        return (
+            self.day,
+            self.environment,
+            self.event_name,
+            self.outcome,
+            self.reason,
+            self.field_path,
+        )
+
+
+class EventStore(abc.ABC):
+    """Where guarded events live. One writer thread, any number of reader threads.
+
+    Loading is exactly-once: a segment's name is recorded in the same transaction as its rows,
+    so reloading it (after a crash between commit and deleting the file) is a no-op; and
+    ``event_id`` is unique, so a client's retry that reaches storage twice is stored once
+    (within a segment, the copy received first is kept).
+    """
+
+    dialect: str
+    """The SQL dialect ``query()`` speaks, for the analytics compiler (``"duckdb"``, …)."""
+
+    @abc.abstractmethod
+    def migrate(self) -> int:
+        """Apply pending migrations in order; idempotent. Returns the schema version."""
+
+    @abc.abstractmethod
+    def load_segment(self, path: Path) -> LoadResult:
+        """Load an NDJSON segment of ``StoredEvent`` lines, once per segment file name."""
+
+    @abc.abstractmethod
+    def write_rows(self, rows: Sequence[StoredEvent]) -> LoadResult:
+        """Insert rows directly (simulator bulk mode, tests), with the same deduplication."""
+
+    @abc.abstractmethod
+    def is_loaded(self, segment_name: str) -> bool:
+        """Whether a segment with this file name has been loaded."""
+
+    @abc.abstractmethod
+    def query(self, sql: str, params: Sequence[object] = ()) -> QueryResult:
+        """Run one read-only SELECT in this store's dialect."""
+
+    @abc.abstractmethod
+    def read_events(
+        self, environment: str | None = None, session_id: str | None = None
+    ) -> list[StoredEvent]:
+        """Stored rows back as ``StoredEvent``, in time order (raw-event views and tests)."""
+
+    @abc.abstractmethod
+    def add_ingest_counts(self, rows: Sequence[IngestCount]) -> None:
+        """Add counts to the quarantine counters, creating the ones that do not exist."""
+
+    @abc.abstractmethod
+    def ingest_counts(
+        self, since_day: date, until_day: date, environment: str | None = None
+    ) -> list[IngestCount]:
+        """Counters with ``since_day <= day <= until_day``, sorted by their key."""
+
+    @abc.abstractmethod
+    def delete_expired(self, environment: str, received_before_ms: int) -> int:
+        """Delete one environment's events received (server time) before the cut-off."""
+
+    @abc.abstractmethod
+    def count_events(self, environment: str | None = None) -> int:
+        """Number of stored events, in one environment or in all."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the backend; the store cannot be used afterwards."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def sum_ingest_counts(rows: Sequence[IngestCount]) -> list[IngestCount]:
+    """Merge rows that share a key, so one upsert never touches the same counter twice."""
+    totals: dict[tuple[date, str, str, str, str, str], IngestCount] = {}
+    for row in rows:
+        if row.outcome not in INGEST_OUTCOMES:
+            raise ValueError(f"ingest count outcome must be one of {INGEST_OUTCOMES}")
+        if row.count < 0:
+            raise ValueError("ingest counts only ever grow")
+        previous = totals.get(row.key)
+        totals[row.key] = (
+            row if previous is None else replace(row, count=previous.count + row.count)
+        )
+    return list(totals.values())

@@ -1,0 +1,322 @@
+"""SQL dialect specifics, kept as data in one place (the way ibis keeps one compiler per engine).
+
+The engine-neutral part is the column model: ``EVENT_COLUMNS`` is derived from
+``StoredEvent``'s annotations (via ``msgspec.inspect``), so a field added to the wire contract
+needs no hand-written column here, only a migration. ``STORAGE_TYPE_OVERRIDES`` lists the few
+fields whose stored type is narrower or richer than their Python annotation (a UUID, a timestamp
+stored from epoch milliseconds, a small integer, a JSON document).
+
+SQL here is assembled from that column model and fixed keywords only; every value travels as a
+bound parameter, which is why the string-built statements carry ``noqa: S608``.
+
+Everything engine-specific — DDL type names, how NDJSON is read (``read_json`` with an explicit
+column map), how epoch milliseconds become timestamps, how duplicates are dropped, how counters
+are upserted — lives on the dialect class. ``DuckDBDialect`` is the only one today; a ClickHouse
+dialect will sit beside it with the same methods (``fromUnixTimestamp64Milli``, ``Array(String)``,
+``JSONEachRow``, insert deduplication tokens).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+import msgspec
+import msgspec.inspect as msgspec_inspect
+
+from stumble.events import StoredEvent
+
+
+class ColumnType(enum.Enum):
+    """Engine-neutral column types; each dialect maps them to its own type names."""
+
+    UUID = "uuid"
+    STRING = "string"
+    STRING_LIST = "string_list"
+    INT16 = "int16"
+    INT32 = "int32"
+    INT64 = "int64"
+    FLOAT64 = "float64"
+    TIMESTAMP_MS = "timestamp_ms"
+    JSON = "json"
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One ``events`` column: its type, nullability and the value an omitted key stands for.
+
+    ``StoredEvent`` is encoded with ``omit_defaults``, so a key absent from a segment line means
+    the field's default (``[]`` feature flags, ``0`` redactions), not NULL.
+    """
+
+    name: str
+    type: ColumnType
+    nullable: bool
+    default: object = None
+
+
+STORAGE_TYPE_OVERRIDES: Final[Mapping[str, ColumnType]] = {
+    "event_id": ColumnType.UUID,  # 16 bytes instead of a 36-character string
+    "received_at": ColumnType.TIMESTAMP_MS,
+    "ts": ColumnType.TIMESTAMP_MS,
+    "schema_version": ColumnType.INT32,
+    "redactions": ColumnType.INT16,
+    "step": ColumnType.INT16,
+    "attempt": ColumnType.INT16,
+    "http_status": ColumnType.INT16,
+    "params": ColumnType.JSON,
+}
+"""Stored types that differ from what the annotation alone implies (``int`` → BIGINT, …)."""
+
+
+def _annotation_type(info: msgspec_inspect.Type) -> tuple[ColumnType, bool]:
+    """Map a field's msgspec type to (column type, nullable)."""
+    nullable = False
+    if isinstance(info, msgspec_inspect.UnionType):
+        non_null = [t for t in info.types if not isinstance(t, msgspec_inspect.NoneType)]
+        if len(non_null) != 1:
+            raise TypeError(f"no column type for a union of {len(non_null)} types")
+        info, nullable = non_null[0], True
+    if isinstance(info, msgspec_inspect.StrType):
+        return ColumnType.STRING, nullable
+    if isinstance(info, msgspec_inspect.IntType):
+        return ColumnType.INT64, nullable
+    if isinstance(info, msgspec_inspect.FloatType):
+        return ColumnType.FLOAT64, nullable
+    if isinstance(info, msgspec_inspect.ListType) and isinstance(
+        info.item_type, msgspec_inspect.StrType
+    ):
+        return ColumnType.STRING_LIST, nullable
+    raise TypeError(f"no column type for {type(info).__name__}")
+
+
+def _field_default(field: msgspec_inspect.Field) -> object:
+    if field.default_factory is not msgspec.NODEFAULT:
+        return field.default_factory()
+    return None if field.default is msgspec.NODEFAULT else field.default
+
+
+def derive_columns(struct: type[msgspec.Struct]) -> tuple[Column, ...]:
+    """One column per field of a flat Struct, in declaration order."""
+    struct_info = msgspec_inspect.type_info(struct)
+    assert isinstance(struct_info, msgspec_inspect.StructType)
+    columns = []
+    for field in struct_info.fields:
+        column_type, nullable = _annotation_type(field.type)
+        columns.append(
+            Column(
+                name=field.name,
+                type=STORAGE_TYPE_OVERRIDES.get(field.name, column_type),
+                nullable=nullable,
+                default=_field_default(field),
+            )
+        )
+    return tuple(columns)
+
+
+EVENT_COLUMNS: Final[tuple[Column, ...]] = derive_columns(StoredEvent)
+EVENT_COLUMN_NAMES: Final[tuple[str, ...]] = tuple(c.name for c in EVENT_COLUMNS)
+
+SESSION_LAYOUT: Final[tuple[str, ...]] = ("environment", "session_id", "ts")
+"""Each loaded batch is inserted in this order, so zone maps on ``session_id`` stay narrow."""
+
+
+class DuckDBDialect:
+    """DuckDB: type names, NDJSON reading, epoch conversion, dedupe and upsert syntax."""
+
+    name: Final = "duckdb"
+
+    type_names: Final[Mapping[ColumnType, str]] = {
+        ColumnType.UUID: "UUID",
+        ColumnType.STRING: "VARCHAR",
+        ColumnType.STRING_LIST: "VARCHAR[]",
+        ColumnType.INT16: "SMALLINT",
+        ColumnType.INT32: "INTEGER",
+        ColumnType.INT64: "BIGINT",
+        ColumnType.FLOAT64: "DOUBLE",
+        ColumnType.TIMESTAMP_MS: "TIMESTAMP",
+        ColumnType.JSON: "JSON",
+    }
+
+    # How each value is spelled in a segment line, i.e. the type read_json parses it as.
+    # Epoch milliseconds arrive as integers, a JSON document as a string holding its text.
+    wire_type_names: Final[Mapping[ColumnType, str]] = {
+        **type_names,
+        ColumnType.TIMESTAMP_MS: "BIGINT",
+        ColumnType.JSON: "VARCHAR",
+    }
+
+    # --- DDL ---------------------------------------------------------------------------------
+
+    def create_schema_migrations(self) -> str:
+        return (
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version INTEGER PRIMARY KEY, applied_at TIMESTAMP NOT NULL)"
+        )
+
+    def create_events(self) -> str:
+        columns = ",\n  ".join(self._column_ddl(c) for c in EVENT_COLUMNS)
+        return f"CREATE TABLE IF NOT EXISTS events (\n  {columns}\n)"
+
+    def create_loaded_segments(self) -> str:
+        return (
+            "CREATE TABLE IF NOT EXISTS loaded_segments (name VARCHAR PRIMARY KEY, "
+            "loaded_at TIMESTAMP NOT NULL, rows BIGINT NOT NULL, duplicates BIGINT NOT NULL)"
+        )
+
+    def create_ingest_counts(self) -> str:
+        return (
+            "CREATE TABLE IF NOT EXISTS ingest_counts (day DATE NOT NULL, "
+            "environment VARCHAR NOT NULL, event_name VARCHAR NOT NULL, "
+            "outcome VARCHAR NOT NULL CHECK (outcome IN ('rejected', 'redacted')), "
+            "reason VARCHAR NOT NULL, field_path VARCHAR NOT NULL, count BIGINT NOT NULL, "
+            "PRIMARY KEY (day, environment, event_name, outcome, reason, field_path))"
+        )
+
+    def events_schema(self) -> str:
+        """(column name, type name) of the stored ``events`` table, for the drift check."""
+        return (
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'main' AND table_name = 'events' ORDER BY ordinal_position"
+        )
+
+    def _column_ddl(self, column: Column) -> str:
+        not_null = "" if column.nullable else " NOT NULL"
+        return f"{column.name} {self.type_names[column.type]}{not_null}"
+
+    # --- loading ------------------------------------------------------------------------------
+
+    def stage_segment(self) -> str:
+        """Parse one NDJSON file (parameter: its path) into the ``staged_events`` temp table.
+
+        ``read_json`` parses columnar with an explicit schema: no type sniffing, no Python
+        object per row, and a mistyped value is an error instead of a silent NULL.
+        """
+        return (
+            "CREATE OR REPLACE TEMP TABLE staged_events AS "  # noqa: S608
+            f"SELECT {', '.join(self._from_wire(c) for c in EVENT_COLUMNS)} "
+            f"FROM read_json(?, format = 'newline_delimited', columns = {self._wire_columns()})"
+        )
+
+    def staged_summary(self) -> str:
+        """Row count and earliest receive time (epoch ms) of the staged batch."""
+        return "SELECT count(*), epoch_ms(min(received_at)) FROM staged_events"
+
+    def delete_staged_duplicates(self) -> str:
+        """Drop staged rows whose ``event_id`` is already stored or staged earlier.
+
+        Parameter: the earliest ``received_at`` (epoch ms) a stored duplicate may have. A
+        constant bound lets the scan of ``events`` skip every row group whose receive-time zone
+        map ends before it, so the anti-join costs the rows in the window, not the table. Within
+        the batch the copy received first wins, ties going to the earlier line (``rowid`` of the
+        staged table follows file order).
+
+        Only row ids travel through the join and the window: DuckDB rewrites a
+        ``QUALIFY row_number() = 1`` over wide rows into an ``arg_min`` of a 47-field struct,
+        which cost 3 s per 100k rows, against ~30 ms for this narrow form.
+        """
+        return (
+            "DELETE FROM staged_events WHERE rowid IN ("
+            "SELECT s.rowid FROM staged_events AS s SEMI JOIN events AS e "
+            "ON e.event_id = s.event_id AND e.received_at >= epoch_ms(CAST(? AS BIGINT)) "
+            "UNION ALL SELECT rowid FROM (SELECT rowid, row_number() OVER "
+            "(PARTITION BY event_id ORDER BY received_at, rowid) AS copy FROM staged_events) "
+            "WHERE copy > 1)"
+        )
+
+    def insert_staged(self) -> str:
+        """Append the (deduplicated) staged batch sorted for per-session scans."""
+        names = ", ".join(EVENT_COLUMN_NAMES)
+        return (
+            f"INSERT INTO events ({names}) SELECT {names} FROM staged_events "  # noqa: S608
+            f"ORDER BY {', '.join(SESSION_LAYOUT)}"
+        )
+
+    def drop_staged(self) -> str:
+        return "DROP TABLE IF EXISTS staged_events"
+
+    def record_segment(self) -> str:
+        """Parameters: name, loaded_at (epoch ms), rows inserted, duplicates dropped."""
+        return "INSERT INTO loaded_segments VALUES (?, epoch_ms(CAST(? AS BIGINT)), ?, ?)"
+
+    def is_loaded(self) -> str:
+        return "SELECT count(*) FROM loaded_segments WHERE name = ?"
+
+    def _wire_columns(self) -> str:
+        pairs = ", ".join(f"'{c.name}': '{self.wire_type_names[c.type]}'" for c in EVENT_COLUMNS)
+        return "{" + pairs + "}"
+
+    def _from_wire(self, column: Column) -> str:
+        expression = column.name
+        if column.default is not None:
+            expression = f"coalesce({expression}, {self._literal(column.default, column.type)})"
+        if column.type is ColumnType.TIMESTAMP_MS:
+            expression = f"epoch_ms({expression})"
+        elif column.type is ColumnType.JSON:
+            expression = f"CAST({expression} AS JSON)"  # validates the document
+        return f"{expression} AS {column.name}"
+
+    def _literal(self, value: object, column_type: ColumnType) -> str:
+        if isinstance(value, list) and not value:
+            return f"CAST([] AS {self.type_names[column_type]})"
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return repr(value)
+        raise TypeError(f"no SQL literal for a {type(value).__name__} default")
+
+    # --- reading back -------------------------------------------------------------------------
+
+    def select_events(self, *, by_environment: bool, by_session: bool) -> str:
+        """Rows as ``StoredEvent`` fields (epoch ms, UUID and JSON as text), in time order."""
+        conditions = [
+            condition
+            for condition, wanted in (
+                ("environment = ?", by_environment),
+                ("session_id = ?", by_session),
+            )
+            if wanted
+        ]
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        columns = ", ".join(self._to_wire(c) for c in EVENT_COLUMNS)
+        return f"SELECT {columns} FROM events{where} ORDER BY ts, CAST(event_id AS VARCHAR)"  # noqa: S608
+
+    def _to_wire(self, column: Column) -> str:
+        if column.type is ColumnType.TIMESTAMP_MS:
+            return f"epoch_ms({column.name}) AS {column.name}"
+        if column.type in (ColumnType.UUID, ColumnType.JSON):
+            return f"CAST({column.name} AS VARCHAR) AS {column.name}"
+        return column.name
+
+    def count_events(self, *, by_environment: bool) -> str:
+        where = " WHERE environment = ?" if by_environment else ""
+        return f"SELECT count(*) FROM events{where}"  # noqa: S608
+
+    # --- retention and quarantine counters ----------------------------------------------------
+
+    def delete_expired(self) -> str:
+        """Parameters: environment, receive-time cut-off in epoch ms (exclusive)."""
+        return (
+            "DELETE FROM events WHERE environment = ? AND received_at < epoch_ms(CAST(? AS BIGINT))"
+        )
+
+    def upsert_ingest_counts(self, row_count: int) -> str:
+        """Add ``row_count`` counters (7 parameters each); rows must have distinct keys."""
+        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * row_count)
+        return (
+            f"INSERT INTO ingest_counts VALUES {values} "  # noqa: S608
+            "ON CONFLICT (day, environment, event_name, outcome, reason, field_path) "
+            "DO UPDATE SET count = ingest_counts.count + excluded.count"
+        )
+
+    def select_ingest_counts(self, *, by_environment: bool) -> str:
+        """Parameters: since_day, until_day (inclusive) and optionally the environment."""
+        environment = " AND environment = ?" if by_environment else ""
+        return (
+            "SELECT day, environment, event_name, outcome, reason, field_path, count "  # noqa: S608
+            f"FROM ingest_counts WHERE day BETWEEN ? AND ?{environment} "
+            "ORDER BY day, environment, event_name, outcome, reason, field_path"
+        )
+
+
+DUCKDB: Final = DuckDBDialect()
