@@ -329,3 +329,18 @@ def test_decoded_events_are_the_wire_classes() -> None:
     result = judge(action())
     assert isinstance(result.event, BaseEvent)
     assert decode_event(msgspec.json.encode(result.event)) == result.event
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["requests", "edit", ":id", "api", "deadbeefcafe", "x"])
+        | st.integers(0, 10**9).map(str)
+        | st.text(alphabet="abc019_-:.", min_size=0, max_size=8),
+        max_size=6,
+    ).map(lambda parts: "/" + "/".join(parts))
+)
+def test_quick_route_templating_agrees_with_the_url_parser(route: str) -> None:
+    from stumble.privacy.guard import _template, _template_fully
+
+    assert _template(route) == _template_fully(route)

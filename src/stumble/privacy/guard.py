@@ -247,8 +247,15 @@ def guard_batch(body: bytes, plan: TrackingPlan) -> BatchResult:
         typed = decode_typed_batch(body)
     except _DECODE_ERRORS:
         return _guard_batch_event_by_event(body, plan)
-    clean = screen_is_clean(body)
-    results = [_judge(event, rules, screened_clean=clean) for event in typed.events]
+    if screen_is_clean(body):
+        results = [_judge(event, rules, screened_clean=True) for event in typed.events]
+    else:
+        # One flagged string should not send every event of the batch down the slow path:
+        # screen each event on its own (re-encoding is far cheaper than the detectors).
+        results = [
+            _judge(event, rules, screened_clean=screen_is_clean(_encode(event)))
+            for event in typed.events
+        ]
     return BatchResult(typed.sent_at, results)
 
 
@@ -450,8 +457,26 @@ def _template_routes(event: Event, findings: list[Finding], changes: dict[str, A
             changes[field] = template
 
 
-@functools.lru_cache(maxsize=4096)
 def _template(raw: str) -> tuple[str | None, tuple[Detector, ...]]:
+    """Most routes are plain paths whose only variable parts are numeric ids: replace those
+    cheaply and keep the full URL parser for everything else."""
+    if len(raw) <= ROUTE_MAX_LENGTH and _PLAIN_PATH.fullmatch(raw):
+        quick = _NUMERIC_SEGMENT.sub(":id", raw)
+        if not any(char.isdigit() for char in quick) and not _HEX_WORD.search(quick):
+            return quick, ()
+    return _template_fully(raw)
+
+
+# Non-empty segments of word characters, no trailing slash: what ``template_route`` returns
+# unchanged once numeric segments are ``:id``. Anything else takes the full parser.
+_PLAIN_PATH: Final = re.compile(r"(?:/[A-Za-z0-9_:-]{1,64})+")
+_NUMERIC_SEGMENT: Final = re.compile(r"(?<=/)[0-9]{1,8}(?=/|$)")  # 9+ digits: detectors decide
+_HEX_WORD: Final = re.compile(r"[0-9A-Fa-f]{12}")
+_encode: Final = msgspec.json.Encoder().encode
+
+
+@functools.lru_cache(maxsize=4096)
+def _template_fully(raw: str) -> tuple[str | None, tuple[Detector, ...]]:
     """Routes repeat endlessly in real traffic; templating each distinct one once is enough."""
     result = template_route(raw)
     template = result.template
