@@ -80,11 +80,12 @@ def _class_table() -> bytes:
 
 
 _CLASSES: Final = _class_table()
-# Characters a base64url-like token may contain, within the identifier alphabet.
-_TOKEN_CLASS: Final = bytes.maketrans(b"a0_-", b"wwww")
+# Characters a base64url-like token may contain (within the identifier alphabet) become "w",
+# everything else a space, so runs can be found with ``bytes.find``.
+_TOKEN_CLASS: Final = bytes(ord("w") if chr(b) in "a0_-" else ord(" ") for b in range(256))
 _NINE_DIGITS: Final = b"0" * 9
 _TOKEN_RUN: Final = b"w" * 24
-_TOKEN_RUNS: Final = re.compile(rb"[a0_\-]{24,}")
+_HEX_RUN: Final = re.compile(rb"[0-9A-Fa-f]{24}")
 _IBAN_SHAPE: Final = re.compile(rb"aa00[a0]{11}")
 _IPV4_SHAPE: Final = re.compile(rb"0\.0{1,3}\.0{1,3}\.0")
 _IPV6_SHAPE: Final = re.compile(rb":[0-9A-Fa-f]{0,4}:")
@@ -182,6 +183,7 @@ def _string_type(info: Any) -> Any:
 
 
 _LAYOUTS: Final[dict[str, _Layout]] = {kind: _layout(cls) for kind, cls in KIND_TO_CLASS.items()}
+_CONTEXT_FIELDS: Final = Context.__struct_fields__
 
 
 # --- the plan, compiled for lookups -----------------------------------------------------------
@@ -190,6 +192,7 @@ _LAYOUTS: Final[dict[str, _Layout]] = {kind: _layout(cls) for kind, cls in KIND_
 @dataclass(frozen=True, slots=True)
 class _EventRules:
     kind: str
+    event_class: type[BaseEvent] | None
     closed_fields: tuple[tuple[str, frozenset[str]], ...]
     params: dict[str, ParamSpec]
     required_params: frozenset[str]
@@ -201,6 +204,7 @@ class _PlanRules:
         self.events = {
             name: _EventRules(
                 kind=spec.kind,
+                event_class=KIND_TO_CLASS.get(spec.kind),
                 closed_fields=tuple((f, frozenset(v)) for f, v in spec.values.items()),
                 params=dict(spec.params),
                 required_params=frozenset(p for p, s in spec.params.items() if s.required),
@@ -277,10 +281,26 @@ def _screen_hits(text: bytes) -> bool:
         return True  # a JWT header, or an IP address shape
     if _IBAN_SHAPE.search(classes):
         return True
-    if _TOKEN_RUN in classes.translate(_TOKEN_CLASS):
-        # A long word-like run is a token candidate only if it has a digit (as the detector).
-        return any(b"0" in run for run in _TOKEN_RUNS.findall(classes))
-    return False
+    return any(_may_be_token(run) for run in _long_word_runs(text, classes))
+
+
+def _long_word_runs(text: bytes, classes: bytes) -> Iterator[bytes]:
+    """Runs of 24+ token characters, found with literal ``find`` (a regex is quadratic here)."""
+    members = classes.translate(_TOKEN_CLASS)
+    start = members.find(_TOKEN_RUN)
+    while start != -1:
+        end = members.find(b" ", start)
+        end = len(members) if end == -1 else end
+        yield text[start:end]
+        start = members.find(_TOKEN_RUN, end)
+
+
+def _may_be_token(run: bytes) -> bool:
+    """As the TOKEN detector: a digit, and either both letter cases or a long hex run."""
+    if not any(48 <= byte <= 57 for byte in run):
+        return False
+    mixed_case = run.lower() != run and run.upper() != run
+    return mixed_case or _HEX_RUN.search(run) is not None
 
 
 def _guard_batch_event_by_event(body: bytes, plan: TrackingPlan) -> BatchResult:
@@ -351,7 +371,7 @@ def _judge(event: Event, rules: _PlanRules, *, screened_clean: bool) -> GuardRes
             reason = _string_reason(event.event_name, "event_name") or reason
         return _rejected(event, Finding(reason, "$.event_name"), UNKNOWN_EVENT_NAME)
     name = event.event_name
-    if event_rules.kind != event.kind:
+    if event_rules.event_class is not type(event):
         return _rejected(event, Finding("plan.kind_mismatch", "$.kind"), name)
     findings: list[Finding] = []
     changes: dict[str, Any] = {}
@@ -469,7 +489,7 @@ def _template(raw: str) -> tuple[str | None, tuple[Detector, ...]]:
 
 # Non-empty segments of word characters, no trailing slash: what ``template_route`` returns
 # unchanged once numeric segments are ``:id``. Anything else takes the full parser.
-_PLAIN_PATH: Final = re.compile(r"(?:/[A-Za-z0-9_:-]{1,64})+")
+_PLAIN_PATH: Final = re.compile(r"(?:/:?[A-Za-z0-9_-]{1,63})+")  # ":" only opens a segment
 _NUMERIC_SEGMENT: Final = re.compile(r"(?<=/)[0-9]{1,8}(?=/|$)")  # 9+ digits: detectors decide
 _HEX_WORD: Final = re.compile(r"[0-9A-Fa-f]{12}")
 _encode: Final = msgspec.json.Encoder().encode
@@ -506,8 +526,7 @@ def _check_context(
     context: Context, rules: _PlanRules, findings: list[Finding], *, screened_clean: bool
 ) -> Context:
     dropped: dict[str, None] = {}
-    for field in Context.__struct_fields__:
-        value = getattr(context, field)
+    for field, value in zip(_CONTEXT_FIELDS, msgspec.structs.astuple(context), strict=True):
         if value is None:
             continue
         reason = None if screened_clean else _string_reason(value, field)

@@ -1,0 +1,345 @@
+"""Loader throughput into an on-disk DuckDB, and what the per-batch session sort buys.
+
+Generates realistic spool segments — 100k ``StoredEvent`` lines each, interleaved from a few
+thousand concurrent sessions of the service-desk scenario, with ~1% client retries (a copy of
+a recent event, same ``event_id``, received again up to 30 s later) — and loads them with
+``DuckDBStore.load_segment``: read_json, window deduplication, sorted append, segment recorded,
+one transaction each. Prints rows/s per segment for an empty table and again once the table
+holds ``--prefill-rows`` rows (all inside the dedupe window: the anti-join's worst case).
+
+``--session-scan`` then times ``WHERE session_id = ? ORDER BY ts`` on the loaded table against
+copies of the same rows in arrival order and with DuckDB's default 122,880-row row groups.
+Generation time is excluded from every figure. Prints figures; asserts nothing about timing.
+
+    .venv/bin/python benchmarks/loader.py [--prefill-rows 10000000] [--session-scan]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import resource
+import statistics
+import tempfile
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import msgspec
+
+from stumble.events import StoredEvent
+from stumble.storage import DuckDBStore, LoadResult
+from stumble.storage.duckdb_store import ROW_GROUP_SIZE
+
+SCREENS = ("home", "search", "request_list", "request_create", "request_view", "approval_queue")
+FORMS = ("service_request", "approval_decision", "report_params", "search_filters")
+FIELDS = ("request_type", "category", "iin_bin", "contract_number", "priority", "due_date")
+OPERATIONS = ("login", "search", "request_submit", "approval_decision", "report_export")
+START_MS = 1_717_200_000_000
+EVENTS_PER_SECOND = 1_000  # server receive rate the generated traffic represents
+# Cumulative share of each kind in the traffic.
+KIND_MIX = (
+    (0.22, "screen_view"),
+    (0.42, "action"),
+    (0.52, "form_submit"),
+    (0.60, "field_error"),
+    (0.66, "operation_start"),
+    (0.76, "operation_end"),
+    (0.82, "navigation"),
+    (0.85, "error"),
+    (0.97, "vital"),
+    (1.00, "custom"),
+)
+
+
+@dataclass
+class Session:
+    session_id: str
+    environment: str
+    context: dict[str, str]
+    events_left: int
+    screen: str = "home"
+    operation_id: str = ""
+
+
+@dataclass
+class TrafficGenerator:
+    """Deterministic, session-shaped traffic as the spool would hold it."""
+
+    seed: int = 1
+    concurrent_sessions: int = 3_000
+    retry_rate: float = 0.01
+    rng: random.Random = field(init=False)
+    now_ms: int = START_MS
+    sessions: list[Session] = field(init=False)
+    recent: deque[StoredEvent] = field(default_factory=lambda: deque(maxlen=30_000))
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self.sessions = [self._new_session() for _ in range(self.concurrent_sessions)]
+
+    def segment(self, rows: int) -> bytes:
+        return msgspec.json.Encoder().encode_lines([self._next_row() for _ in range(rows)])
+
+    def _next_row(self) -> StoredEvent:
+        self.now_ms += self.rng.choice((0, 1, 1, 2)) * 1000 // EVENTS_PER_SECOND
+        if self.recent and self.rng.random() < self.retry_rate:
+            original = self.recent[self.rng.randrange(len(self.recent))]
+            return msgspec.structs.replace(original, received_at=self.now_ms)
+        slot = self.rng.randrange(len(self.sessions))
+        session = self.sessions[slot]
+        row = self._event(session)
+        session.events_left -= 1
+        if session.events_left <= 0:
+            self.sessions[slot] = self._new_session()
+        self.recent.append(row)
+        return row
+
+    def _new_session(self) -> Session:
+        rng = self.rng
+        return Session(
+            session_id=f"{rng.getrandbits(128):032x}"[:22],
+            environment="production" if rng.random() < 0.9 else "staging",
+            context={
+                "role": rng.choice(("operator", "accountant", "manager", "approver")),
+                "division": rng.choice(("hq", "branch_north", "branch_south")),
+                "device_type": rng.choice(("desktop", "desktop", "desktop", "tablet")),
+                "browser": rng.choice(("chrome", "firefox", "edge", "yandex")),
+                "region": rng.choice(("almaty", "astana", "shymkent")),
+            },
+            events_left=rng.randint(5, 80),
+        )
+
+    def _event(self, session: Session) -> StoredEvent:
+        rng = self.rng
+        latency = rng.randint(20, 400)
+        common: dict[str, Any] = {
+            "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "environment": session.environment,
+            "key_id": f"wk_{session.environment}_1",
+            "sample_rate": 1.0,
+            "received_at": self.now_ms,
+            "ts": self.now_ms - latency,
+            "client_ts": self.now_ms - latency + 1_800,
+            "skew_ms": -1_800,
+            "session_id": session.session_id,
+            "schema_version": 3,
+            "ui_version": "2024.06.1",
+            "feature_flags": ["new_search"] if rng.random() < 0.5 else [],
+            "tz": "Asia/Almaty",
+            **session.context,
+        }
+        kind, fields = self._kind_fields(session)
+        return StoredEvent(
+            event_name=fields.pop("event_name", kind),
+            kind=kind,
+            screen_id=session.screen,
+            **common,
+            **fields,
+        )
+
+    def _kind_fields(self, session: Session) -> tuple[str, dict[str, Any]]:
+        roll = self.rng.random()
+        for threshold, kind in KIND_MIX:
+            if roll < threshold:
+                return kind, getattr(self, f"_{kind}")(session)
+        raise AssertionError("KIND_MIX ends at 1.0")
+
+    def _screen_view(self, session: Session) -> dict[str, Any]:
+        session.screen = self.rng.choice(SCREENS)
+        return {"route": f"/{session.screen}/:id", "referrer_screen": "home"}
+
+    def _action(self, session: Session) -> dict[str, Any]:
+        return {"event_name": "click_submit", "action_id": "submit", "target": "btn"}
+
+    def _form_submit(self, session: Session) -> dict[str, Any]:
+        rng = self.rng
+        return {
+            "form_id": rng.choice(FORMS),
+            "step": rng.randint(1, 3),
+            "attempt": 1,
+            "status": "success" if rng.random() < 0.8 else "fail",
+        }
+
+    def _field_error(self, session: Session) -> dict[str, Any]:
+        rng = self.rng
+        return {
+            "form_id": rng.choice(FORMS),
+            "field_id": rng.choice(FIELDS),
+            "error_type": rng.choice(("required", "format", "server")),
+            "attempt": rng.randint(1, 3),
+            "step": 1,
+        }
+
+    def _operation_start(self, session: Session) -> dict[str, Any]:
+        session.operation_id = f"op_{self.rng.getrandbits(32):08x}"
+        return {"operation_id": session.operation_id, "operation": self.rng.choice(OPERATIONS)}
+
+    def _operation_end(self, session: Session) -> dict[str, Any]:
+        rng = self.rng
+        return {
+            "operation_id": session.operation_id or "op_00000000",
+            "operation": rng.choice(OPERATIONS),
+            "status": "success" if rng.random() < 0.9 else "timeout",
+            "duration_ms": round(rng.lognormvariate(6.5, 0.8), 1),
+        }
+
+    def _navigation(self, session: Session) -> dict[str, Any]:
+        return {"nav": self.rng.choice(("back", "cancel", "retry"))}
+
+    def _error(self, session: Session) -> dict[str, Any]:
+        return {"error_kind": "http", "http_status": 503, "route": "/api/requests"}
+
+    def _vital(self, session: Session) -> dict[str, Any]:
+        value = round(self.rng.lognormvariate(7.4, 0.5), 1)
+        return {"metric": "LCP", "value": value, "rating": "good" if value < 2500 else "poor"}
+
+    def _custom(self, session: Session) -> dict[str, Any]:
+        return {"event_name": "report_exported", "params": '{"format":"xlsx"}'}
+
+
+@dataclass
+class Loads:
+    seconds: list[float] = field(default_factory=list)
+    cpu_seconds: float = 0.0
+    inserted: int = 0
+    duplicates: int = 0
+
+    def add(self, seconds: float, cpu_seconds: float, result: LoadResult) -> None:
+        self.seconds.append(seconds)
+        self.cpu_seconds += cpu_seconds
+        self.inserted += result.inserted
+        self.duplicates += result.duplicates
+
+
+def load_segments(
+    store: DuckDBStore, generator: TrafficGenerator, count: int, rows: int, spool: Path
+) -> Loads:
+    loads = Loads()
+    for _ in range(count):
+        path = spool / f"seg-{time.monotonic_ns()}.ndjson"
+        path.write_bytes(generator.segment(rows))
+        started, cpu_started = time.perf_counter(), time.process_time()
+        result = store.load_segment(path)
+        loads.add(time.perf_counter() - started, time.process_time() - cpu_started, result)
+        path.unlink()
+    return loads
+
+
+def report(label: str, loads: Loads, rows: int) -> None:
+    per_row = [rows / s for s in loads.seconds]
+    print(
+        f"{label:34s} {len(loads.seconds):4d} segments  "
+        f"median {statistics.median(loads.seconds) * 1000:6.0f} ms/segment  "
+        f"= {statistics.median(per_row):8,.0f} rows/s  "
+        f"(worst {min(per_row):8,.0f}; {rows * len(per_row) / loads.cpu_seconds:8,.0f} rows per "
+        f"CPU-second)  inserted {loads.inserted:,} dropped {loads.duplicates:,}",
+        flush=True,
+    )
+
+
+def max_rss_mb() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+
+
+def measure_loading(args: argparse.Namespace, database: Path, spool: Path) -> None:
+    generator = TrafficGenerator(seed=args.seed, retry_rate=args.retry_rate)
+    rows = args.segment_rows
+    with DuckDBStore(database, threads=args.threads, memory_limit=args.memory_limit) as store:
+        report("empty table", load_segments(store, generator, args.segments, rows, spool), rows)
+        to_prefill = max(0, args.prefill_rows - store.count_events()) // rows
+        if to_prefill:
+            prefill = load_segments(store, generator, to_prefill, rows, spool)
+            report("filling (not a figure of its own)", prefill, rows)
+            existing = store.count_events()
+            at_size = load_segments(store, generator, args.segments, rows, spool)
+            report(f"at {existing:,} existing rows", at_size, rows)
+    print(f"max RSS {max_rss_mb()} MB, database {database.stat().st_size >> 20} MB", flush=True)
+
+
+def _copy(database: Path, target: Path, order: str, row_group_size: int) -> None:
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{database}' AS src (READ_ONLY)")
+    con.execute(f"ATTACH '{target}' AS dst (ROW_GROUP_SIZE {row_group_size})")
+    con.execute(f"CREATE TABLE dst.events AS SELECT * FROM src.events ORDER BY {order}")
+    con.close()
+
+
+def _time_session_scans(database: Path, row_group_size: int, sessions: list[str]) -> str:
+    con = duckdb.connect(config={"threads": 2})
+    con.execute(f"ATTACH '{database}' AS db (ROW_GROUP_SIZE {row_group_size}, READ_ONLY)")
+    con.execute("USE db")
+    sql = "SELECT * FROM events WHERE session_id = ? ORDER BY ts"
+    for session in sessions[:5]:
+        con.execute(sql, [session]).fetchall()  # warm the buffer pool
+    seconds = []
+    for session in sessions:
+        started = time.perf_counter()
+        con.execute(sql, [session]).fetchall()
+        seconds.append(time.perf_counter() - started)
+    scanned = [_row_groups_scanned(con, sql, session) for session in sessions[:20]]
+    con.close()
+    return (
+        f"median {statistics.median(seconds) * 1000:5.1f} ms  "
+        f"p90 {sorted(seconds)[int(len(seconds) * 0.9)] * 1000:5.1f} ms  "
+        f"row groups read: median {statistics.median(s for s, _ in scanned):.0f} of {scanned[0][1]}"
+    )
+
+
+def _row_groups_scanned(con: duckdb.DuckDBPyConnection, sql: str, session: str) -> tuple[int, int]:
+    plan = con.execute("EXPLAIN ANALYZE " + sql, [session]).fetchall()[0][1]
+    found = re.search(r"Row Groups Scanned: (\d+) / (\d+)", plan)
+    assert found is not None, "DuckDB's profile names the row groups a scan read"
+    return int(found.group(1)), int(found.group(2))
+
+
+def measure_session_scans(database: Path, workdir: Path) -> None:
+    con = duckdb.connect(str(database), read_only=True)
+    rows = con.execute("SELECT count(*) FROM events").fetchone()
+    sessions = [s for (s,) in con.execute("SELECT DISTINCT session_id FROM events").fetchall()]
+    con.close()
+    picked = random.Random(3).sample(sessions, min(100, len(sessions)))
+    print(f"\nWHERE session_id = ? ORDER BY ts over {rows[0] if rows else 0:,} rows:")
+    variants = [
+        ("loaded: batch-sorted, 16k groups", database, ROW_GROUP_SIZE, None),
+        ("arrival order, 16k groups", workdir / "arrival16k.duckdb", ROW_GROUP_SIZE, "received_at"),
+        ("batch-sorted, 122k groups", workdir / "sorted122k.duckdb", 122_880, "rowid"),
+        ("arrival order, 122k groups", workdir / "arrival122k.duckdb", 122_880, "received_at"),
+        ("fully sorted (bound), 122k", workdir / "full122k.duckdb", 122_880, "session_id, ts"),
+    ]
+    for label, path, row_group_size, order in variants:
+        if order is not None:
+            _copy(database, path, order, row_group_size)
+        print(f"  {label:34s} {_time_session_scans(path, row_group_size, picked)}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--segment-rows", type=int, default=100_000)
+    parser.add_argument("--segments", type=int, default=5, help="measured segments per phase")
+    parser.add_argument("--prefill-rows", type=int, default=10_000_000)
+    parser.add_argument("--retry-rate", type=float, default=0.01)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--memory-limit", default="4GB")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--session-scan", action="store_true")
+    parser.add_argument("--dir", type=Path, help="work directory (default: a temporary one)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(dir=args.dir) as work:
+        workdir = Path(work)
+        database = workdir / "stumble.duckdb"
+        spool = workdir / "spool"
+        spool.mkdir()
+        measure_loading(args, database, spool)
+        if args.session_scan:
+            measure_session_scans(database, workdir)
+
+
+if __name__ == "__main__":
+    main()
