@@ -17,13 +17,14 @@ import hashlib
 import os
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Final
 
 DAY_MS: Final = 86_400_000
 SESSION_KEY_LIFETIME_MS: Final = 2 * DAY_MS
 _LETTERS: Final = b"abcdefghijklmnopqrstuvwxyz"
+_LETTER_TABLE: Final = bytes(_LETTERS[b % 26] for b in range(256))
+MEMO_LIMIT: Final = 200_000
 
 
 def _new_secret(path: Path) -> bytes:
@@ -62,10 +63,9 @@ class EventIdKey:
         self._key = _read_or_create(secrets_dir / "event-id.key")
 
     def stored_id(self, client_event_id: str) -> str:
-        digest = hashlib.blake2b(
-            client_event_id.lower().encode(), key=self._key, digest_size=16
-        ).digest()
-        return str(uuid.UUID(bytes=digest))
+        h = hashlib.blake2b(client_event_id.lower().encode(), key=self._key, digest_size=16)
+        x = h.hexdigest()  # formatted by hand: uuid.UUID costs more than the hash itself
+        return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 class SessionKeyRing:
@@ -75,6 +75,7 @@ class SessionKeyRing:
         self._dir = secrets_dir
         self._lock = threading.Lock()
         self._cache: dict[int, bytes] = {}
+        self._memo: dict[int, dict[str, str]] = {}
 
     def _path(self, day: int) -> Path:
         return self._dir / f"session-{time.strftime('%Y-%m-%d', time.gmtime(day * 86_400))}.key"
@@ -90,11 +91,22 @@ class SessionKeyRing:
         return key
 
     def pseudonym(self, session_id: str, received_at_ms: int) -> str:
-        """``h_`` + 16 letters: no digits, so a stored id can never look like a number."""
-        digest = hashlib.blake2b(
-            session_id.encode(), key=self.key_for(received_at_ms), digest_size=16
-        ).digest()
-        return "h_" + bytes(_LETTERS[b % 26] for b in digest).decode()
+        """``h_`` + 16 letters: no digits, so a stored id can never look like a number.
+
+        A session sends many events a day, so each day's answers are remembered (in memory
+        only, bounded, and forgotten with the day's key).
+        """
+        day = received_at_ms // DAY_MS
+        memo = self._memo.get(day)
+        if memo is None or len(memo) > MEMO_LIMIT:
+            memo = self._memo[day] = {}
+        known = memo.get(session_id)
+        if known is None:
+            digest = hashlib.blake2b(
+                session_id.encode(), key=self.key_for(received_at_ms), digest_size=16
+            ).digest()
+            known = memo[session_id] = "h_" + digest.translate(_LETTER_TABLE).decode()
+        return known
 
     def destroy_expired(self, now_ms: int) -> list[str]:
         """Delete every daily key older than 48 hours; idempotent, safe to crash in."""
@@ -105,11 +117,13 @@ class SessionKeyRing:
                 path.unlink(missing_ok=True)
                 removed.append(path.name)
         with self._lock:
-            self._cache = {
-                d: k
-                for d, k in self._cache.items()
+            live = {
+                d
+                for d in self._cache.keys() | self._memo.keys()
                 if now_ms - d * DAY_MS < SESSION_KEY_LIFETIME_MS
             }
+            self._cache = {d: k for d, k in self._cache.items() if d in live}
+            self._memo = {d: m for d, m in self._memo.items() if d in live}
         return removed
 
 

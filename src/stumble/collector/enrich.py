@@ -15,7 +15,7 @@ import msgspec
 
 from stumble.access.keys import WriteKey
 from stumble.access.pseudonyms import EventIdKey, SessionKeyRing
-from stumble.events import CustomEvent, Event
+from stumble.events import CONTEXT_FIELDS, EVENT_CLASSES, BaseEvent, CustomEvent, Event
 
 MIN_PLAUSIBLE_MS: Final = 946_684_800_000
 """2000-01-01: anything earlier is a clock that was never set, or seconds sent as ms."""
@@ -23,6 +23,13 @@ SECONDS_NOT_MS_BELOW: Final = 100_000_000_000
 SENT_AT_TOLERANCE_MS: Final = 1_000
 
 _encode: Final = msgspec.json.Encoder().encode
+_FIELDS: Final[dict[type[BaseEvent], tuple[str, ...]]] = {
+    cls: cls.__struct_fields__ for cls in EVENT_CLASSES
+}
+_KINDS: Final[dict[type[BaseEvent], str]] = {
+    cls: str(cls.__struct_config__.tag) for cls in EVENT_CLASSES
+}
+assert CONTEXT_FIELDS == ("role", "division", "device_type", "browser", "region")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +85,15 @@ class Enricher:
         return _encode(self.stored_row(event, request, redactions)) + b"\n"
 
     def stored_row(self, event: Event, request: RequestContext, redactions: int) -> dict[str, Any]:
-        row = msgspec.structs.asdict(event)
+        # One pass over the struct's values, skipping unset ones (StoredEvent omits defaults).
+        cls = type(event)
+        row = {
+            name: value
+            for name, value in zip(_FIELDS[cls], msgspec.structs.astuple(event), strict=True)
+            if value is not None and value != []
+        }
         context = row.pop("context")
-        row["kind"] = event.kind
+        row["kind"] = _KINDS[cls]
         row["event_id"] = self._event_ids.stored_id(event.event_id)
         row["session_id"] = self._session_keys.pseudonym(event.session_id, request.received_at_ms)
         row["client_ts"] = event.ts
@@ -91,13 +104,23 @@ class Enricher:
         row["key_id"] = request.key.key_id
         row["sample_rate"] = request.key.sample_rate
         row["redactions"] = redactions
-        row["role"] = context.role
-        row["division"] = context.division
-        row["region"] = context.region
+        role, division, device_type, browser, region = msgspec.structs.astuple(context)
+        if role is not None:
+            row["role"] = role
+        if division is not None:
+            row["division"] = division
+        if region is not None:
+            row["region"] = region
         # The client may state its device and browser from the plan's lists; otherwise the
         # coarse classes derived from the User-Agent (never stored itself) fill them in.
-        row["device_type"] = context.device_type or request.device_type
-        row["browser"] = context.browser or request.browser
+        device_type = device_type or request.device_type
+        if device_type is not None:
+            row["device_type"] = device_type
+        browser = browser or request.browser
+        if browser is not None:
+            row["browser"] = browser
         if isinstance(event, CustomEvent):
-            row["params"] = _encode(event.params).decode() if event.params else None
-        return {k: v for k, v in row.items() if v is not None}
+            row.pop("params", None)
+            if event.params:
+                row["params"] = _encode(event.params).decode()
+        return row

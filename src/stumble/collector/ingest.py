@@ -243,7 +243,7 @@ class BatchIngest:
         except SpoolUnavailable as error:
             log.warning("spool unavailable: %s", error.reason)
             raise HttpRefusalError(
-                503, f"spool.{error.reason}", self.limits.retry_after_s
+                503, f"spool.{error.reason}", max(1, round(error.retry_after_s))
             ) from error
 
     def _count(
