@@ -170,9 +170,9 @@ class BatchIngest:
         ):
             raise HttpRefusalError(413, "body.too_large")
         try:
-            raw = await asyncio.wait_for(
-                _receive_body(receive, self.limits.max_body_bytes), self.limits.body_read_timeout_s
-            )
+            # asyncio.timeout, not wait_for: no extra task per request on the hot path
+            async with asyncio.timeout(self.limits.body_read_timeout_s):
+                raw = await _receive_body(receive, self.limits.max_body_bytes)
         except TimeoutError as error:
             raise HttpRefusalError(408, "body.read_timeout") from error
         if encoding == "gzip":
