@@ -7,7 +7,13 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from stumble.config import SETTING_NAMES, Settings, load_settings, render_default_config, setting_docs
+from stumble.config import (
+    SETTING_NAMES,
+    Settings,
+    load_settings,
+    render_default_config,
+    setting_docs,
+)
 
 
 def test_every_setting_is_documented() -> None:
@@ -18,7 +24,7 @@ def test_every_setting_is_documented() -> None:
 
 def test_file_then_environment_precedence(tmp_path: Path) -> None:
     config = tmp_path / "stumble.toml"
-    config.write_text('port = 9000\nmax_events_per_batch = 50\nretention_raw_days = {prod = 30}\n')
+    config.write_text("port = 9000\nmax_events_per_batch = 50\nretention_raw_days = {prod = 30}\n")
     settings = load_settings(config, {"STUMBLE_PORT": "9100", "STUMBLE_SPOOL_FSYNC": "false"})
     assert settings.port == 9100
     assert settings.max_events_per_batch == 50
