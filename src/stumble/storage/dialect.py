@@ -179,7 +179,8 @@ class DuckDBDialect:
         """(column name, type name) of the stored ``events`` table, for the drift check."""
         return (
             "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = 'main' AND table_name = 'events' ORDER BY ordinal_position"
+            "WHERE table_catalog = current_database() AND table_schema = 'main' "
+            "AND table_name = 'events' ORDER BY ordinal_position"
         )
 
     def _column_ddl(self, column: Column) -> str:
