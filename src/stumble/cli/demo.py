@@ -270,6 +270,7 @@ def _demo(args: argparse.Namespace) -> int:
     import uvicorn  # noqa: PLC0415 - only the serving commands need the server
 
     from stumble.collector.app import create_app  # noqa: PLC0415
+    from stumble.web.api import report_routes  # noqa: PLC0415
     from stumble.web.demo_routes import demo_routes  # noqa: PLC0415
 
     settings = settings_from(args, host=args.host, port=args.port)
@@ -286,7 +287,11 @@ def _demo(args: argparse.Namespace) -> int:
         _fill_once(settings, write_key, args.history_days, args.history_sessions)
     print_urls(settings, new_key)
     app = create_app(
-        settings, extra_routes=lambda services: demo_routes(services, write_key=write_key)
+        settings,
+        extra_routes=lambda services: [
+            *report_routes(services),
+            *demo_routes(services, write_key=write_key),
+        ],
     )
     uvicorn.run(
         app,

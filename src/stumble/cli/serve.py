@@ -72,6 +72,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn  # noqa: PLC0415 - only this command needs the server
 
     from stumble.collector.app import create_app  # noqa: PLC0415
+    from stumble.web.api import report_routes  # noqa: PLC0415
 
     settings = settings_from(args, host=args.host, port=args.port)
     logging.basicConfig(
@@ -79,7 +80,7 @@ def _serve(args: argparse.Namespace) -> int:
     )
     new_key = bootstrap_data_dir(settings)
     print_welcome(settings, new_key)
-    app = create_app(settings)
+    app = create_app(settings, extra_routes=report_routes)
     uvicorn.run(
         app,
         host=settings.host,

@@ -17,7 +17,7 @@ import random
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from stumble.events import (
     ActionEvent,
@@ -346,18 +346,9 @@ class SessionBuilder:
         self.route = self.raw_route(route_template)
         self.push(
             ScreenViewEvent(
-                event_id=self.event_id(),
-                event_name="screen_view",
-                ts=self.t,
-                screen_id=screen_id,
+                **self._envelope("screen_view", screen_id=screen_id),
                 route=self.route,
                 referrer_screen=referrer,
-                session_id=self.session_id,
-                schema_version=self.schema_version,
-                ui_version=self.ui_version,
-                feature_flags=self.flags,
-                tz=self.tz,
-                context=self.context,
             )
         )
 
@@ -370,39 +361,21 @@ class SessionBuilder:
     ) -> None:
         self.push(
             ActionEvent(
-                event_id=self.event_id(),
-                event_name=event_name,
-                ts=self.t,
-                screen_id=self.screen_id,
+                **self._envelope(event_name),
                 action_id=action_id,
                 target=target,
                 position=position,
-                session_id=self.session_id,
-                schema_version=self.schema_version,
-                ui_version=self.ui_version,
-                feature_flags=self.flags,
-                tz=self.tz,
-                context=self.context,
             )
         )
 
     def form_submit(self, form_id: str, step: int, attempt: int, success: bool) -> None:
         self.push(
             FormSubmitEvent(
-                event_id=self.event_id(),
-                event_name="form_submit",
-                ts=self.t,
-                screen_id=self.screen_id,
+                **self._envelope("form_submit"),
                 form_id=form_id,
                 step=step,
                 attempt=attempt,
                 status="success" if success else "fail",
-                session_id=self.session_id,
-                schema_version=self.schema_version,
-                ui_version=self.ui_version,
-                feature_flags=self.flags,
-                tz=self.tz,
-                context=self.context,
             )
         )
 
@@ -412,21 +385,12 @@ class SessionBuilder:
         self.facts.field_errors.append((form_id, field_id, error_type, step))
         self.push(
             FieldErrorEvent(
-                event_id=self.event_id(),
-                event_name="field_error",
-                ts=self.t,
-                screen_id=self.screen_id,
+                **self._envelope("field_error"),
                 form_id=form_id,
                 field_id=field_id,
                 error_type=error_type,
                 attempt=attempt,
                 step=step,
-                session_id=self.session_id,
-                schema_version=self.schema_version,
-                ui_version=self.ui_version,
-                feature_flags=self.flags,
-                tz=self.tz,
-                context=self.context,
             )
         )
 
@@ -434,17 +398,8 @@ class SessionBuilder:
         self.facts.navigation.append(nav)
         self.push(
             NavigationEvent(
-                event_id=self.event_id(),
-                event_name="navigation",
-                ts=self.t,
-                screen_id=self.screen_id,
+                **self._envelope("navigation"),
                 nav=nav,
-                session_id=self.session_id,
-                schema_version=self.schema_version,
-                ui_version=self.ui_version,
-                feature_flags=self.flags,
-                tz=self.tz,
-                context=self.context,
             )
         )
 
@@ -456,20 +411,11 @@ class SessionBuilder:
             rating = "good" if value <= good else "poor" if value > poor else "needs-improvement"
         self.push(
             VitalEvent(
-                event_id=self.event_id(),
-                event_name="vital",
-                ts=self.t,
-                screen_id=self.screen_id,
+                **self._envelope("vital"),
                 metric=metric,
                 value=value,
                 rating=rating,
                 route=route or self.route,
-                session_id=self.session_id,
-                schema_version=self.schema_version,
-                ui_version=self.ui_version,
-                feature_flags=self.flags,
-                tz=self.tz,
-                context=self.context,
             )
         )
 
@@ -487,22 +433,13 @@ class SessionBuilder:
         self.facts.errors.append((kind, key))
         self.push(
             ErrorEvent(
-                event_id=self.event_id(),
-                event_name="error",
-                ts=self.t,
-                screen_id=self.screen_id,
+                **self._envelope("error"),
                 error_kind=kind,
                 error_type=error_type,
                 fingerprint=fingerprint,
                 module=module,
                 http_status=http_status,
                 route=route,
-                session_id=self.session_id,
-                schema_version=self.schema_version,
-                ui_version=self.ui_version,
-                feature_flags=self.flags,
-                tz=self.tz,
-                context=self.context,
             )
         )
 
@@ -547,39 +484,36 @@ class SessionBuilder:
         running = _Running("op_" + self.letters(16), spec.operation, self.screen_id, self.t)
         self.push(
             OperationStartEvent(
-                event_id=self.event_id(),
-                event_name="operation_start",
-                ts=self.t,
-                screen_id=running.screen_id,
+                **self._envelope("operation_start", screen_id=running.screen_id),
                 operation_id=running.operation_id,
                 operation=running.operation,
-                session_id=self.session_id,
-                schema_version=self.schema_version,
-                ui_version=self.ui_version,
-                feature_flags=self.flags,
-                tz=self.tz,
-                context=self.context,
             )
         )
         self.operation_step(running, "request_sent")
         return running
 
+    def _envelope(self, event_name: str, *, screen_id: str | None = None) -> dict[str, Any]:
+        """The fields every event of this session shares (a fresh event id each call)."""
+        return {
+            "event_id": self.event_id(),
+            "event_name": event_name,
+            "ts": self.t,
+            "screen_id": self.screen_id if screen_id is None else screen_id,
+            "session_id": self.session_id,
+            "schema_version": self.schema_version,
+            "ui_version": self.ui_version,
+            "feature_flags": self.flags,
+            "tz": self.tz,
+            "context": self.context,
+        }
+
     def operation_step(self, running: _Running, step_name: str) -> None:
         self.push(
             OperationStepEvent(
-                event_id=self.event_id(),
-                event_name="operation_step",
-                ts=self.t,
-                screen_id=running.screen_id,
+                **self._envelope("operation_step", screen_id=running.screen_id),
                 operation_id=running.operation_id,
                 operation=running.operation,
                 step_name=step_name,
-                session_id=self.session_id,
-                schema_version=self.schema_version,
-                ui_version=self.ui_version,
-                feature_flags=self.flags,
-                tz=self.tz,
-                context=self.context,
             )
         )
 
@@ -588,20 +522,11 @@ class SessionBuilder:
         self.facts.operations.append((running.operation, status, duration))
         self.push(
             OperationEndEvent(
-                event_id=self.event_id(),
-                event_name="operation_end",
-                ts=self.t,
-                screen_id=running.screen_id,
+                **self._envelope("operation_end", screen_id=running.screen_id),
                 operation_id=running.operation_id,
                 operation=running.operation,
                 status=status,
                 duration_ms=duration,
-                session_id=self.session_id,
-                schema_version=self.schema_version,
-                ui_version=self.ui_version,
-                feature_flags=self.flags,
-                tz=self.tz,
-                context=self.context,
             )
         )
 

@@ -1,0 +1,561 @@
+"""Report 7, compare: did the change make things better? Arm ``a`` is before, ``b`` after.
+
+Metrics, each with the difference (b - a), a 95% interval, a test and a verdict:
+
+* conversion from each funnel step to the next, and overall (two-proportion z test, Newcombe
+  interval; higher is better);
+* p50 and p95 of the time between steps (percentile bootstrap of the difference; p50 is also
+  tested with Mann-Whitney U; lower is better);
+* the share of sessions entering a form step that hit each field error (two-proportion;
+  lower is better);
+* error rates normalised by exposure, so reaching a step more often is not mistaken for a
+  regression: failed or timed-out operations per ended operation, and sessions with a JS,
+  network or unavailable error per active session (two-proportion; lower is better).
+
+Many metrics are judged at once, so the verdicts control the family-wise error rate: p-values
+are Holm-adjusted, and a metric judged by its bootstrap interval alone (p95) uses a
+Bonferroni-widened interval. An A/A split therefore says "no significant change" everywhere
+with probability at least 1 - alpha. A metric with fewer than k sessions in either arm is
+hidden, as any small cell is.
+
+``overall`` is "improved" when some metric improved and none regressed, "regressed" in the
+mirror case, "mixed" when both happened, else "no significant change".
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Final, Literal
+
+import msgspec
+
+from stumble.analytics.common import Row, dialect_of, fetch, merge_sampling, sampling_of
+from stumble.analytics.field_errors import field_errors_sql
+from stumble.analytics.funnels import step_durations_sql
+from stumble.analytics.queries import (
+    Arm,
+    CompareQuery,
+    FieldErrorQuery,
+    FormSpec,
+    FunnelQuery,
+    ScenarioSpec,
+    Scope,
+    TimeRange,
+    TimingQuery,
+)
+from stumble.analytics.results import Column, Format, Report, Table, at_least, meta_for
+from stumble.analytics.sql import Sql, SqlDialect, dimension_expr, render, scope_filter
+from stumble.analytics.stats import (
+    IMPROVED,
+    NO_CHANGE,
+    REGRESSED,
+    QuantileStat,
+    Verdict,
+    bootstrap_diff_ci,
+    holm_adjust,
+    mann_whitney_u,
+    two_proportion_test,
+    verdict,
+)
+from stumble.analytics.timings import timings_sql
+from stumble.storage.base import EventStore
+
+Overall = Literal["improved", "regressed", "mixed", "no significant change"]
+SESSION_ERROR_KINDS: Final = ("js", "network", "unavailable")
+FUNNEL_METRICS: Final = ("step_conversion", "conversion")
+CONFIDENCE: Final = 0.95
+
+
+class ArmSummary(msgspec.Struct, frozen=True, kw_only=True):
+    label: str
+    description: str
+    started: int | None
+    """Sessions that started the scenario (None: fewer than k)."""
+
+
+class MetricComparison(msgspec.Struct, frozen=True, kw_only=True):
+    metric: str
+    subject: str
+    higher_is_better: bool
+    test: str
+    hidden: bool = False
+    a: float | None = None
+    b: float | None = None
+    n_a: int | None = None
+    n_b: int | None = None
+    diff: float | None = None
+    """b - a (after minus before)."""
+    ci_low: float | None = None
+    ci_high: float | None = None
+    p_value: float | None = None
+    p_adjusted: float | None = None
+    """Holm-adjusted over every tested metric of the comparison."""
+    verdict: Verdict = NO_CHANGE
+
+
+class CompareResult(msgspec.Struct, frozen=True, kw_only=True):
+    scenario: str
+    a: ArmSummary
+    b: ArmSummary
+    alpha: float
+    metrics: list[MetricComparison]
+    overall: Overall
+
+    def metric(self, metric: str, subject: str) -> MetricComparison | None:
+        return next((m for m in self.metrics if (m.metric, m.subject) == (metric, subject)), None)
+
+    def verdicts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for m in self.metrics:
+            counts[m.verdict] = counts.get(m.verdict, 0) + 1
+        return counts
+
+    def tables(self) -> list[Table]:
+        def started(arm: ArmSummary) -> str:
+            return "fewer than k" if arm.started is None else str(arm.started)
+
+        title = (
+            f"Compare {self.scenario}: {self.a.label} ({started(self.a)} sessions) -> "
+            f"{self.b.label} ({started(self.b)} sessions): {self.overall}"
+        )
+        rates = [m for m in self.metrics if not m.metric.startswith("step_p")]
+        durations = [m for m in self.metrics if m.metric.startswith("step_p")]
+        return [
+            Table(title, self._columns("share"), self._rows(rates), "diff = b - a"),
+            Table("Step times", self._columns("ms"), self._rows(durations), "diff = b - a"),
+        ]
+
+    def _columns(self, value_format: Format) -> tuple[Column, ...]:
+        return (
+            Column("metric"),
+            Column("subject"),
+            Column(self.a.label, value_format),
+            Column(self.b.label, value_format),
+            Column("diff", value_format),
+            Column("95% low", value_format),
+            Column("95% high", value_format),
+            Column("p (adj.)", "p"),
+            Column("verdict"),
+        )
+
+    @staticmethod
+    def _rows(metrics: list[MetricComparison]) -> list[tuple[object, ...]]:
+        return [
+            (
+                m.metric,
+                m.subject,
+                *(
+                    ("hidden", None, None, None, None, None)
+                    if m.hidden
+                    else (m.a, m.b, m.diff, m.ci_low, m.ci_high, m.p_adjusted)
+                ),
+                m.verdict,
+            )
+            for m in metrics
+        ]
+
+
+# --- collecting each arm ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Rate:
+    successes: int
+    trials: int
+
+
+@dataclass(slots=True)
+class ArmData:
+    """What one arm measured: sessions started per scenario, rates and step durations."""
+
+    started: dict[str, int]
+    rates: dict[tuple[str, str], _Rate]
+    durations: dict[str, list[float]]
+    """Step subject -> the time from the previous step, per session that reached it."""
+
+
+def collect_arm(
+    store: EventStore,
+    scope: Scope,
+    scenarios: Sequence[ScenarioSpec],
+    forms: Sequence[FormSpec],
+    *,
+    name_scenarios: bool = False,
+) -> ArmData:
+    """Everything the comparison needs from one arm; with ``name_scenarios`` the funnel
+    subjects are prefixed with the scenario (several scenarios judged together)."""
+    arms = _collect(store, replace(scope, by=None), scenarios, forms, name_scenarios)
+    return arms.get(None) or ArmData(started={}, rates={}, durations={})
+
+
+def collect_versions(
+    store: EventStore,
+    scope: Scope,
+    versions: tuple[str, str],
+    scenarios: Sequence[ScenarioSpec],
+    forms: Sequence[FormSpec],
+    *,
+    name_scenarios: bool = False,
+) -> tuple[ArmData, ArmData]:
+    """Both arms of a ui_version comparison from one pass over the events: each query runs
+    once, broken down by ui_version, instead of once per arm."""
+    split = Scope(scope.time, replace(scope.filters, ui_version=versions), by="ui_version")
+    arms = _collect(store, split, scenarios, forms, name_scenarios)
+    empty = ArmData(started={}, rates={}, durations={})
+    return arms.get(versions[0], empty), arms.get(versions[1], empty)
+
+
+def _collect(
+    store: EventStore,
+    scope: Scope,
+    scenarios: Sequence[ScenarioSpec],
+    forms: Sequence[FormSpec],
+    name_scenarios: bool,
+) -> dict[str | None, ArmData]:
+    """Arm data per breakdown group of ``scope`` (the key None when it has no breakdown)."""
+    dialect = dialect_of(store)
+    arms: defaultdict[str | None, ArmData] = defaultdict(
+        lambda: ArmData(started={}, rates={}, durations={})
+    )
+    for scenario in scenarios:
+        prefix = f"{scenario.name}: " if name_scenarios else ""
+        _funnel_metrics(store, dialect, FunnelQuery(scope, scenario), prefix, arms)
+    if forms:
+        _field_error_rates(store, dialect, FieldErrorQuery(scope, tuple(forms)), arms)
+    _operation_failure_rates(store, dialect, scope, arms)
+    _session_error_rates(store, dialect, scope, arms)
+    return dict(arms)
+
+
+def _group(row: Row, scope: Scope) -> str | None:
+    return None if scope.by is None else row["grp"]
+
+
+def _funnel_metrics(
+    store: EventStore,
+    dialect: SqlDialect,
+    funnel: FunnelQuery,
+    prefix: str,
+    arms: defaultdict[str | None, ArmData],
+) -> None:
+    labels = [step.label for step in funnel.scenario.steps]
+    for row in fetch(store, step_durations_sql(funnel, dialect)):
+        arm = arms[_group(row, funnel.scope)]
+        reached = [int(row[f"n{i}"]) for i in range(len(labels))]
+        arm.started[funnel.scenario.name] = reached[0]
+        for i in range(1, len(labels)):
+            arm.rates["step_conversion", prefix + labels[i]] = _Rate(reached[i], reached[i - 1])
+            arm.durations[prefix + labels[i]] = [float(d) for d in row[f"d{i}"]]
+        if len(labels) > 1:
+            subject = f"{prefix}{labels[0]} -> {labels[-1]}"
+            arm.rates["conversion", subject] = _Rate(reached[-1], reached[0])
+
+
+def _field_error_rates(
+    store: EventStore,
+    dialect: SqlDialect,
+    query: FieldErrorQuery,
+    arms: defaultdict[str | None, ArmData],
+) -> None:
+    for row in fetch(store, field_errors_sql(query, dialect)):
+        if row["row_kind"] != "error" or bool(row["is_total"]) != (query.scope.by is None):
+            continue
+        subject = f"{row['form_id']} step {row['step']} {row['field_id']} {row['error_type']}"
+        rate = _Rate(int(row["with_error"]), int(row["entered"]))
+        arms[_group(row, query.scope)].rates["field_error_share", subject] = rate
+
+
+def _operation_failure_rates(
+    store: EventStore, dialect: SqlDialect, scope: Scope, arms: defaultdict[str | None, ArmData]
+) -> None:
+    # No checkpoints: only the outcomes of each operation are needed here.
+    for row in fetch(store, timings_sql(TimingQuery(scope), dialect, ())):
+        if bool(row["is_total"]) != (scope.by is None):
+            continue
+        failed = int(row["fail"]) + int(row["timeout"])
+        rate = _Rate(failed, int(row["ended"]))
+        arms[_group(row, scope)].rates["operation_failure_rate", row["operation"]] = rate
+
+
+def session_errors_sql(scope: Scope, dialect: SqlDialect) -> Sql:
+    counts = ", ".join(
+        dialect.count_distinct_if("sid", f"kind = 'error' AND error_kind = '{kind}'")
+        + f" AS {kind}"
+        for kind in SESSION_ERROR_KINDS
+    )
+    return render(
+        "SELECT grp, count(DISTINCT sid) AS sessions, {counts} FROM (SELECT {sid} AS sid, "
+        "kind, error_kind, {grp} AS grp FROM events WHERE {scope}) AS e GROUP BY grp",
+        sid=dialect.session_key("session_id"),
+        counts=counts,
+        grp=dimension_expr(scope.by, dialect),
+        scope=scope_filter(scope, dialect),
+    )
+
+
+def _session_error_rates(
+    store: EventStore, dialect: SqlDialect, scope: Scope, arms: defaultdict[str | None, ArmData]
+) -> None:
+    for row in fetch(store, session_errors_sql(scope, dialect)):
+        arm = arms[_group(row, scope)]
+        for kind in SESSION_ERROR_KINDS:
+            arm.rates["session_error_rate", kind] = _Rate(int(row[kind]), int(row["sessions"]))
+
+
+# --- judging ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A metric measured in both arms, before multiple-testing adjustment."""
+
+    comparison: MetricComparison
+    wide_ci: tuple[float, float] | None = None
+    """For interval-only metrics: the Bonferroni-widened interval that decides the verdict."""
+
+
+def _rate_metric(metric: str, subject: str, a: _Rate, b: _Rate, k: int) -> _Pending:
+    base = MetricComparison(
+        metric=metric,
+        subject=subject,
+        higher_is_better=metric in FUNNEL_METRICS,
+        test="two-proportion z",
+    )
+    if min(a.trials, b.trials) < k:
+        return _Pending(replace_hidden(base))
+    test = two_proportion_test(a.successes, a.trials, b.successes, b.trials, CONFIDENCE)
+    return _Pending(
+        msgspec.structs.replace(
+            base,
+            a=a.successes / a.trials,
+            b=b.successes / b.trials,
+            n_a=a.trials,
+            n_b=b.trials,
+            diff=test.diff,
+            ci_low=test.ci_low,
+            ci_high=test.ci_high,
+            p_value=test.p_value,
+        )
+    )
+
+
+def replace_hidden(metric: MetricComparison) -> MetricComparison:
+    return msgspec.structs.replace(metric, hidden=True)
+
+
+def _duration_metrics(
+    subject: str,
+    a: Sequence[float],
+    b: Sequence[float],
+    *,
+    k: int,
+    n_metrics: int,
+    alpha: float,
+    n_resamples: int,
+) -> list[_Pending]:
+    pending = []
+    for metric, q in (("step_p50", 0.5), ("step_p95", 0.95)):
+        base = MetricComparison(
+            metric=metric,
+            subject=subject,
+            higher_is_better=False,
+            test="bootstrap + Mann-Whitney U" if q == 0.5 else "bootstrap",
+        )
+        if min(len(a), len(b)) < k:
+            pending.append(_Pending(replace_hidden(base)))
+            continue
+        stat = QuantileStat(q)
+        seed = zlib.crc32(f"{metric}:{subject}".encode())
+        ci = bootstrap_diff_ci(
+            a, b, stat=stat, n_resamples=n_resamples, seed=seed, confidence=CONFIDENCE
+        )
+        wide = bootstrap_diff_ci(
+            a, b, stat=stat, n_resamples=n_resamples, seed=seed, confidence=1.0 - alpha / n_metrics
+        )
+        p_value = mann_whitney_u(a, b).p_value if q == 0.5 else None
+        before, after = stat(a), stat(b)
+        comparison = msgspec.structs.replace(
+            base,
+            a=before,
+            b=after,
+            n_a=len(a),
+            n_b=len(b),
+            diff=after - before,
+            ci_low=ci[0],
+            ci_high=ci[1],
+            p_value=p_value,
+        )
+        pending.append(_Pending(comparison, wide_ci=None if p_value is not None else wide))
+    return pending
+
+
+def _judge(pending: list[_Pending], alpha: float) -> list[MetricComparison]:
+    tested = [i for i, p in enumerate(pending) if p.comparison.p_value is not None]
+    adjusted = holm_adjust([pending[i].comparison.p_value or 0.0 for i in tested])
+    adjusted_of = dict(zip(tested, adjusted, strict=True))
+    judged = []
+    for i, item in enumerate(pending):
+        metric = item.comparison
+        if metric.hidden or metric.diff is None:
+            judged.append(metric)
+            continue
+        p_adjusted = adjusted_of.get(i)
+        interval = item.wide_ci or (metric.ci_low or 0.0, metric.ci_high or 0.0)
+        decided = verdict(metric.diff, interval, p_adjusted, metric.higher_is_better, alpha)
+        judged.append(msgspec.structs.replace(metric, p_adjusted=p_adjusted, verdict=decided))
+    return judged
+
+
+def overall_verdict(metrics: Sequence[MetricComparison]) -> Overall:
+    improved = any(m.verdict == IMPROVED for m in metrics)
+    regressed = any(m.verdict == REGRESSED for m in metrics)
+    if improved and regressed:
+        return "mixed"
+    if improved:
+        return "improved"
+    if regressed:
+        return "regressed"
+    return "no significant change"
+
+
+# --- running ------------------------------------------------------------------------------
+
+
+def judge_arms(
+    arm_a: ArmData, arm_b: ArmData, *, k: int, alpha: float, n_resamples: int
+) -> list[MetricComparison]:
+    """Every metric either arm measured, tested and judged as one family (a metric one arm
+    lacks is added to it empty, so it shows as hidden)."""
+    # A metric one arm lacks (no session got that far) is compared with nothing: it is
+    # hidden as too small. An error that happened in neither arm has nothing to compare.
+    nothing = _Rate(0, 0)
+    for arm, other in ((arm_a, arm_b), (arm_b, arm_a)):
+        for key in other.rates:
+            arm.rates.setdefault(key, nothing)
+        for label in other.durations:
+            arm.durations.setdefault(label, [])
+    shared_rates = [
+        key
+        for key in arm_a.rates
+        if key[0] in FUNNEL_METRICS or arm_a.rates[key].successes + arm_b.rates[key].successes
+    ]
+    shared_steps = list(arm_a.durations)
+    n_metrics = max(1, len(shared_rates) + 2 * len(shared_steps))
+    funnel_first = sorted(shared_rates, key=lambda key: key[0] not in FUNNEL_METRICS)
+    pending = [
+        _rate_metric(metric, subject, arm_a.rates[metric, subject], arm_b.rates[metric, subject], k)
+        for metric, subject in funnel_first
+        if metric in FUNNEL_METRICS
+    ]
+    for label in shared_steps:
+        pending += _duration_metrics(
+            label,
+            arm_a.durations[label],
+            arm_b.durations[label],
+            k=k,
+            n_metrics=n_metrics,
+            alpha=alpha,
+            n_resamples=n_resamples,
+        )
+    pending += [
+        _rate_metric(metric, subject, arm_a.rates[metric, subject], arm_b.rates[metric, subject], k)
+        for metric, subject in funnel_first
+        if metric not in FUNNEL_METRICS
+    ]
+    return _judge(pending, alpha)
+
+
+def run_compare(
+    store: EventStore, query: CompareQuery, *, min_group_size: int = 5
+) -> Report[CompareResult]:
+    scope_a, scope_b = query.a.scope(query.scope), query.b.scope(query.scope)
+    scenarios = (query.scenario,)
+    versions = _version_pair(query)
+    if versions is not None:
+        arm_a, arm_b = collect_versions(store, query.scope, versions, scenarios, query.forms)
+    else:
+        arm_a = collect_arm(store, scope_a, scenarios, query.forms)
+        arm_b = collect_arm(store, scope_b, scenarios, query.forms)
+    metrics = judge_arms(
+        arm_a,
+        arm_b,
+        k=max(min_group_size, 1),
+        alpha=query.alpha,
+        n_resamples=query.n_resamples,
+    )
+    name = query.scenario.name
+    result = CompareResult(
+        scenario=name,
+        a=ArmSummary(
+            label=query.a.label,
+            description=describe_arm(query.a),
+            started=at_least(arm_a.started.get(name, 0), min_group_size),
+        ),
+        b=ArmSummary(
+            label=query.b.label,
+            description=describe_arm(query.b),
+            started=at_least(arm_b.started.get(name, 0), min_group_size),
+        ),
+        alpha=query.alpha,
+        metrics=metrics,
+        overall=overall_verdict(metrics),
+    )
+    meta = meta_for(
+        "compare",
+        time=_union_time(query),
+        scope=replace(query.scope, by=None),
+        sampling=merge_sampling(sampling_of(store, scope_a), sampling_of(store, scope_b)),
+        min_group_size=min_group_size,
+        hidden=sum(1 for m in metrics if m.hidden),
+        notes=[
+            (
+                "diff = b - a; p-values Holm-adjusted; p95 judged by a Bonferroni-widened "
+                "bootstrap interval"
+            ),
+            "tests use observed (unweighted) sessions",
+        ],
+    )
+    return Report(meta=meta, data=result)
+
+
+def _version_pair(query: CompareQuery) -> tuple[str, str] | None:
+    """The two ui_versions when the arms differ by nothing else (one pass serves both)."""
+    arms = (query.a, query.b)
+    if any(arm.time is not None or arm.feature_flag is not None for arm in arms):
+        return None
+    if query.a.ui_version is None or query.b.ui_version is None:
+        return None
+    if len(query.a.ui_version) != 1 or len(query.b.ui_version) != 1:
+        return None
+    if query.a.ui_version == query.b.ui_version:
+        return None
+    return query.a.ui_version[0], query.b.ui_version[0]
+
+
+def describe_arm(arm: Arm) -> str:
+    parts = []
+    if arm.time is not None:
+        parts.append(f"{arm.time.start.isoformat()} to {arm.time.end.isoformat()}")
+    if arm.ui_version is not None:
+        parts.append("ui_version " + ",".join(arm.ui_version))
+    if arm.feature_flag is not None:
+        flag = arm.feature_flag
+        parts.append(f"flag {flag.name} {'on' if flag.enabled else 'off'}")
+    return "; ".join(parts) or "the whole scope"
+
+
+def _union_time(query: CompareQuery) -> TimeRange:
+    ranges = [arm.time or query.scope.time for arm in (query.a, query.b)]
+    return TimeRange(min(r.start for r in ranges), max(r.end for r in ranges))
+
+
+__all__ = [
+    "ArmSummary",
+    "CompareResult",
+    "MetricComparison",
+    "overall_verdict",
+    "run_compare",
+]

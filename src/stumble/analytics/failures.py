@@ -1,0 +1,539 @@
+"""Report 6, failures and performance: what breaks, where, and how fast the pages and APIs are.
+
+* Errors by kind, by (kind, type), by JS fingerprint (with module and type) and by route:
+  events, sessions, and the share of the sessions in scope that saw one.
+* Errors by scenario: of the sessions that started a scenario (its first step), the share
+  with an error during it, overall and by kind. An error belongs to the scenario the session
+  started most recently before it, if the error falls within that scenario's window.
+* API response time per route template (the ``api`` vital): p50/p95/p99.
+* Web Vitals per screen and metric: p75 (as Google defines the assessment) and the shares
+  rated good / needs-improvement / poor. A vital without a rating is rated here with
+  Google's thresholds (``VITAL_THRESHOLDS``).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, sampling_of
+from stumble.analytics.queries import FailureQuery, ScenarioSpec
+from stumble.analytics.results import (
+    EMPTY_DURATIONS,
+    NO_SHARE,
+    Column,
+    Durations,
+    Report,
+    Share,
+    Table,
+    at_least,
+    group_label,
+    meta_for,
+)
+from stumble.analytics.sql import (
+    Sql,
+    SqlDialect,
+    dimension_expr,
+    grouping,
+    param,
+    render,
+    scope_filter,
+    step_condition,
+)
+from stumble.storage.base import EventStore
+
+VITAL_THRESHOLDS: Final[dict[str, tuple[float, float]]] = {
+    "LCP": (2_500, 4_000),
+    "INP": (200, 500),
+    "CLS": (0.1, 0.25),
+    "FCP": (1_800, 3_000),
+    "TTFB": (800, 1_800),
+}
+"""Google's Web Vitals thresholds: good <= first, poor > second (CLS is unitless)."""
+RATINGS: Final = ("good", "needs-improvement", "poor")
+API_LEVELS: Final = (0.5, 0.95, 0.99)
+
+
+def _errors(query: FailureQuery, dialect: SqlDialect) -> Sql:
+    return render(
+        "WITH e AS (SELECT {sid} AS session_id, error_kind, error_type, fingerprint, module, "
+        "route, "
+        "http_status, {grp} AS grp, {weight} AS weight FROM events WHERE {scope} "
+        "AND kind = 'error')",
+        sid=dialect.session_key("session_id"),
+        grp=dimension_expr(query.scope.by, dialect),
+        weight=dialect.weight("sample_rate"),
+        scope=scope_filter(query.scope, dialect),
+    )
+
+
+def errors_by_sql(query: FailureQuery, dialect: SqlDialect, keys: tuple[str, ...]) -> Sql:
+    """Events and distinct sessions per ``keys`` (columns of ``e``) and group."""
+    key = ", ".join(keys)
+    group_by, is_total = grouping(query.scope.by, key)
+    return _errors(query, dialect) + render(
+        " SELECT {is_total} AS is_total, {key}, grp, count(*) AS events, "
+        "count(DISTINCT session_id) AS sessions FROM e {where} {group_by}",
+        is_total=is_total,
+        key=key,
+        where="WHERE fingerprint IS NOT NULL" if "fingerprint" in keys else "",
+        group_by=group_by,
+    )
+
+
+def active_sql(query: FailureQuery, dialect: SqlDialect) -> Sql:
+    group_by, is_total = grouping(query.scope.by)
+    return render(
+        "WITH a AS (SELECT {sid} AS sid, {grp} AS grp FROM events WHERE {scope} "
+        "GROUP BY sid, grp) "
+        "SELECT {is_total} AS is_total, grp, count(*) AS sessions FROM a {group_by}",
+        sid=dialect.session_key("session_id"),
+        grp=dimension_expr(query.scope.by, dialect),
+        scope=scope_filter(query.scope, dialect),
+        is_total=is_total,
+        group_by=group_by,
+    )
+
+
+def scenarios_sql(query: FailureQuery, dialect: SqlDialect) -> Sql:
+    """Per scenario (and error kind): sessions started, sessions with an error in window."""
+    anchors = Sql.join(
+        " UNION ALL ",
+        (_anchor(scenario, query, dialect) for scenario in query.scenarios),
+    )
+    return render(
+        "WITH starts AS ({anchors}), "
+        "errs AS (SELECT event_id, {sid} AS session_id, error_kind, ts FROM events WHERE {scope} "
+        "AND kind = 'error'), "
+        "owned AS (SELECT e.event_id, e.session_id, e.error_kind, {latest} AS scenario "
+        "FROM errs AS e JOIN starts AS s ON e.session_id = s.session_id AND e.ts >= s.t0 "
+        "AND e.ts <= s.deadline GROUP BY e.event_id, e.session_id, e.error_kind), "
+        "hits AS (SELECT DISTINCT scenario, session_id, error_kind FROM owned) "
+        "SELECT scenario, NULL AS error_kind, count(*) AS sessions FROM starts "
+        "GROUP BY scenario "
+        "UNION ALL SELECT scenario, '*' AS error_kind, count(DISTINCT session_id) FROM hits "
+        "GROUP BY scenario "
+        "UNION ALL SELECT scenario, error_kind, count(*) FROM hits GROUP BY scenario, error_kind",
+        anchors=anchors,
+        scope=scope_filter(query.scope, dialect),
+        latest=dialect.arg_max("s.scenario", "s.t0"),
+        sid=dialect.session_key("session_id"),
+    )
+
+
+def _anchor(scenario: ScenarioSpec, query: FailureQuery, dialect: SqlDialect) -> Sql:
+    return render(
+        "SELECT {name} AS scenario, {sid} AS session_id, min(ts) AS t0, {deadline} AS deadline "
+        "FROM events WHERE {scope} AND {first_step} GROUP BY 2",
+        name=param(scenario.name),
+        sid=dialect.session_key("session_id"),
+        deadline=dialect.plus_ms("min(ts)", scenario.window_ms),
+        scope=scope_filter(query.scope, dialect),
+        first_step=step_condition(scenario.steps[0]),
+    )
+
+
+def api_sql(query: FailureQuery, dialect: SqlDialect) -> Sql:
+    group_by, is_total = grouping(query.scope.by, "route")
+    return render(
+        "WITH v AS (SELECT {sid} AS session_id, route, value, {grp} AS grp FROM events "
+        "WHERE {scope} AND kind = 'vital' AND metric = 'api') "
+        "SELECT {is_total} AS is_total, route, grp, count(*) AS n, "
+        "count(DISTINCT session_id) AS sessions, {q} AS q FROM v {group_by} "
+        "ORDER BY route, is_total DESC, grp",
+        sid=dialect.session_key("session_id"),
+        grp=dimension_expr(query.scope.by, dialect),
+        scope=scope_filter(query.scope, dialect),
+        is_total=is_total,
+        q=dialect.quantiles("value", API_LEVELS),
+        group_by=group_by,
+    )
+
+
+def vitals_sql(query: FailureQuery, dialect: SqlDialect) -> Sql:
+    group_by, is_total = grouping(query.scope.by, "screen_id, metric")
+    rated = " ".join(
+        f"WHEN metric = '{metric}' THEN CASE WHEN value <= {good} THEN 'good' "
+        f"WHEN value > {poor} THEN 'poor' ELSE 'needs-improvement' END"
+        for metric, (good, poor) in VITAL_THRESHOLDS.items()
+    )
+    counts = ", ".join(
+        dialect.count_if(f"r = '{rating}'") + " AS " + rating.replace("-", "_")
+        for rating in RATINGS
+    )
+    return render(
+        "WITH v AS (SELECT {sid} AS session_id, screen_id, metric, value, {grp} AS grp, "
+        "coalesce(rating, CASE {rated} END) AS r FROM events "
+        "WHERE {scope} AND kind = 'vital' AND metric IN ({metrics})) "
+        "SELECT {is_total} AS is_total, screen_id, metric, grp, count(*) AS n, "
+        "count(DISTINCT session_id) AS sessions, {p75} AS q, {counts} "
+        "FROM v {group_by} ORDER BY screen_id, metric, is_total DESC, grp",
+        sid=dialect.session_key("session_id"),
+        grp=dimension_expr(query.scope.by, dialect),
+        rated=rated,
+        scope=scope_filter(query.scope, dialect),
+        metrics=", ".join(f"'{m}'" for m in VITAL_THRESHOLDS),
+        is_total=is_total,
+        p75=dialect.quantiles("value", (0.75,)),
+        counts=counts,
+        group_by=group_by,
+    )
+
+
+# --- results ------------------------------------------------------------------------------
+
+
+class ErrorCount(msgspec.Struct, frozen=True, kw_only=True):
+    key: dict[str, str | int | None]
+    """The grouping columns: error_kind, error_type, fingerprint, module, route..."""
+    group: str | None
+    hidden: bool = False
+    events: int | None = None
+    sessions: int | None = None
+    share: Share = NO_SHARE
+    """Of the sessions in scope (of the group)."""
+
+
+class ScenarioErrors(msgspec.Struct, frozen=True, kw_only=True):
+    scenario: str
+    hidden: bool = False
+    started: int | None = None
+    with_error: Share = NO_SHARE
+    by_kind: dict[str, Share] = {}
+
+
+class RouteTiming(msgspec.Struct, frozen=True, kw_only=True):
+    route: str
+    group: str | None
+    hidden: bool = False
+    duration: Durations = EMPTY_DURATIONS
+
+
+class VitalSummary(msgspec.Struct, frozen=True, kw_only=True):
+    screen_id: str
+    metric: str
+    group: str | None
+    hidden: bool = False
+    n: int | None = None
+    p75: float | None = None
+    ratings: dict[str, float] = {}
+    """Share of measurements rated good / needs-improvement / poor."""
+    assessment: str | None = None
+    """The rating of the p75, as Google assesses a page."""
+
+
+class FailureResult(msgspec.Struct, frozen=True, kw_only=True):
+    sessions: int | None
+    """Sessions in scope (None: fewer than k)."""
+    by_kind: list[ErrorCount]
+    by_type: list[ErrorCount]
+    by_fingerprint: list[ErrorCount]
+    by_route: list[ErrorCount]
+    by_scenario: list[ScenarioErrors]
+    api: list[RouteTiming]
+    vitals: list[VitalSummary]
+
+    def kind(self, error_kind: str, group: str | None = None) -> ErrorCount | None:
+        return next(
+            (c for c in self.by_kind if c.key["error_kind"] == error_kind and c.group == group),
+            None,
+        )
+
+    def fingerprint(self, fingerprint: str, group: str | None = None) -> ErrorCount | None:
+        return next(
+            (
+                c
+                for c in self.by_fingerprint
+                if c.key["fingerprint"] == fingerprint and c.group == group
+            ),
+            None,
+        )
+
+    def route(self, route: str, group: str | None = None) -> RouteTiming | None:
+        return next((r for r in self.api if r.route == route and r.group == group), None)
+
+    def vital(self, screen_id: str, metric: str, group: str | None = None) -> VitalSummary | None:
+        return next(
+            (
+                v
+                for v in self.vitals
+                if (v.screen_id, v.metric, v.group) == (screen_id, metric, group)
+            ),
+            None,
+        )
+
+    def scenario(self, name: str) -> ScenarioErrors | None:
+        return next((s for s in self.by_scenario if s.scenario == name), None)
+
+    def tables(self) -> list[Table]:
+        return [
+            _counts_table("Errors by kind", self.by_kind, ("error_kind",)),
+            _counts_table("Errors by type", self.by_type, ("error_kind", "error_type")),
+            _counts_table(
+                "JavaScript errors by fingerprint",
+                self.by_fingerprint,
+                ("fingerprint", "error_type", "module"),
+            ),
+            _counts_table("Errors by route", self.by_route, ("error_kind", "route")),
+            Table(
+                "Errors by scenario",
+                (
+                    Column("scenario"),
+                    Column("started", "int"),
+                    Column("with error", "share"),
+                    Column("kinds"),
+                ),
+                [
+                    (
+                        s.scenario,
+                        "hidden" if s.hidden else s.started,
+                        s.with_error.value,
+                        ", ".join(f"{k} {v.value:.1%}" for k, v in s.by_kind.items() if v.value),
+                    )
+                    for s in self.by_scenario
+                ],
+                "sessions with an error during the scenario (the latest one started before it)",
+            ),
+            Table(
+                "API response time by route",
+                (
+                    Column("route"),
+                    Column("group"),
+                    Column("n", "int"),
+                    Column("p50", "ms"),
+                    Column("p95", "ms"),
+                    Column("p99", "ms"),
+                ),
+                [
+                    (
+                        r.route,
+                        group_label(r.group),
+                        "hidden" if r.hidden else r.duration.n,
+                        r.duration.p50,
+                        r.duration.p95,
+                        r.duration.p99,
+                    )
+                    for r in self.api
+                ],
+            ),
+            Table(
+                "Web Vitals per screen",
+                (
+                    Column("screen"),
+                    Column("metric"),
+                    Column("group"),
+                    Column("n", "int"),
+                    Column("p75", "number"),
+                    Column("assessment"),
+                    *(Column(rating, "share") for rating in RATINGS),
+                ),
+                [
+                    (
+                        v.screen_id,
+                        v.metric,
+                        group_label(v.group),
+                        "hidden" if v.hidden else v.n,
+                        v.p75,
+                        v.assessment,
+                        *(v.ratings.get(rating) for rating in RATINGS),
+                    )
+                    for v in self.vitals
+                ],
+                "p75 in ms (CLS unitless), rated with Google's thresholds",
+            ),
+        ]
+
+
+def _counts_table(title: str, rows: list[ErrorCount], keys: tuple[str, ...]) -> Table:
+    return Table(
+        title,
+        (
+            *(Column(k) for k in keys),
+            Column("group"),
+            Column("events", "int"),
+            Column("sessions", "int"),
+            Column("share", "share"),
+        ),
+        [
+            (
+                *(c.key.get(k) for k in keys),
+                group_label(c.group),
+                "hidden" if c.hidden else c.events,
+                c.sessions,
+                c.share.value,
+            )
+            for c in rows
+        ],
+        "share: of the sessions in scope",
+    )
+
+
+# --- running ------------------------------------------------------------------------------
+
+ERROR_TABLES: Final[dict[str, tuple[str, ...]]] = {
+    "by_kind": ("error_kind",),
+    "by_type": ("error_kind", "error_type"),
+    "by_fingerprint": ("fingerprint", "error_type", "module"),
+    "by_route": ("error_kind", "route"),
+}
+
+
+def run_failures(
+    store: EventStore, query: FailureQuery, *, min_group_size: int = 5
+) -> Report[FailureResult]:
+    dialect = dialect_of(store)
+    active = {_group(r): int(r["sessions"]) for r in fetch(store, active_sql(query, dialect))}
+    counted = {
+        name: _most_frequent_first(fetch(store, errors_by_sql(query, dialect, keys)), keys)
+        for name, keys in ERROR_TABLES.items()
+    }
+    counted["by_route"] = [r for r in counted["by_route"] if r["route"] is not None]
+    scenario_rows = fetch(store, scenarios_sql(query, dialect)) if query.scenarios else []
+    api_rows = fetch(store, api_sql(query, dialect))
+    vital_rows = fetch(store, vitals_sql(query, dialect))
+
+    suppressor = Suppressor(min_group_size)
+    tickets = {
+        name: [
+            suppressor.add((name, *(r[k] for k in ERROR_TABLES[name])), _group(r), r["sessions"])
+            for r in rows
+        ]
+        for name, rows in counted.items()
+    }
+    started = {r["scenario"]: int(r["sessions"]) for r in scenario_rows if r["error_kind"] is None}
+    scenario_tickets = {
+        name: suppressor.add(("scenario", name), None, n) for name, n in started.items()
+    }
+    api_tickets = [suppressor.add(("api", r["route"]), _group(r), r["sessions"]) for r in api_rows]
+    vital_tickets = [
+        suppressor.add(("vital", r["screen_id"], r["metric"]), _group(r), r["sessions"])
+        for r in vital_rows
+    ]
+    suppressor.decide()
+
+    def counts(name: str) -> list[ErrorCount]:
+        return [
+            _error_count(r, ERROR_TABLES[name], active, suppressor.is_hidden(t))
+            for r, t in zip(counted[name], tickets[name], strict=True)
+        ]
+
+    result = FailureResult(
+        sessions=at_least(active.get(None, 0), min_group_size),
+        by_kind=counts("by_kind"),
+        by_type=counts("by_type"),
+        by_fingerprint=counts("by_fingerprint"),
+        by_route=counts("by_route"),
+        by_scenario=_scenarios(scenario_rows, started, scenario_tickets, suppressor),
+        api=[
+            _route(r, suppressor.is_hidden(t)) for r, t in zip(api_rows, api_tickets, strict=True)
+        ],
+        vitals=[
+            _vital(r, suppressor.is_hidden(t))
+            for r, t in zip(vital_rows, vital_tickets, strict=True)
+        ],
+    )
+    meta = meta_for(
+        "failures",
+        time=query.scope.time,
+        scope=query.scope,
+        sampling=sampling_of(store, query.scope),
+        min_group_size=min_group_size,
+        hidden=suppressor.hidden_count,
+        notes=["Web Vitals: p75 and ratings with Google's thresholds"],
+    )
+    return Report(meta=meta, data=result)
+
+
+def _group(row: Row) -> str | None:
+    return None if row["is_total"] else row["grp"]
+
+
+def _most_frequent_first(rows: list[Row], keys: tuple[str, ...]) -> list[Row]:
+    """Totals by descending events, each followed by its groups."""
+    totals = {tuple(r[k] for k in keys): int(r["events"]) for r in rows if r["is_total"]}
+
+    def order(row: Row) -> tuple[object, ...]:
+        key = tuple(row[k] for k in keys)
+        return (-totals.get(key, 0), str(key), not row["is_total"], str(row["grp"]))
+
+    return sorted(rows, key=order)
+
+
+def _error_count(
+    row: Row, keys: tuple[str, ...], active: dict[str | None, int], hidden: bool
+) -> ErrorCount:
+    key = {k: row[k] for k in keys}
+    group = _group(row)
+    if hidden:
+        return ErrorCount(key=key, group=group, hidden=True)
+    sessions = int(row["sessions"])
+    return ErrorCount(
+        key=key,
+        group=group,
+        events=int(row["events"]),
+        sessions=sessions,
+        share=Share.of(sessions, active.get(group, 0)),
+    )
+
+
+def _scenarios(
+    rows: list[Row], started: dict[str, int], tickets: dict[str, int], suppressor: Suppressor
+) -> list[ScenarioErrors]:
+    hits: dict[str, dict[str, int]] = {}
+    for row in rows:
+        if row["error_kind"] is not None:
+            hits.setdefault(row["scenario"], {})[row["error_kind"]] = int(row["sessions"])
+    result = []
+    for name, n in sorted(started.items()):
+        if suppressor.is_hidden(tickets[name]):
+            result.append(ScenarioErrors(scenario=name, hidden=True))
+            continue
+        by_kind = hits.get(name, {})
+        result.append(
+            ScenarioErrors(
+                scenario=name,
+                started=n,
+                with_error=Share.of(by_kind.get("*", 0), n),
+                by_kind={
+                    kind: Share.of(count, n)
+                    for kind, count in sorted(by_kind.items())
+                    if kind != "*"
+                },
+            )
+        )
+    return result
+
+
+def _route(row: Row, hidden: bool) -> RouteTiming:
+    if hidden:
+        return RouteTiming(route=row["route"], group=_group(row), hidden=True)
+    return RouteTiming(
+        route=row["route"], group=_group(row), duration=Durations.of(int(row["n"]), row["q"])
+    )
+
+
+def _vital(row: Row, hidden: bool) -> VitalSummary:
+    base = {"screen_id": row["screen_id"], "metric": row["metric"], "group": _group(row)}
+    if hidden:
+        return VitalSummary(**base, hidden=True)
+    n = int(row["n"])
+    p75 = float(row["q"][0]) if row["q"] else None
+    return VitalSummary(
+        **base,
+        n=n,
+        p75=p75,
+        ratings={rating: int(row[rating.replace("-", "_")]) / n for rating in RATINGS},
+        assessment=rate(row["metric"], p75) if p75 is not None else None,
+    )
+
+
+def rate(metric: str, value: float) -> str | None:
+    """Google's rating of one value of a metric (None for metrics without thresholds)."""
+    thresholds = VITAL_THRESHOLDS.get(metric)
+    if thresholds is None:
+        return None
+    good, poor = thresholds
+    if value <= good:
+        return "good"
+    return "poor" if value > poor else "needs-improvement"

@@ -1,0 +1,474 @@
+"""Report 3, form errors by field: which field breaks the flow, how often, and what it costs.
+
+Definitions, per form step (``form_id``, ``step``):
+
+* A session *entered* step 1 at the form's entry event (``queries.form_entries``: the funnel
+  step before the form's first step in a plan scenario) or, without one, at its first event
+  of that form; it entered step s > 1 at its first successful submit of step s - 1. A step
+  exists when some session submitted it or got an error on it.
+* It *completed* the step at its first successful submit of the step; *time on step* is
+  completion minus entry, *input* is entry to the first submit, and *error fixing* is the
+  first submit to the successful one (zero when the first submit succeeded).
+  Time on step 1 of a form without an entry event is not reported: its entry is its first
+  submit.
+* Per field and error type: error events (every one in scope), the sessions that entered the
+  step and had at least one, their *share* of the sessions that entered the step (so it never
+  exceeds one), the attempt number of the successful submit for sessions with the error (how
+  many tries it took), and time on step with and without the error.
+
+Sessions are grouped on ``SqlDialect.session_key``, a 64-bit integer of the pseudonym.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, sampling_of
+from stumble.analytics.queries import FieldErrorQuery
+from stumble.analytics.results import (
+    EMPTY_DURATIONS,
+    NO_SHARE,
+    Column,
+    Durations,
+    Report,
+    Share,
+    Table,
+    estimate,
+    group_label,
+    meta_for,
+)
+from stumble.analytics.sql import (
+    Sql,
+    SqlDialect,
+    dimension_expr,
+    disjunction,
+    grouping,
+    param,
+    params_list,
+    render,
+    scope_filter,
+    step_condition,
+)
+from stumble.storage.base import EventStore
+
+LEVELS: Final = (0.5, 0.95)
+ERROR_KEY: Final = "form_id, step, field_id, error_type"
+
+
+def _pipeline(query: FieldErrorQuery, dialect: SqlDialect) -> Sql:
+    """CTEs ``base`` (the form events and form entries in scope, read once), ``done`` (one row
+    per session and form step entered, with its times) and ``errs`` (per session, form step
+    and error key: the error events).
+
+    Sessions are joined on ``session_key`` (an integer) and grouped without ``arg_min``: a
+    session's breakdown value is the smallest it had on the step's entry rows, which is its
+    only value for the context dimensions and ui_version, and its first day for ``day``.
+    """
+    forms = [form.form_id for form in query.forms]
+    entries = [form for form in query.forms if form.entry is not None]
+    entry_form = (
+        Sql.join(
+            " ",
+            [
+                Sql("CASE"),
+                *(
+                    render("WHEN {c} THEN {f}", c=step_condition(f.entry), f=param(f.form_id))
+                    for f in entries
+                    if f.entry is not None
+                ),
+                Sql("END"),
+            ],
+        )
+        if entries
+        else Sql("CAST(NULL AS VARCHAR)")
+    )
+    any_entry = disjunction(step_condition(f.entry) for f in entries if f.entry is not None)
+    form_filter = Sql("TRUE")
+    if query.restricted:
+        form_filter = render("form_id IN ({forms})", forms=params_list(forms))
+    # A form without an entry event is entered at the session's first event of its step 1.
+    no_entry = [f.form_id for f in query.forms if f.entry is None]
+    first_events = (
+        render(
+            " UNION ALL SELECT sid, form_id, ts, grp, rate FROM base "
+            "WHERE kind IN ('form_submit', 'field_error') AND step = 1 AND form_id IN ({forms})",
+            forms=params_list(no_entry),
+        )
+        if no_entry
+        else Sql("")
+    )
+    success = "status = 'success'"
+    return render(
+        "WITH {base_cte} (SELECT {sid} AS sid, kind, form_id, step, status, attempt, field_id, "
+        "error_type, ts, sample_rate AS rate, {grp} AS grp, {entry_form} AS entry_form "
+        "FROM events WHERE {scope} AND ((kind IN ('form_submit', 'field_error') "
+        "AND {form_filter}) OR {any_entry})), "
+        "outcomes AS (SELECT sid, form_id, step, min(ts) AS first_submit_at, "
+        "{done_at} AS done_at, {attempts} AS attempts, min(grp) AS grp, min(rate) AS rate "
+        "FROM base WHERE kind = 'form_submit' GROUP BY sid, form_id, step), "
+        "firsts AS (SELECT sid, form_id, min(ts) AS entered_at, min(grp) AS grp, "
+        "min(rate) AS rate FROM (SELECT sid, entry_form AS form_id, ts, grp, rate FROM base "
+        "WHERE entry_form IS NOT NULL{first_events}) AS f GROUP BY sid, form_id), "
+        "entered AS (SELECT sid, form_id, 1 AS step, entered_at, grp, rate FROM firsts "
+        "UNION ALL SELECT sid, form_id, step + 1, done_at, grp, rate FROM outcomes "
+        "WHERE done_at IS NOT NULL), "
+        "errs AS (SELECT sid, form_id, step, field_id, error_type FROM base "
+        "WHERE kind = 'field_error' GROUP BY sid, form_id, step, field_id, error_type), "
+        "seen AS (SELECT DISTINCT form_id, step FROM outcomes "
+        "UNION SELECT DISTINCT form_id, step FROM errs), "
+        "{done_cte} (SELECT e.sid, e.form_id, e.step, e.grp, {weight} AS weight, e.entered_at, "
+        "o.first_submit_at, o.done_at, o.attempts, "
+        "EXISTS (SELECT 1 FROM errs AS x WHERE x.sid = e.sid AND x.form_id = e.form_id "
+        "AND x.step = e.step) AS any_error "
+        "FROM entered AS e JOIN seen USING (form_id, step) "
+        "LEFT JOIN outcomes AS o USING (sid, form_id, step))",
+        base_cte=dialect.materialized("base"),
+        sid=dialect.session_key("session_id"),
+        grp=dimension_expr(query.scope.by, dialect),
+        entry_form=entry_form,
+        scope=scope_filter(query.scope, dialect),
+        form_filter=form_filter,
+        any_entry=any_entry,
+        first_events=first_events,
+        done_at=dialect.aggregate_if("min", "ts", success),
+        attempts=dialect.arg_min("attempt", "ts", success),
+        done_cte=dialect.materialized("done"),
+        weight=dialect.weight("e.rate"),
+    )
+
+
+def field_errors_sql(query: FieldErrorQuery, dialect: SqlDialect) -> Sql:
+    """One statement, two kinds of rows: ``error`` rows per error key (and group) with the
+    sessions that entered its step, those with the error, attempts and time on step with
+    and without it; ``step`` rows per form step (and group) with completion and time split.
+    """
+    key_by, key_total = grouping(query.scope.by, ERROR_KEY)
+    step_by, step_total = grouping(query.scope.by, "form_id, step")
+    with_error = "has_error"
+    done_with = "has_error AND done_at IS NOT NULL"
+    done_without = "NOT has_error AND done_at IS NOT NULL"
+    completed = "done_at IS NOT NULL"
+    on_step = dialect.ms_between("entered_at", "done_at")
+    return _pipeline(query, dialect) + render(
+        ", keyed AS (SELECT k.form_id, k.step, k.field_id, k.error_type, d.grp, d.weight, "
+        "d.entered_at, d.done_at, d.attempts, x.sid IS NOT NULL AS has_error "
+        "FROM (SELECT DISTINCT {key} FROM errs) AS k "
+        "JOIN done AS d ON d.form_id = k.form_id AND d.step = k.step "
+        "LEFT JOIN errs AS x ON x.sid = d.sid AND x.form_id = k.form_id AND x.step = k.step "
+        "AND x.field_id = k.field_id AND x.error_type = k.error_type), "
+        "counted AS (SELECT {key_total} AS is_total, {key}, grp, count(*) AS events "
+        "FROM base WHERE kind = 'field_error' {key_by}), "
+        "error_rows AS (SELECT {key_total} AS is_total, {key}, grp, count(*) AS entered, "
+        "sum(weight) AS w_entered, {n_with} AS with_error, {w_with} AS w_with_error, "
+        "{n_done_with} AS done_with, {n_done_without} AS done_without, "
+        "{attempts_q} AS attempts_q, {attempts_mean} AS attempts_mean, "
+        "{q_with} AS q_with, {q_without} AS q_without FROM keyed {key_by}) "
+        "SELECT 'error' AS row_kind, r.*, c.events, NULL AS completed, NULL AS w_completed, "
+        "NULL AS q_step, NULL AS q_input, NULL AS q_fixing "
+        "FROM error_rows AS r LEFT JOIN counted AS c ON c.is_total = r.is_total "
+        "AND c.form_id = r.form_id AND c.step = r.step AND c.field_id = r.field_id "
+        "AND c.error_type = r.error_type AND c.grp IS NOT DISTINCT FROM r.grp "
+        "UNION ALL SELECT 'step', {step_total}, form_id, step, NULL, NULL, grp, count(*), "
+        "sum(weight), {n_err}, {w_err}, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+        "{n_done}, {w_done}, {q_step}, {q_input}, {q_fixing} FROM done {step_by}",
+        key=ERROR_KEY,
+        key_total=key_total,
+        key_by=key_by,
+        n_with=dialect.count_if(with_error),
+        w_with=dialect.sum_if("weight", with_error),
+        n_done_with=dialect.count_if(done_with),
+        n_done_without=dialect.count_if(done_without),
+        attempts_q=dialect.quantiles("attempts", (0.5,), done_with),
+        attempts_mean=dialect.aggregate_if("avg", "attempts", done_with),
+        q_with=dialect.quantiles(on_step, LEVELS, done_with),
+        q_without=dialect.quantiles(on_step, LEVELS, done_without),
+        step_total=step_total,
+        n_err=dialect.count_if("any_error"),
+        w_err=dialect.sum_if("weight", "any_error"),
+        n_done=dialect.count_if(completed),
+        w_done=dialect.sum_if("weight", completed),
+        q_step=dialect.quantiles(on_step, LEVELS),
+        q_input=dialect.quantiles(
+            dialect.ms_between("entered_at", "first_submit_at"), LEVELS, completed
+        ),
+        q_fixing=dialect.quantiles(
+            dialect.ms_between("first_submit_at", "done_at"), LEVELS, completed
+        ),
+        step_by=step_by,
+    )
+
+
+# --- results ------------------------------------------------------------------------------
+
+
+class FieldErrorRow(msgspec.Struct, frozen=True, kw_only=True):
+    form_id: str
+    step: int
+    field_id: str
+    error_type: str
+    group: str | None
+    hidden: bool = False
+    events: int | None = None
+    sessions: int | None = None
+    """Sessions with at least one such error (estimated when sampled)."""
+    entered: int | None = None
+    """Sessions that entered the step: the share's denominator."""
+    share: Share = NO_SHARE
+    attempts_median: float | None = None
+    """Attempt number of the successful submit, for sessions with the error that succeeded."""
+    attempts_mean: float | None = None
+    time_with_error: Durations = EMPTY_DURATIONS
+    time_without_error: Durations = EMPTY_DURATIONS
+
+
+class FormStepRow(msgspec.Struct, frozen=True, kw_only=True):
+    form_id: str
+    step: int
+    group: str | None
+    hidden: bool = False
+    entered: int | None = None
+    completed: int | None = None
+    completion: Share = NO_SHARE
+    with_any_error: Share = NO_SHARE
+    time_on_step: Durations = EMPTY_DURATIONS
+    input_time: Durations = EMPTY_DURATIONS
+    """Entering the step to the first submit."""
+    error_fixing_time: Durations = EMPTY_DURATIONS
+    """First submit to the successful one."""
+
+
+class FieldErrorResult(msgspec.Struct, frozen=True, kw_only=True):
+    errors: list[FieldErrorRow]
+    steps: list[FormStepRow]
+
+    def error(
+        self,
+        field_id: str,
+        error_type: str,
+        *,
+        form_id: str | None = None,
+        group: str | None = None,
+    ) -> FieldErrorRow | None:
+        return next(
+            (
+                row
+                for row in self.errors
+                if (row.field_id, row.error_type, row.group) == (field_id, error_type, group)
+                and (form_id is None or row.form_id == form_id)
+            ),
+            None,
+        )
+
+    def step(self, form_id: str, step: int, group: str | None = None) -> FormStepRow | None:
+        return next(
+            (r for r in self.steps if (r.form_id, r.step, r.group) == (form_id, step, group)),
+            None,
+        )
+
+    def tables(self) -> list[Table]:
+        errors = Table(
+            "Field errors",
+            (
+                Column("form"),
+                Column("step", "int"),
+                Column("field"),
+                Column("error"),
+                Column("group"),
+                Column("sessions", "int"),
+                Column("share", "share"),
+                Column("events", "int"),
+                Column("attempts", "number"),
+                Column("p50 with", "ms"),
+                Column("p50 without", "ms"),
+            ),
+            [
+                (
+                    r.form_id,
+                    r.step,
+                    r.field_id,
+                    r.error_type,
+                    group_label(r.group),
+                    "hidden" if r.hidden else r.sessions,
+                    r.share.value,
+                    r.events,
+                    r.attempts_median,
+                    r.time_with_error.p50,
+                    r.time_without_error.p50,
+                )
+                for r in self.errors
+            ],
+            "share: of sessions that entered the step; attempts: median attempt that succeeded",
+        )
+        steps = Table(
+            "Form steps",
+            (
+                Column("form"),
+                Column("step", "int"),
+                Column("group"),
+                Column("entered", "int"),
+                Column("completed", "share"),
+                Column("any error", "share"),
+                Column("p50 on step", "ms"),
+                Column("p95 on step", "ms"),
+                Column("p50 input", "ms"),
+                Column("p50 fixing", "ms"),
+            ),
+            [
+                (
+                    r.form_id,
+                    r.step,
+                    group_label(r.group),
+                    "hidden" if r.hidden else r.entered,
+                    r.completion.value,
+                    r.with_any_error.value,
+                    r.time_on_step.p50,
+                    r.time_on_step.p95,
+                    r.input_time.p50,
+                    r.error_fixing_time.p50,
+                )
+                for r in self.steps
+            ],
+        )
+        return [errors, steps]
+
+
+# --- running ------------------------------------------------------------------------------
+
+
+def run_field_errors(
+    store: EventStore, query: FieldErrorQuery, *, min_group_size: int = 5
+) -> Report[FieldErrorResult]:
+    dialect = dialect_of(store)
+    rows = fetch(store, field_errors_sql(query, dialect)) if query.forms else []
+    order = ("form_id", "step", "field_id", "error_type")
+    error_rows = sorted(
+        (r for r in rows if r["row_kind"] == "error"),
+        key=lambda r: (*(str(r[c]) for c in order), not r["is_total"], str(r["grp"])),
+    )
+    step_rows = sorted(
+        (r for r in rows if r["row_kind"] == "step"),
+        key=lambda r: (r["form_id"], r["step"], not r["is_total"], str(r["grp"])),
+    )
+    suppressor = Suppressor(min_group_size)
+    error_tickets = [
+        suppressor.add(
+            ("error", r["form_id"], r["step"], r["field_id"], r["error_type"]),
+            _group(r),
+            int(r["with_error"]),
+        )
+        for r in error_rows
+    ]
+    step_tickets = [
+        suppressor.add(("step", r["form_id"], r["step"]), _group(r), int(r["entered"]))
+        for r in step_rows
+    ]
+    suppressor.decide()
+    timed_steps = _timed_first_steps(query)
+    result = FieldErrorResult(
+        errors=[
+            _error_row(r, suppressor.is_hidden(t), timed_steps)
+            for r, t in zip(error_rows, error_tickets, strict=True)
+            if int(r["with_error"]) > 0
+        ],
+        steps=[
+            _step_row(r, suppressor.is_hidden(t), timed_steps)
+            for r, t in zip(step_rows, step_tickets, strict=True)
+        ],
+    )
+    meta = meta_for(
+        "field-errors",
+        time=query.scope.time,
+        scope=query.scope,
+        sampling=sampling_of(store, query.scope),
+        min_group_size=min_group_size,
+        hidden=suppressor.hidden_count,
+        notes=[
+            "share: sessions with the error / sessions that entered the form step",
+            "time on step: entering the step to its first successful submit",
+            "sessions are counted by a 64-bit key of their pseudonym",
+        ],
+    )
+    return Report(meta=meta, data=result)
+
+
+def _group(row: Row) -> str | None:
+    return None if row["is_total"] else row["grp"]
+
+
+def _timed_first_steps(query: FieldErrorQuery) -> frozenset[str]:
+    """Forms whose step 1 has a real entry event, so its time on step means something."""
+    return frozenset(form.form_id for form in query.forms if form.entry is not None)
+
+
+def _is_timed(form_id: str, step: int, timed: frozenset[str]) -> bool:
+    return step > 1 or form_id in timed
+
+
+def _error_row(row: Row, hidden: bool, timed: frozenset[str]) -> FieldErrorRow:
+    key = {
+        "form_id": row["form_id"],
+        "step": int(row["step"]),
+        "field_id": row["field_id"],
+        "error_type": row["error_type"],
+        "group": _group(row),
+    }
+    if hidden:
+        return FieldErrorRow(**key, hidden=True)
+    with_error, entered = int(row["with_error"]), int(row["entered"])
+    on_time = _is_timed(row["form_id"], int(row["step"]), timed)
+    attempts = row["attempts_q"]
+    return FieldErrorRow(
+        **key,
+        events=int(row["events"] or 0),
+        sessions=estimate(with_error, row["w_with_error"]),
+        entered=estimate(entered, row["w_entered"]),
+        share=Share.of(
+            with_error, entered, weighted_part=row["w_with_error"], weighted_whole=row["w_entered"]
+        ),
+        attempts_median=float(attempts[0]) if attempts else None,
+        attempts_mean=float(row["attempts_mean"]) if row["attempts_mean"] is not None else None,
+        time_with_error=Durations.of(int(row["done_with"]), row["q_with"])
+        if on_time
+        else EMPTY_DURATIONS,
+        time_without_error=Durations.of(int(row["done_without"]), row["q_without"])
+        if on_time
+        else EMPTY_DURATIONS,
+    )
+
+
+def _step_row(row: Row, hidden: bool, timed: frozenset[str]) -> FormStepRow:
+    form_id, step, group = row["form_id"], int(row["step"]), _group(row)
+    if hidden:
+        return FormStepRow(form_id=form_id, step=step, group=group, hidden=True)
+    entered, completed = int(row["entered"]), int(row["completed"])
+    on_time = _is_timed(form_id, step, timed)
+    return FormStepRow(
+        form_id=form_id,
+        step=step,
+        group=group,
+        entered=estimate(entered, row["w_entered"]),
+        completed=estimate(completed, row["w_completed"]),
+        completion=Share.of(
+            completed, entered, weighted_part=row["w_completed"], weighted_whole=row["w_entered"]
+        ),
+        with_any_error=Share.of(
+            int(row["with_error"]),
+            entered,
+            weighted_part=row["w_with_error"],
+            weighted_whole=row["w_entered"],
+        ),
+        time_on_step=Durations.of(completed, row["q_step"]) if on_time else EMPTY_DURATIONS,
+        input_time=Durations.of(completed, row["q_input"]) if on_time else EMPTY_DURATIONS,
+        error_fixing_time=Durations.of(completed, row["q_fixing"]),
+    )
+
+
+__all__ = [
+    "FieldErrorResult",
+    "FieldErrorRow",
+    "FormStepRow",
+    "field_errors_sql",
+    "run_field_errors",
+]

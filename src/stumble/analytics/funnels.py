@@ -1,0 +1,386 @@
+"""Report 1, the scenario funnel: how many start, reach each step, drop off, and how long it takes.
+
+Semantics: **first touch**. A session enters the funnel at its first step-1 event in the
+range (the anchor); step i is the *first* step-i event strictly after the event that made
+step i-1, and no later than the anchor plus the scenario's conversion window. Each session
+therefore follows exactly one chain, and "time between steps" is measured along it.
+
+Why not ClickHouse's ``windowFunnel`` (best path, which searches every anchor for the deepest
+chain)? It counts more sessions at deep steps than people actually experienced in order, and
+its step times are not defined. First touch answers the product question "of the people who
+opened the form, how many finished it, and how long did each step take them", it is what the
+simulator's ground truth uses, and both engines can compute it exactly. A ClickHouse compiler
+must emit this chain (``arrayFirst`` over ``groupArray`` per step), not ``windowFunnel``.
+
+Suppression: the cells are "sessions that reached step i" for each breakdown group; a hidden
+cell hides its count, conversion, drop-off and step times. Drop-off is derived from two shown
+counts, so it is shown only when both are.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, sampling_of
+from stumble.analytics.queries import FunnelQuery
+from stumble.analytics.results import (
+    EMPTY_DURATIONS,
+    NO_SHARE,
+    Column,
+    Durations,
+    Report,
+    Share,
+    Table,
+    estimate,
+    group_label,
+    meta_for,
+)
+from stumble.analytics.sql import (
+    Sql,
+    SqlDialect,
+    dimension_expr,
+    disjunction,
+    grouping,
+    render,
+    scope_filter,
+    step_condition,
+)
+from stumble.storage.base import EventStore
+
+LEVELS: Final = (0.5, 0.95)
+SEMANTICS: Final = "first_touch"
+
+
+# --- SQL ----------------------------------------------------------------------------------
+
+
+def chain_sql(query: FunnelQuery, dialect: SqlDialect) -> Sql:
+    """CTEs ending in ``chain(session_id, grp, weight, t0, t1, ...)``: one row per session
+    that reached step 1, with the time it reached each step (NULL when it did not)."""
+    steps = query.scenario.steps
+    flags = Sql.join(", ", (step_condition(step) + f" AS s{i}" for i, step in enumerate(steps)))
+    ctes = [
+        render(
+            "m AS (SELECT {sid} AS session_id, ts, sample_rate, {grp} AS grp, {flags} "
+            "FROM events WHERE {scope} AND ({any_step}))",
+            sid=dialect.session_key("session_id"),
+            grp=dimension_expr(query.scope.by, dialect),
+            flags=flags,
+            scope=scope_filter(query.scope, dialect),
+            any_step=disjunction(step_condition(step) for step in steps),
+        ),
+        # min(grp): a session has one value of a context dimension or ui_version, and for
+        # ``day`` the smallest is the day of its first step (arg_min would cost twice as much).
+        Sql(
+            "c0 AS (SELECT session_id, min(ts) AS t0, min(grp) AS grp, "
+            "min(sample_rate) AS rate FROM m WHERE s0 GROUP BY session_id)"
+        ),
+    ]
+    deadline = dialect.plus_ms("c.t0", query.scenario.window_ms)
+    for i in range(1, len(steps)):
+        carried = ", ".join(f"c.t{j}" for j in range(i))
+        ctes.append(
+            render(
+                "{this} AS (SELECT c.session_id, {carried}, min(m.ts) AS {t} "
+                "FROM {previous} AS c JOIN m ON m.session_id = c.session_id AND m.{flag} "
+                "AND m.ts > c.{t_previous} AND m.ts <= {deadline} "
+                "GROUP BY c.session_id, {carried})",
+                this=f"c{i}",
+                carried=carried,
+                t=f"t{i}",
+                previous=f"c{i - 1}",
+                flag=f"s{i}",
+                t_previous=f"t{i - 1}",
+                deadline=deadline,
+            )
+        )
+    reached = "".join(f", c{i}.t{i} AS t{i}" for i in range(1, len(steps)))
+    joins = "".join(
+        f" LEFT JOIN c{i} ON c{i}.session_id = c0.session_id" for i in range(1, len(steps))
+    )
+    ctes.append(
+        render(
+            "chain AS (SELECT c0.session_id, c0.grp, {weight} AS weight, c0.t0{reached} "
+            "FROM c0{joins})",
+            weight=dialect.weight("c0.rate"),
+            reached=reached,
+            joins=joins,
+        )
+    )
+    return "WITH " + Sql.join(",\n", ctes)
+
+
+def funnel_sql(query: FunnelQuery, dialect: SqlDialect) -> Sql:
+    """Per group (and the total): sessions and weights per step, step and total times."""
+    count = len(query.scenario.steps)
+    columns = ["count(*) AS n0", "sum(weight) AS w0"]
+    for i in range(1, count):
+        reached = f"t{i} IS NOT NULL"
+        gap = dialect.ms_between(f"t{i - 1}", f"t{i}")
+        columns.append(f"{dialect.count_if(reached)} AS n{i}")
+        columns.append(f"{dialect.sum_if('weight', reached)} AS w{i}")
+        columns.append(f"{dialect.quantiles(gap, LEVELS)} AS q{i}")
+        if query.slow_after_ms is not None:
+            slow = f"{gap} > {float(query.slow_after_ms)!r}"
+            columns.append(f"{dialect.count_if(slow)} AS slow{i}")
+    total = dialect.quantiles(dialect.ms_between("t0", f"t{count - 1}"), LEVELS)
+    group_by, is_total = grouping(query.scope.by)
+    return chain_sql(query, dialect) + render(
+        "\nSELECT {is_total} AS is_total, grp, {columns}, {total} AS total FROM chain "
+        "{group_by} ORDER BY is_total DESC, grp",
+        is_total=is_total,
+        columns=", ".join(columns),
+        total=total,
+        group_by=group_by,
+    )
+
+
+def step_durations_sql(query: FunnelQuery, dialect: SqlDialect) -> Sql:
+    """Per group: sessions that reached each step and the list of their times from the
+    previous step (compare resamples these). Lists, not a row per session: fetching a
+    million rows costs more than the query."""
+    columns = ["count(*) AS n0"]
+    for i in range(1, len(query.scenario.steps)):
+        reached = f"t{i} IS NOT NULL"
+        gap = dialect.ms_between(f"t{i - 1}", f"t{i}")
+        columns.append(f"{dialect.count_if(reached)} AS n{i}")
+        columns.append(f"{dialect.collect(gap, reached)} AS d{i}")
+    return chain_sql(query, dialect) + render(
+        "\nSELECT grp, {columns} FROM chain GROUP BY grp", columns=", ".join(columns)
+    )
+
+
+# --- results ------------------------------------------------------------------------------
+
+
+class FunnelStep(msgspec.Struct, frozen=True, kw_only=True):
+    label: str
+    hidden: bool = False
+    sessions: int | None = None
+    """Sessions that reached this step (estimated when sampled)."""
+    conversion: Share = NO_SHARE
+    """From the first step to this one."""
+    step_conversion: Share = NO_SHARE
+    """From the previous step to this one."""
+    drop_off: int | None = None
+    """Sessions that reached the previous step but not this one."""
+    drop_off_share: float | None = None
+    time_from_previous: Durations = EMPTY_DURATIONS
+    slower_than_limit: int | None = None
+    """Sessions whose time from the previous step exceeded ``FunnelResult.step_limit_ms``."""
+
+
+class FunnelGroup(msgspec.Struct, frozen=True, kw_only=True):
+    group: str | None
+    """The breakdown value; None is the total over every group."""
+    steps: list[FunnelStep]
+    conversion: Share = NO_SHARE
+    """First step to last."""
+    time_to_convert: Durations = EMPTY_DURATIONS
+    """First step to last, over converted sessions."""
+
+    @property
+    def started(self) -> int | None:
+        return self.steps[0].sessions
+
+
+class FunnelResult(msgspec.Struct, frozen=True, kw_only=True):
+    scenario: str
+    semantics: str
+    window_minutes: float
+    steps: list[str]
+    groups: list[FunnelGroup]
+    step_limit_ms: float | None = None
+    """The plan's ``max_step_p95_ms`` for this scenario, if any."""
+
+    def total(self) -> FunnelGroup:
+        return next(g for g in self.groups if g.group is None)
+
+    def tables(self) -> list[Table]:
+        columns = (
+            Column("group"),
+            Column("step"),
+            Column("sessions", "int"),
+            Column("conversion", "share"),
+            Column("from previous", "share"),
+            Column("dropped", "int"),
+            Column("p50", "ms"),
+            Column("p95", "ms"),
+        )
+        rows: list[tuple[object, ...]] = [
+            (
+                group_label(group.group),
+                step.label,
+                "hidden" if step.hidden else step.sessions,
+                step.conversion.value,
+                step.step_conversion.value,
+                step.drop_off,
+                step.time_from_previous.p50,
+                step.time_from_previous.p95,
+            )
+            for group in self.groups
+            for step in group.steps
+        ]
+        totals = [
+            (
+                group_label(g.group),
+                g.conversion.value,
+                g.conversion.low,
+                g.conversion.high,
+                g.time_to_convert.p50,
+                g.time_to_convert.p95,
+            )
+            for g in self.groups
+        ]
+        return [
+            Table(
+                f"Funnel {self.scenario} ({self.semantics}, window {self.window_minutes:g} min)",
+                columns,
+                rows,
+                "p50/p95: time from the previous step",
+            ),
+            Table(
+                "Conversion and total time",
+                (
+                    Column("group"),
+                    Column("conversion", "share"),
+                    Column("95% low", "share"),
+                    Column("95% high", "share"),
+                    Column("p50 total", "ms"),
+                    Column("p95 total", "ms"),
+                ),
+                totals,
+            ),
+        ]
+
+
+# --- running ------------------------------------------------------------------------------
+
+
+def run_funnel(
+    store: EventStore, query: FunnelQuery, *, min_group_size: int = 5
+) -> Report[FunnelResult]:
+    dialect = dialect_of(store)
+    rows = fetch(store, funnel_sql(query, dialect))
+    if not rows or not rows[0]["is_total"]:
+        rows.insert(0, _empty_total(len(query.scenario.steps)))
+    suppressor = Suppressor(min_group_size)
+    tickets = [
+        [
+            suppressor.add(("step", i), None if row["is_total"] else row["grp"], row[f"n{i}"])
+            for i in range(len(query.scenario.steps))
+        ]
+        for row in rows
+    ]
+    suppressor.decide()
+    groups = [
+        _group(query, row, [suppressor.is_hidden(t) for t in row_tickets], min_group_size)
+        for row, row_tickets in zip(rows, tickets, strict=True)
+    ]
+    result = FunnelResult(
+        scenario=query.scenario.name,
+        semantics=SEMANTICS,
+        window_minutes=query.scenario.window_ms / 60_000,
+        steps=[step.label for step in query.scenario.steps],
+        groups=groups,
+        step_limit_ms=query.slow_after_ms,
+    )
+    meta = meta_for(
+        "funnel",
+        time=query.scope.time,
+        scope=query.scope,
+        sampling=sampling_of(store, query.scope),
+        min_group_size=min_group_size,
+        hidden=suppressor.hidden_count,
+        notes=[
+            (
+                "first touch: each session follows one chain from its first step-1 event, "
+                "every later step being the first matching event after the previous one "
+                "within the conversion window"
+            )
+        ],
+    )
+    return Report(meta=meta, data=result)
+
+
+def _empty_total(steps: int) -> Row:
+    row: Row = {"is_total": True, "grp": None, "n0": 0, "w0": None, "total": None}
+    for i in range(1, steps):
+        row.update({f"n{i}": 0, f"w{i}": None, f"q{i}": None})
+    return row
+
+
+def _group(query: FunnelQuery, row: Row, hidden: list[bool], k: int) -> FunnelGroup:
+    labels = [step.label for step in query.scenario.steps]
+    n = [int(row[f"n{i}"]) for i in range(len(labels))]
+    w = [row[f"w{i}"] for i in range(len(labels))]
+    steps = []
+    for i, label in enumerate(labels):
+        if hidden[i]:
+            steps.append(FunnelStep(label=label, hidden=True))
+            continue
+        shown_before = i > 0 and not hidden[i - 1]
+        steps.append(
+            FunnelStep(
+                label=label,
+                sessions=estimate(n[i], w[i]),
+                conversion=Share.of(n[i], n[0], weighted_part=w[i], weighted_whole=w[0])
+                if not hidden[0]
+                else NO_SHARE,
+                step_conversion=Share.of(
+                    n[i], n[i - 1], weighted_part=w[i], weighted_whole=w[i - 1]
+                )
+                if shown_before
+                else NO_SHARE,
+                drop_off=estimate(n[i - 1], w[i - 1]) - estimate(n[i], w[i])
+                if shown_before
+                else None,
+                drop_off_share=_drop_share(n[i - 1], n[i], w[i - 1], w[i])
+                if shown_before
+                else None,
+                time_from_previous=Durations.of(n[i], row.get(f"q{i}")) if i else EMPTY_DURATIONS,
+                slower_than_limit=_slow(row, i, k),
+            )
+        )
+    last = len(labels) - 1
+    converted_shown = not hidden[last] and not hidden[0]
+    return FunnelGroup(
+        group=None if row["is_total"] else row["grp"],
+        steps=steps,
+        conversion=Share.of(n[last], n[0], weighted_part=w[last], weighted_whole=w[0])
+        if converted_shown
+        else NO_SHARE,
+        time_to_convert=Durations.of(n[last], row["total"])
+        if converted_shown and last
+        else EMPTY_DURATIONS,
+    )
+
+
+def _slow(row: Row, step: int, k: int) -> int | None:
+    """Sessions slower than the limit; a count under k is itself a small cell."""
+    value = row.get(f"slow{step}")
+    return None if value is None or int(value) < k else int(value)
+
+
+def _drop_share(
+    before: int, after: int, w_before: float | None, w_after: float | None
+) -> float | None:
+    if not before:
+        return None
+    if w_before and w_after is not None:
+        return 1.0 - w_after / w_before
+    return 1.0 - after / before
+
+
+__all__ = [
+    "SEMANTICS",
+    "FunnelGroup",
+    "FunnelResult",
+    "FunnelStep",
+    "chain_sql",
+    "funnel_sql",
+    "run_funnel",
+    "step_durations_sql",
+]

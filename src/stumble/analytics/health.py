@@ -1,0 +1,572 @@
+"""Report 9, data health: can the numbers be trusted?
+
+Over a window of *server receive time* (what arrived, whatever the clients' clocks said):
+
+* events and sessions per UTC day and environment;
+* rejected events by reason and redactions by detector (the quarantine counters: codes and
+  field paths only), and stored events that carry a redaction;
+* duplicates the loader dropped (client retries), per day of loading;
+* clock skew (server minus client clock) per environment: quantiles and buckets;
+* impossible timers: an ``operation_end`` without its start, one that ends before it starts,
+  one whose ``duration_ms`` disagrees with its timestamps by more than a second, and starts
+  that never ended (informational: people close tabs);
+* events and fields not in the plan: rejections for plan reasons, and stored rows the current
+  plan no longer allows (a renamed event, a removed value);
+* schema versions: ``current``, ``old`` (below the plan's) and ``stale`` (below its minimum);
+* test data in production: ui_versions, experiments or flags named like test traffic
+  (``test``, ``dev``, ``staging``...) under the production environment's keys.
+
+Event and reason counts describe data, not people, and are never suppressed; session counts
+are: a day's session count below k is hidden, as is a test-data hint's (its value, a version
+or flag name, is shown).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from typing import Final
+
+import msgspec
+
+from stumble.analytics.common import Row, Suppressor, dialect_of, fetch
+from stumble.analytics.queries import HealthQuery
+from stumble.analytics.results import Column, Report, Sampling, Table, meta_for
+from stumble.analytics.sql import (
+    Sql,
+    SqlDialect,
+    conjunction,
+    param,
+    params_list,
+    render,
+)
+from stumble.storage.base import EventStore
+
+SKEW_BUCKETS_MS: Final = ((1_000, "within_1s"), (60_000, "within_1min"), (3_600_000, "within_1h"))
+DURATION_TOLERANCE_MS: Final = 1_000
+PLAN_REASON_PREFIXES: Final = ("plan.", "schema.unknown_field")
+
+
+def _received(query: HealthQuery) -> Sql:
+    start, end = query.time.bounds()
+    conditions = [render("received_at >= {s} AND received_at < {e}", s=param(start), e=param(end))]
+    if query.environment is not None:
+        conditions.append(render("environment = {env}", env=param(query.environment)))
+    return conjunction(conditions)
+
+
+def per_day_sql(query: HealthQuery, dialect: SqlDialect) -> Sql:
+    return render(
+        "SELECT {day} AS day, environment, count(*) AS events, "
+        "count(DISTINCT {sid}) AS sessions, {redacted} AS redacted "
+        "FROM events WHERE {where} GROUP BY day, environment ORDER BY day, environment",
+        day=dialect.day("received_at"),
+        sid=dialect.session_key("session_id"),
+        redacted=dialect.count_if("redactions > 0"),
+        where=_received(query),
+    )
+
+
+def duplicates_sql(query: HealthQuery, dialect: SqlDialect) -> Sql:
+    start, end = query.time.bounds()
+    return render(
+        "SELECT {day} AS day, count(*) AS segments, sum(rows) AS rows, "
+        "sum(duplicates) AS duplicates FROM loaded_segments "
+        "WHERE loaded_at >= {s} AND loaded_at < {e} GROUP BY day ORDER BY day",
+        day=dialect.day("loaded_at"),
+        s=param(start),
+        e=param(end),
+    )
+
+
+def skew_sql(query: HealthQuery, dialect: SqlDialect) -> Sql:
+    buckets = ", ".join(
+        dialect.count_if(f"abs(skew_ms) <= {limit}") + f" AS {name}"
+        for limit, name in SKEW_BUCKETS_MS
+    )
+    return render(
+        "SELECT environment, count(*) AS events, {q} AS q, max(abs(skew_ms)) AS max_abs, "
+        "{buckets} FROM events WHERE {where} GROUP BY environment ORDER BY environment",
+        q=dialect.quantiles("skew_ms", (0.01, 0.5, 0.99)),
+        buckets=buckets,
+        where=_received(query),
+    )
+
+
+def timers_sql(query: HealthQuery, dialect: SqlDialect) -> Sql:
+    return render(
+        "WITH ops AS (SELECT environment, session_id, operation_id, "
+        "any_value(operation) AS operation, {starts} AS starts, {ends} AS ends, "
+        "{started} AS started, {ended} AS ended, {duration} AS duration "
+        "FROM events WHERE {where} AND kind IN ('operation_start', 'operation_end') "
+        "GROUP BY environment, session_id, operation_id) "
+        "SELECT environment, operation, {n_ends} AS ends, {orphan} AS ends_without_start, "
+        "{negative} AS negative, {mismatch} AS duration_mismatch, "
+        "{unfinished} AS starts_without_end FROM ops GROUP BY environment, operation "
+        "ORDER BY environment, operation",
+        starts=dialect.count_if("kind = 'operation_start'"),
+        ends=dialect.count_if("kind = 'operation_end'"),
+        started=dialect.aggregate_if("min", "ts", "kind = 'operation_start'"),
+        ended=dialect.aggregate_if("min", "ts", "kind = 'operation_end'"),
+        duration=dialect.aggregate_if("min", "duration_ms", "kind = 'operation_end'"),
+        where=_received(query),
+        n_ends=dialect.count_if("ends > 0"),
+        orphan=dialect.count_if("ends > 0 AND starts = 0"),
+        negative=dialect.count_if("ends > 0 AND starts > 0 AND (ended < started OR duration < 0)"),
+        mismatch=dialect.count_if(
+            "ends > 0 AND starts > 0 AND ended >= started AND "
+            f"abs(duration - {dialect.ms_between('started', 'ended')}) > {DURATION_TOLERANCE_MS}"
+        ),
+        unfinished=dialect.count_if("starts > 0 AND ends = 0"),
+    )
+
+
+def names_sql(query: HealthQuery) -> Sql:
+    return render(
+        "SELECT event_name, kind, count(*) AS events FROM events WHERE {where} "
+        "GROUP BY event_name, kind",
+        where=_received(query),
+    )
+
+
+def values_sql(query: HealthQuery) -> Sql | None:
+    """Stored values of closed fields that the current plan does not allow."""
+    parts = [
+        render(
+            "SELECT {name} AS event_name, {label} AS field, count(*) AS events FROM events "
+            "WHERE {where} AND event_name = {name} AND {column} IS NOT NULL "
+            "AND {column} NOT IN ({allowed})",
+            name=param(name),
+            label=f"'{column}'",
+            column=column,  # checked against the stored columns by PlanFacts
+            where=_received(query),
+            allowed=params_list(allowed),
+        )
+        for name, column, allowed in query.plan.allowed_values
+        if allowed
+    ]
+    return Sql.join(" UNION ALL ", parts) if parts else None
+
+
+def versions_sql(query: HealthQuery) -> Sql:
+    return render(
+        "SELECT environment, schema_version, count(*) AS events FROM events WHERE {where} "
+        "GROUP BY environment, schema_version ORDER BY environment, schema_version",
+        where=_received(query),
+    )
+
+
+def test_data_sql(query: HealthQuery, dialect: SqlDialect) -> Sql:
+    pattern = "(^|[^a-z])(" + "|".join(query.test_markers) + ")([^a-z]|$)"
+    checks = {
+        "ui_version": dialect.matches("lower(ui_version)", param(pattern)),
+        "experiment": dialect.matches("lower(coalesce(experiment, ''))", param(pattern)),
+        "feature_flags": dialect.any_element_matches("feature_flags", param(pattern)),
+    }
+    start, end = query.time.bounds()
+    parts = [
+        render(
+            "SELECT {field} AS field, {value} AS found, count(*) AS events, "
+            "count(DISTINCT session_id) AS sessions FROM events WHERE environment = {env} "
+            "AND received_at >= {s} AND received_at < {e} AND {check} GROUP BY found",
+            field=f"'{field}'",
+            value=dialect.to_text(field),
+            env=param(query.production),
+            s=param(start),
+            e=param(end),
+            check=check,
+        )
+        for field, check in checks.items()
+    ]
+    return Sql.join(" UNION ALL ", parts)
+
+
+# --- results ------------------------------------------------------------------------------
+
+
+class DayVolume(msgspec.Struct, frozen=True, kw_only=True):
+    day: dt.date
+    environment: str
+    events: int
+    sessions: int | None
+    redacted_events: int
+    hidden: bool = False
+
+
+class ReasonCount(msgspec.Struct, frozen=True, kw_only=True):
+    reason: str
+    environment: str
+    count: int
+    field_path: str = ""
+    event_name: str = ""
+
+
+class DuplicateDay(msgspec.Struct, frozen=True, kw_only=True):
+    day: dt.date
+    segments: int
+    rows: int
+    duplicates: int
+
+
+class SkewSummary(msgspec.Struct, frozen=True, kw_only=True):
+    environment: str
+    events: int
+    p01_ms: float | None
+    p50_ms: float | None
+    p99_ms: float | None
+    max_abs_ms: int | None
+    buckets: dict[str, float]
+    """Share of events whose |skew| is within 1 s, 1 min, 1 h, or beyond."""
+
+
+class TimerCheck(msgspec.Struct, frozen=True, kw_only=True):
+    environment: str
+    operation: str | None
+    ends: int
+    ends_without_start: int
+    negative: int
+    duration_mismatch: int
+    starts_without_end: int
+
+
+class PlanMismatch(msgspec.Struct, frozen=True, kw_only=True):
+    source: str
+    """``stored`` (rows the current plan no longer allows) or ``rejected`` (quarantine)."""
+    problem: str
+    event_name: str
+    field: str = ""
+    count: int
+
+
+class SchemaVersionCount(msgspec.Struct, frozen=True, kw_only=True):
+    environment: str
+    schema_version: int
+    events: int
+    status: str
+    """``current``, ``old`` (below the plan's version) or ``stale`` (below its minimum)."""
+
+
+class TestDataHint(msgspec.Struct, frozen=True, kw_only=True):
+    field: str
+    value: str | None
+    events: int
+    sessions: int | None
+    """None when fewer than k sessions."""
+
+
+class HealthResult(msgspec.Struct, frozen=True, kw_only=True):
+    per_day: list[DayVolume]
+    rejected: list[ReasonCount]
+    redactions: list[ReasonCount]
+    duplicates: list[DuplicateDay]
+    clock_skew: list[SkewSummary]
+    timers: list[TimerCheck]
+    not_in_plan: list[PlanMismatch]
+    schema_versions: list[SchemaVersionCount]
+    test_data: list[TestDataHint]
+
+    def tables(self) -> list[Table]:
+        return [
+            Table(
+                "Events per day (server receive time)",
+                (
+                    Column("day"),
+                    Column("environment"),
+                    Column("events", "int"),
+                    Column("sessions", "int"),
+                    Column("redacted", "int"),
+                ),
+                [
+                    (d.day.isoformat(), d.environment, d.events, d.sessions, d.redacted_events)
+                    for d in self.per_day
+                ],
+            ),
+            _reasons_table("Rejected events by reason", self.rejected),
+            _reasons_table("Redactions by detector", self.redactions),
+            Table(
+                "Duplicates dropped by the loader",
+                (
+                    Column("day"),
+                    Column("segments", "int"),
+                    Column("rows", "int"),
+                    Column("duplicates", "int"),
+                ),
+                [(d.day.isoformat(), d.segments, d.rows, d.duplicates) for d in self.duplicates],
+            ),
+            Table(
+                "Clock skew (server minus client)",
+                (
+                    Column("environment"),
+                    Column("events", "int"),
+                    Column("p1", "ms"),
+                    Column("p50", "ms"),
+                    Column("p99", "ms"),
+                    Column("max |skew|", "ms"),
+                    *(Column(name, "share") for _, name in SKEW_BUCKETS_MS),
+                    Column("beyond_1h", "share"),
+                ),
+                [
+                    (
+                        s.environment,
+                        s.events,
+                        s.p01_ms,
+                        s.p50_ms,
+                        s.p99_ms,
+                        s.max_abs_ms,
+                        *(s.buckets.get(name) for _, name in SKEW_BUCKETS_MS),
+                        s.buckets.get("beyond_1h"),
+                    )
+                    for s in self.clock_skew
+                ],
+            ),
+            Table(
+                "Timers",
+                (
+                    Column("environment"),
+                    Column("operation"),
+                    Column("ends", "int"),
+                    Column("end without start", "int"),
+                    Column("negative", "int"),
+                    Column("duration mismatch", "int"),
+                    Column("start without end", "int"),
+                ),
+                [
+                    (
+                        t.environment,
+                        t.operation,
+                        t.ends,
+                        t.ends_without_start,
+                        t.negative,
+                        t.duration_mismatch,
+                        t.starts_without_end,
+                    )
+                    for t in self.timers
+                ],
+            ),
+            Table(
+                "Events and fields not in the plan",
+                (
+                    Column("source"),
+                    Column("problem"),
+                    Column("event"),
+                    Column("field"),
+                    Column("count", "int"),
+                ),
+                [(m.source, m.problem, m.event_name, m.field, m.count) for m in self.not_in_plan],
+            ),
+            Table(
+                "Schema versions",
+                (
+                    Column("environment"),
+                    Column("schema_version", "int"),
+                    Column("events", "int"),
+                    Column("status"),
+                ),
+                [
+                    (v.environment, v.schema_version, v.events, v.status)
+                    for v in self.schema_versions
+                ],
+            ),
+            Table(
+                "Test-looking data in production",
+                (
+                    Column("field"),
+                    Column("value"),
+                    Column("events", "int"),
+                    Column("sessions", "int"),
+                ),
+                [(t.field, t.value, t.events, t.sessions) for t in self.test_data],
+            ),
+        ]
+
+
+def _reasons_table(title: str, rows: list[ReasonCount]) -> Table:
+    return Table(
+        title,
+        (Column("reason"), Column("environment"), Column("field"), Column("count", "int")),
+        [(r.reason, r.environment, r.field_path, r.count) for r in rows],
+    )
+
+
+# --- running ------------------------------------------------------------------------------
+
+
+def run_health(
+    store: EventStore, query: HealthQuery, *, min_group_size: int = 5
+) -> Report[HealthResult]:
+    dialect = dialect_of(store)
+    counts = _quarantine(store, query)
+    suppressor = Suppressor(min_group_size)
+    per_day_rows = fetch(store, per_day_sql(query, dialect))
+    day_tickets = [
+        suppressor.add(("day", r["day"], r["environment"]), None, r["sessions"])
+        for r in per_day_rows
+    ]
+    hint_rows = fetch(store, test_data_sql(query, dialect))
+    suppressor.decide()
+    result = HealthResult(
+        per_day=[
+            _day(r, suppressor.is_hidden(t)) for r, t in zip(per_day_rows, day_tickets, strict=True)
+        ],
+        rejected=counts["rejected"],
+        redactions=counts["redacted"],
+        duplicates=[
+            DuplicateDay(
+                day=r["day"],
+                segments=int(r["segments"]),
+                rows=int(r["rows"]),
+                duplicates=int(r["duplicates"]),
+            )
+            for r in fetch(store, duplicates_sql(query, dialect))
+        ],
+        clock_skew=[_skew(r) for r in fetch(store, skew_sql(query, dialect))],
+        timers=[_timers(r) for r in fetch(store, timers_sql(query, dialect))],
+        not_in_plan=_not_in_plan(store, query, counts["rejected"]),
+        schema_versions=[_version(r, query) for r in fetch(store, versions_sql(query))],
+        test_data=[_hint(r, min_group_size) for r in hint_rows],
+    )
+    meta = meta_for(
+        "health",
+        time=query.time,
+        scope=None,
+        environment=query.environment,
+        sampling=Sampling(),
+        min_group_size=min_group_size,
+        hidden=suppressor.hidden_count,
+        notes=["windows are server receive time; event counts are not suppressed"],
+    )
+    return Report(meta=meta, data=result)
+
+
+def _quarantine(store: EventStore, query: HealthQuery) -> dict[str, list[ReasonCount]]:
+    """Quarantine counters summed over the window's days, per outcome, largest first."""
+    first = query.time.start.date()
+    last = (query.time.end - dt.timedelta(microseconds=1)).date()
+    totals: defaultdict[tuple[str, str, str, str, str], int] = defaultdict(int)
+    for count in store.ingest_counts(first, last, query.environment):
+        key = (count.outcome, count.reason, count.environment, count.field_path, count.event_name)
+        totals[key] += count.count
+    grouped: dict[str, list[ReasonCount]] = {"rejected": [], "redacted": []}
+    for (outcome, reason, environment, field_path, event_name), n in totals.items():
+        grouped[outcome].append(
+            ReasonCount(
+                reason=reason,
+                environment=environment,
+                count=n,
+                field_path=field_path,
+                event_name=event_name,
+            )
+        )
+    for rows in grouped.values():
+        rows.sort(key=lambda r: (-r.count, r.reason, r.environment, r.field_path, r.event_name))
+    return grouped
+
+
+def _day(row: Row, hidden: bool) -> DayVolume:
+    return DayVolume(
+        day=row["day"],
+        environment=row["environment"],
+        events=int(row["events"]),
+        sessions=None if hidden else int(row["sessions"]),
+        redacted_events=int(row["redacted"]),
+        hidden=hidden,
+    )
+
+
+def _skew(row: Row) -> SkewSummary:
+    events = int(row["events"])
+    q = row["q"] or [None, None, None]
+    buckets = {name: int(row[name]) / events for _, name in SKEW_BUCKETS_MS}
+    buckets["beyond_1h"] = 1.0 - int(row[SKEW_BUCKETS_MS[-1][1]]) / events
+    return SkewSummary(
+        environment=row["environment"],
+        events=events,
+        p01_ms=q[0],
+        p50_ms=q[1],
+        p99_ms=q[2],
+        max_abs_ms=row["max_abs"],
+        buckets=buckets,
+    )
+
+
+def _timers(row: Row) -> TimerCheck:
+    return TimerCheck(
+        environment=row["environment"],
+        operation=row["operation"],
+        ends=int(row["ends"]),
+        ends_without_start=int(row["ends_without_start"]),
+        negative=int(row["negative"]),
+        duration_mismatch=int(row["duration_mismatch"]),
+        starts_without_end=int(row["starts_without_end"]),
+    )
+
+
+def _not_in_plan(
+    store: EventStore, query: HealthQuery, rejected: list[ReasonCount]
+) -> list[PlanMismatch]:
+    kinds = dict(query.plan.event_kinds)
+    found: list[PlanMismatch] = []
+    for row in fetch(store, names_sql(query)):
+        declared = kinds.get(row["event_name"])
+        if declared is None or declared != row["kind"]:
+            found.append(
+                PlanMismatch(
+                    source="stored",
+                    problem="unknown_event" if declared is None else "kind_mismatch",
+                    event_name=row["event_name"],
+                    count=int(row["events"]),
+                )
+            )
+    values = values_sql(query)
+    if values is not None:
+        found.extend(
+            PlanMismatch(
+                source="stored",
+                problem="value_not_allowed",
+                event_name=row["event_name"],
+                field=row["field"],
+                count=int(row["events"]),
+            )
+            for row in fetch(store, values)
+            if row["events"]
+        )
+    found.extend(
+        PlanMismatch(
+            source="rejected",
+            problem=r.reason,
+            event_name=r.event_name,
+            field=r.field_path,
+            count=r.count,
+        )
+        for r in rejected
+        if r.reason.startswith(PLAN_REASON_PREFIXES)
+    )
+    return sorted(found, key=lambda m: (-m.count, m.source, m.problem, m.event_name, m.field))
+
+
+def _version(row: Row, query: HealthQuery) -> SchemaVersionCount:
+    version = int(row["schema_version"])
+    minimum = query.plan.min_schema_version
+    if minimum is not None and version < minimum:
+        status = "stale"
+    elif version < query.plan.schema_version:
+        status = "old"
+    else:
+        status = "current"
+    return SchemaVersionCount(
+        environment=row["environment"],
+        schema_version=version,
+        events=int(row["events"]),
+        status=status,
+    )
+
+
+def _hint(row: Row, k: int) -> TestDataHint:
+    """A version or flag name is not about a person: only a small session count is hidden."""
+    sessions = int(row["sessions"])
+    return TestDataHint(
+        field=row["field"],
+        value=row["found"],
+        events=int(row["events"]),
+        sessions=sessions if sessions >= k else None,
+    )

@@ -1,0 +1,330 @@
+"""The named reports: parameters in, a typed ``Report`` out. The read API and the CLI share it.
+
+Parameters are strings, as they arrive in a query string (``?from=2026-03-01&by=role``):
+
+* every report: ``from``, ``to`` (a date, inclusive, or an ISO datetime; default the last
+  ``DEFAULT_DAYS`` days), ``env`` (default ``prod``), ``by`` (a breakdown dimension) and the
+  filters ``role``, ``division``, ``device_type``, ``browser``, ``region``, ``ui_version``,
+  ``experiment`` (comma-separated values) and ``flag`` (``name`` on, ``!name`` off);
+* ``funnel``: ``scenario``; ``timings``: ``operation``; ``field-errors``: ``form``;
+  ``usage``: ``barely`` (share); ``top-problems``: ``limit``; ``health``: ``env`` may be
+  ``*`` (every environment, its default);
+* ``compare``: ``scenario`` and, per arm, ``a.from``/``a.to``, ``a.ui_version``, ``a.flag``
+  and ``a.label`` (likewise ``b.``): two windows, two versions or a flag on and off.
+
+An unknown parameter or value raises ``ReportParamError`` with a message fit for a 400.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, cast
+
+from stumble.analytics.compare import CompareResult, run_compare
+from stumble.analytics.failures import FailureResult, run_failures
+from stumble.analytics.field_errors import FieldErrorResult, run_field_errors
+from stumble.analytics.funnels import FunnelResult, run_funnel
+from stumble.analytics.health import HealthResult, run_health
+from stumble.analytics.loops import LoopResult, run_loops
+from stumble.analytics.queries import (
+    DEFAULT_ENVIRONMENT,
+    DIMENSIONS,
+    Arm,
+    CompareQuery,
+    Dimension,
+    FailureQuery,
+    FieldErrorQuery,
+    Filters,
+    FlagFilter,
+    FunnelQuery,
+    HealthQuery,
+    LoopQuery,
+    QueryError,
+    Scope,
+    TimeRange,
+    TimingQuery,
+    UsageQuery,
+)
+from stumble.analytics.results import Report
+from stumble.analytics.timings import TimingResult, run_timings
+from stumble.analytics.usage import UsageResult, run_usage
+from stumble.plan.model import TrackingPlan
+from stumble.reports.top_problems import TopProblemsQuery, TopProblemsResult, run_top_problems
+from stumble.storage.base import EventStore
+
+DEFAULT_DAYS: Final = 28
+ALL_ENVIRONMENTS: Final = "*"
+SCOPE_PARAMS: Final = (
+    "from",
+    "to",
+    "env",
+    "by",
+    "role",
+    "division",
+    "device_type",
+    "browser",
+    "region",
+    "ui_version",
+    "experiment",
+    "flag",
+)
+ARM_PARAMS: Final = ("from", "to", "ui_version", "flag", "label")
+
+
+class ReportParamError(QueryError):
+    """A parameter the report does not take, or a value it cannot use."""
+
+
+Params = Mapping[str, str]
+Runner = Callable[[EventStore, TrackingPlan, Params, int, dt.datetime], Report[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSpec:
+    name: str
+    summary: str
+    params: tuple[str, ...]
+    """Parameters beyond ``SCOPE_PARAMS``."""
+    result_type: type
+    run: Runner
+
+
+# --- parsing ------------------------------------------------------------------------------
+
+
+def _values(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return ()
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def parse_moment(text: str, *, end_of_day: bool) -> dt.datetime:
+    """A date (the start of that UTC day, or the next day's start for an inclusive end) or an
+    ISO datetime (UTC unless it says otherwise)."""
+    try:
+        if len(text) == 10:
+            day = dt.date.fromisoformat(text)
+            moment = dt.datetime.combine(day, dt.time(), dt.UTC)
+            return moment + dt.timedelta(days=1) if end_of_day else moment
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ReportParamError(f"not a date or ISO datetime: {text!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def parse_time(params: Params, now: dt.datetime, prefix: str = "") -> TimeRange | None:
+    start_text, end_text = params.get(prefix + "from"), params.get(prefix + "to")
+    if prefix and start_text is None and end_text is None:
+        return None
+    end = parse_moment(end_text, end_of_day=True) if end_text else _end_of_today(now)
+    start = (
+        parse_moment(start_text, end_of_day=False)
+        if start_text
+        else end - dt.timedelta(days=DEFAULT_DAYS)
+    )
+    try:
+        return TimeRange(start, end)
+    except QueryError as error:
+        raise ReportParamError(str(error)) from None
+
+
+def _end_of_today(now: dt.datetime) -> dt.datetime:
+    today = now.astimezone(dt.UTC).date()
+    return dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), dt.UTC)
+
+
+def parse_filters(params: Params) -> Filters:
+    flag = params.get("flag")
+    return Filters(
+        environment=params.get("env") or DEFAULT_ENVIRONMENT,
+        role=_values(params.get("role")),
+        division=_values(params.get("division")),
+        device_type=_values(params.get("device_type")),
+        browser=_values(params.get("browser")),
+        region=_values(params.get("region")),
+        ui_version=_values(params.get("ui_version")),
+        experiment=_values(params.get("experiment")),
+        feature_flag=FlagFilter.parse(flag) if flag else None,
+    )
+
+
+def parse_scope(params: Params, now: dt.datetime) -> Scope:
+    by = params.get("by") or None
+    if by is not None and by not in DIMENSIONS:
+        raise ReportParamError(f"by must be one of {', '.join(DIMENSIONS)}")
+    time = parse_time(params, now)
+    assert time is not None
+    return Scope(time, parse_filters(params), cast(Dimension | None, by))
+
+
+def _required(params: Params, name: str, choices: list[str]) -> str:
+    value = params.get(name)
+    if not value:
+        raise ReportParamError(f"{name} is required; one of {', '.join(sorted(choices))}")
+    return value
+
+
+def _share(text: str | None, default: float, name: str) -> float:
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ReportParamError(f"{name} must be a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise ReportParamError(f"{name} must be within [0, 1]")
+    return value
+
+
+def _positive_int(text: str | None, default: int, name: str) -> int:
+    if text is None:
+        return default
+    if not text.isdigit() or int(text) < 1:
+        raise ReportParamError(f"{name} must be a positive integer")
+    return int(text)
+
+
+def parse_arm(params: Params, prefix: str, now: dt.datetime) -> Arm:
+    flag = params.get(prefix + "flag")
+    versions = _values(params.get(prefix + "ui_version"))
+    arm = Arm(
+        label=params.get(prefix + "label") or prefix.rstrip("."),
+        time=parse_time(params, now, prefix),
+        ui_version=versions or None,
+        feature_flag=FlagFilter.parse(flag) if flag else None,
+    )
+    if arm.time is None and arm.ui_version is None and arm.feature_flag is None:
+        raise ReportParamError(
+            f"arm {prefix.rstrip('.')} needs {prefix}from/{prefix}to, {prefix}ui_version "
+            f"or {prefix}flag"
+        )
+    return arm
+
+
+# --- runners ------------------------------------------------------------------------------
+
+
+def _funnel(
+    store: EventStore, plan: TrackingPlan, p: Params, k: int, now: dt.datetime
+) -> Report[Any]:
+    scenario = _required(p, "scenario", list(plan.scenarios))
+    return run_funnel(
+        store, FunnelQuery.from_plan(plan, parse_scope(p, now), scenario), min_group_size=k
+    )
+
+
+def _timings(
+    store: EventStore, plan: TrackingPlan, p: Params, k: int, now: dt.datetime
+) -> Report[Any]:
+    query = TimingQuery(parse_scope(p, now), _values(p.get("operation")))
+    return run_timings(store, query, min_group_size=k)
+
+
+def _field_errors(
+    store: EventStore, plan: TrackingPlan, p: Params, k: int, now: dt.datetime
+) -> Report[Any]:
+    query = FieldErrorQuery.from_plan(plan, parse_scope(p, now), _values(p.get("form")))
+    return run_field_errors(store, query, min_group_size=k)
+
+
+def _loops(
+    store: EventStore, plan: TrackingPlan, p: Params, k: int, now: dt.datetime
+) -> Report[Any]:
+    return run_loops(store, LoopQuery(parse_scope(p, now)), min_group_size=k)
+
+
+def _usage(
+    store: EventStore, plan: TrackingPlan, p: Params, k: int, now: dt.datetime
+) -> Report[Any]:
+    query = UsageQuery.from_plan(plan, parse_scope(p, now))
+    share = _share(p.get("barely"), query.barely_used_share, "barely")
+    return run_usage(store, UsageQuery(query.scope, query.declared, share), min_group_size=k)
+
+
+def _failures(
+    store: EventStore, plan: TrackingPlan, p: Params, k: int, now: dt.datetime
+) -> Report[Any]:
+    return run_failures(store, FailureQuery.from_plan(plan, parse_scope(p, now)), min_group_size=k)
+
+
+def _compare(
+    store: EventStore, plan: TrackingPlan, p: Params, k: int, now: dt.datetime
+) -> Report[Any]:
+    scenario = _required(p, "scenario", list(plan.scenarios))
+    query = CompareQuery.from_plan(
+        plan,
+        parse_scope(p, now),
+        scenario,
+        parse_arm(p, "a.", now),
+        parse_arm(p, "b.", now),
+    )
+    return run_compare(store, query, min_group_size=k)
+
+
+def _top_problems(
+    store: EventStore, plan: TrackingPlan, p: Params, k: int, now: dt.datetime
+) -> Report[Any]:
+    limit = _positive_int(p.get("limit"), 10, "limit")
+    query = TopProblemsQuery.from_plan(plan, parse_scope(p, now), limit)
+    return run_top_problems(store, query, min_group_size=k)
+
+
+def _health(
+    store: EventStore, plan: TrackingPlan, p: Params, k: int, now: dt.datetime
+) -> Report[Any]:
+    env = p.get("env") or ALL_ENVIRONMENTS
+    time = parse_time(p, now)
+    assert time is not None
+    query = HealthQuery.from_plan(plan, time, None if env == ALL_ENVIRONMENTS else env)
+    return run_health(store, query, min_group_size=k)
+
+
+REPORTS: Final[dict[str, ReportSpec]] = {
+    spec.name: spec
+    for spec in (
+        ReportSpec("funnel", "scenario funnel: reach, drop-off, conversion, step times",
+                   ("scenario",), FunnelResult, _funnel),
+        ReportSpec("timings", "operation durations, outcomes, retries and phases",
+                   ("operation",), TimingResult, _timings),
+        ReportSpec("field-errors", "form errors by field: share, attempts, time on step",
+                   ("form",), FieldErrorResult, _field_errors),
+        ReportSpec("loops", "back, cancel, close, retry and reopen per screen",
+                   (), LoopResult, _loops),
+        ReportSpec("usage", "sessions per feature per day; features barely touched",
+                   ("barely",), UsageResult, _usage),
+        ReportSpec("failures", "errors by kind, type, fingerprint, route and scenario; "
+                   "API times; Web Vitals", (), FailureResult, _failures),
+        ReportSpec("compare", "before/after with intervals, tests and verdicts",
+                   ("scenario", *(f"{arm}.{p}" for arm in "ab" for p in ARM_PARAMS)),
+                   CompareResult, _compare),
+        ReportSpec("top-problems", "problems beyond the plan's thresholds, ranked by impact",
+                   ("limit",), TopProblemsResult, _top_problems),
+        ReportSpec("health", "volumes, rejections, redactions, duplicates, skew, timers, "
+                   "plan drift, test data", (), HealthResult, _health),
+    )
+}  # fmt: skip
+
+
+def run_report(
+    store: EventStore,
+    plan: TrackingPlan,
+    name: str,
+    params: Params,
+    *,
+    min_group_size: int = 5,
+    now: dt.datetime | None = None,
+) -> Report[Any]:
+    """Run a named report; raises ``ReportParamError`` (bad input) or ``KeyError`` (no such
+    report). Storage failures surface as ``StorageError``."""
+    spec = REPORTS[name]
+    unknown = sorted(set(params) - set(SCOPE_PARAMS) - set(spec.params))
+    if unknown:
+        raise ReportParamError(f"{name} does not take {', '.join(unknown)}")
+    try:
+        return spec.run(store, plan, params, min_group_size, now or dt.datetime.now(dt.UTC))
+    except ReportParamError:
+        raise
+    except QueryError as error:
+        raise ReportParamError(str(error)) from None

@@ -1,0 +1,93 @@
+"""The catalog: every report runs by name from string parameters; bad parameters are refused."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import msgspec
+import pytest
+from tests.analytics.conftest import Dataset
+
+from stumble.analytics.results import Report
+from stumble.reports.catalog import (
+    REPORTS,
+    ReportParamError,
+    parse_arm,
+    parse_moment,
+    parse_scope,
+    run_report,
+)
+
+NOW = dt.datetime(2026, 3, 20, 15, 30, tzinfo=dt.UTC)
+RANGE = {"from": "2026-03-01", "to": "2026-03-16"}
+EXTRA: dict[str, dict[str, str]] = {
+    "funnel": {"scenario": "create_service_request", "by": "role"},
+    "compare": {"scenario": "create_service_request", "a.from": "2026-03-02", "a.to": "2026-03-08",
+                "b.from": "2026-03-09", "b.to": "2026-03-15"},
+    "health": {"env": "*"},
+    "top-problems": {"limit": "3"},
+    "field-errors": {"form": "service_request", "by": "device_type"},
+    "timings": {"operation": "search,request_submit"},
+}  # fmt: skip
+
+
+def test_dates_are_whole_utc_days_and_the_default_is_the_last_four_weeks() -> None:
+    assert parse_moment("2026-03-01", end_of_day=False) == dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+    assert parse_moment("2026-03-01", end_of_day=True) == dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
+    assert parse_moment("2026-03-01T10:00:00+05:00", end_of_day=True).hour == 10
+    scope = parse_scope({}, NOW)
+    assert scope.time.end == dt.datetime(2026, 3, 21, tzinfo=dt.UTC)
+    assert scope.time.start == dt.datetime(2026, 2, 21, tzinfo=dt.UTC)
+    assert scope.filters.environment == "prod"
+
+
+def test_filters_and_arms_parse_from_strings() -> None:
+    scope = parse_scope(
+        {"role": "operator,manager", "flag": "!new_form", "ui_version": "2.0.0", "by": "region"},
+        NOW,
+    )
+    assert scope.filters.role == ("operator", "manager")
+    assert scope.filters.feature_flag is not None and not scope.filters.feature_flag.enabled
+    assert scope.by == "region"
+    arm = parse_arm({"a.ui_version": "1.4.2", "a.label": "before"}, "a.", NOW)
+    assert (arm.label, arm.ui_version, arm.time) == ("before", ("1.4.2",), None)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"from": "yesterday"},
+        {"from": "2026-03-10", "to": "2026-03-01"},
+        {"by": "session_id"},
+        {"scenario": "create_service_request", "session_id": "h_abc"},
+    ],
+)
+def test_bad_parameters_are_refused_with_a_reason(
+    slow_release: Dataset, params: dict[str, str]
+) -> None:
+    with pytest.raises(ReportParamError):
+        run_report(slow_release.store, slow_release.plan, "funnel", params, now=NOW)
+
+
+def test_required_parameters_and_arms_are_checked(slow_release: Dataset) -> None:
+    with pytest.raises(ReportParamError, match="scenario is required"):
+        run_report(slow_release.store, slow_release.plan, "funnel", {}, now=NOW)
+    with pytest.raises(ReportParamError, match="no scenario"):
+        run_report(slow_release.store, slow_release.plan, "funnel", {"scenario": "x"}, now=NOW)
+    params = {"scenario": "search", "b.ui_version": "2.0.0"}
+    with pytest.raises(ReportParamError, match="arm a needs"):
+        run_report(slow_release.store, slow_release.plan, "compare", params, now=NOW)
+
+
+@pytest.mark.parametrize("name", sorted(REPORTS))
+def test_every_report_runs_by_name_and_round_trips_through_json(
+    slow_release: Dataset, name: str
+) -> None:
+    params = {**RANGE, **EXTRA.get(name, {})}
+    report = run_report(slow_release.store, slow_release.plan, name, params, now=NOW)
+    assert report.meta.report == name
+    assert report.data.tables()
+    decoded = msgspec.json.decode(
+        msgspec.json.encode(report), type=Report[REPORTS[name].result_type]
+    )  # type: ignore[name-defined]
+    assert decoded == report

@@ -1,0 +1,157 @@
+"""The read API on a real collector app: data simulated into the data directory by the CLI, the
+app served by uvicorn in a thread with its lifespan (spool, store, loader thread), reports
+fetched over HTTP as typed JSON."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+import uvicorn
+from starlette.requests import Request
+
+from stumble.analytics.funnels import FunnelResult
+from stumble.analytics.results import Report
+from stumble.cli.main import main
+from stumble.collector.app import CollectorServices, create_app
+from stumble.config import Settings
+from stumble.reports.catalog import REPORTS
+from stumble.web.api import AccessPolicy, Viewer, every_caller_is_analyst, report_routes
+
+SCENARIO = "create_service_request"
+EXTRA: dict[str, dict[str, str]] = {
+    "funnel": {"scenario": SCENARIO},
+    "compare": {"scenario": SCENARIO, "a.ui_version": "1.4.2", "b.ui_version": "2.0.0"},
+}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("api") / "data"
+    assert main(["simulate", "--sessions", "1500", "--days", "10", "--data", str(directory)]) == 0
+    return directory
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def serving(
+    data_dir: Path, access: AccessPolicy = every_caller_is_analyst
+) -> Iterator[httpx.Client]:
+    """The collector app with the report routes, served by uvicorn on a loopback port."""
+
+    def routes(services: CollectorServices) -> list[Any]:
+        return report_routes(services, access=access)
+
+    settings = Settings(data_dir=str(data_dir), loader_interval_s=0.2)
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings, extra_routes=routes), host="127.0.0.1", port=port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="api-test-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+            yield http
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+async def header_policy(request: Request) -> Viewer | None:
+    """For the tests: an analyst unless headers say otherwise (an async policy works too)."""
+    role = request.headers.get("x-test-role", "analyst")
+    if role == "-":
+        return None
+    k = int(request.headers.get("x-test-k", "5"))
+    return Viewer(role=role, min_group_size=k)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def client(data_dir: Path) -> Iterator[httpx.Client]:
+    with serving(data_dir, header_policy) as http:
+        yield http
+
+
+def test_the_index_lists_every_report(client: httpx.Client) -> None:
+    response = client.get("/api/v1/reports")
+    assert response.status_code == 200
+    assert [r["name"] for r in response.json()["reports"]] == list(REPORTS)
+
+
+@pytest.mark.parametrize("name", sorted(REPORTS))
+def test_every_report_answers_typed_json(client: httpx.Client, name: str) -> None:
+    response = client.get(f"/api/v1/reports/{name}", params=EXTRA.get(name, {}))
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
+    report = msgspec.json.decode(response.content, type=Report[REPORTS[name].result_type])  # type: ignore[valid-type]
+    assert report.meta.report == name
+    assert report.meta.min_group_size == 5
+
+
+def test_a_funnel_by_version_shows_the_fix(client: httpx.Client) -> None:
+    response = client.get(
+        "/api/v1/reports/funnel", params={"scenario": SCENARIO, "by": "ui_version"}
+    )
+    report = msgspec.json.decode(response.content, type=Report[FunnelResult])
+    groups = {g.group: g for g in report.data.groups}
+    assert set(groups) == {None, "1.4.2", "2.0.0"}
+    assert groups["2.0.0"].conversion.value > groups["1.4.2"].conversion.value  # type: ignore[operator]
+    assert report.meta.by == "ui_version" and report.meta.environment == "prod"
+
+
+def test_repeated_parameters_combine_and_filters_apply(client: httpx.Client) -> None:
+    params = [("scenario", SCENARIO), ("role", "operator"), ("role", "manager")]
+    response = client.get("/api/v1/reports/funnel", params=params)
+    report = msgspec.json.decode(response.content, type=Report[FunnelResult])
+    assert report.meta.filters == {"role": "operator,manager"}
+
+
+def test_bad_requests_get_a_reason_code(client: httpx.Client) -> None:
+    unknown = client.get("/api/v1/reports/no-such-report")
+    assert (unknown.status_code, unknown.json()["error"]) == (404, "report.unknown")
+    bad = client.get("/api/v1/reports/funnel", params={"scenario": SCENARIO, "by": "session_id"})
+    assert (bad.status_code, bad.json()["error"]) == (400, "report.bad_param")
+    assert "by must be one of" in bad.json()["message"]
+    extra = client.get("/api/v1/reports/loops", params={"scenario": SCENARIO})
+    assert extra.status_code == 400 and "does not take scenario" in extra.json()["message"]
+
+
+def test_the_access_seam_decides_who_reads_what_and_with_which_k(client: httpx.Client) -> None:
+    funnel = {"scenario": SCENARIO}
+    nobody = client.get("/api/v1/reports/funnel", params=funnel, headers={"x-test-role": "-"})
+    assert (nobody.status_code, nobody.json()["error"]) == (401, "access.unauthenticated")
+    auditor = {"x-test-role": "auditor"}
+    denied = client.get("/api/v1/reports/funnel", params=funnel, headers=auditor)
+    assert (denied.status_code, denied.json()["error"]) == (403, "access.forbidden")
+    assert client.get("/api/v1/reports/health", headers=auditor).status_code == 200
+    listed = client.get("/api/v1/reports", headers=auditor).json()["reports"]
+    assert [r["name"] for r in listed] == ["health"]
+    strict = {"x-test-role": "analyst", "x-test-k": "100000"}
+    response = client.get("/api/v1/reports/funnel", params=funnel, headers=strict)
+    report = msgspec.json.decode(response.content, type=Report[FunnelResult])
+    assert report.meta.min_group_size == 100_000
+    assert all(step.hidden for step in report.data.total().steps)
+
+
+def test_until_the_dashboard_every_caller_is_an_analyst_with_k_5() -> None:
+    request = Request({"type": "http", "headers": [], "method": "GET", "path": "/"})
+    assert every_caller_is_analyst(request) == Viewer(role="analyst", min_group_size=5)
