@@ -48,7 +48,7 @@ def test_unknown_breakdowns_and_columns_are_refused() -> None:
         Scope(WEEK, by="session_id")  # type: ignore[arg-type]
     with pytest.raises(QueryError, match="unknown column"):
         StepSpec("s", "form_submit", (("value); DROP TABLE events; --", 1),))
-    with pytest.raises(QueryError, match="no scenario"):
+    with pytest.raises(QueryError, match="no such scenario"):
         FunnelQuery.from_plan(PLAN, Scope(WEEK), "no_such_scenario")
 
 

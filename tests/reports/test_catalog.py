@@ -72,7 +72,7 @@ def test_bad_parameters_are_refused_with_a_reason(
 def test_required_parameters_and_arms_are_checked(slow_release: Dataset) -> None:
     with pytest.raises(ReportParamError, match="scenario is required"):
         run_report(slow_release.store, slow_release.plan, "funnel", {}, now=NOW)
-    with pytest.raises(ReportParamError, match="no scenario"):
+    with pytest.raises(ReportParamError, match="no such scenario"):
         run_report(slow_release.store, slow_release.plan, "funnel", {"scenario": "x"}, now=NOW)
     params = {"scenario": "search", "b.ui_version": "2.0.0"}
     with pytest.raises(ReportParamError, match="arm a needs"):

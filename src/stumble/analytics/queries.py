@@ -118,7 +118,7 @@ class Scope:
 
     def __post_init__(self) -> None:
         if self.by is not None and self.by not in DIMENSIONS:
-            raise QueryError(f"cannot break down by {self.by!r}; choose one of {DIMENSIONS}")
+            raise QueryError(f"cannot break down by that; choose one of {DIMENSIONS}")
 
     def narrowed(
         self,
@@ -187,7 +187,7 @@ class ScenarioSpec:
 def scenario_spec(plan: TrackingPlan, name: str) -> ScenarioSpec:
     scenario = plan.scenarios.get(name)
     if scenario is None:
-        raise QueryError(f"the tracking plan has no scenario {name!r}")
+        raise QueryError(f"the tracking plan has no such scenario; it has {sorted(plan.scenarios)}")
     return ScenarioSpec.from_plan(name, scenario)
 
 

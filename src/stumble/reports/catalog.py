@@ -110,7 +110,8 @@ def parse_moment(text: str, *, end_of_day: bool) -> dt.datetime:
             return moment + dt.timedelta(days=1) if end_of_day else moment
         parsed = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise ReportParamError(f"not a date or ISO datetime: {text!r}") from None
+        # The value itself is never echoed: an error message is no place for client text.
+        raise ReportParamError("from/to must be a date (YYYY-MM-DD) or an ISO datetime") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
@@ -319,9 +320,12 @@ def run_report(
     """Run a named report; raises ``ReportParamError`` (bad input) or ``KeyError`` (no such
     report). Storage failures surface as ``StorageError``."""
     spec = REPORTS[name]
-    unknown = sorted(set(params) - set(SCOPE_PARAMS) - set(spec.params))
+    unknown = set(params) - set(SCOPE_PARAMS) - set(spec.params)
     if unknown:
-        raise ReportParamError(f"{name} does not take {', '.join(unknown)}")
+        accepted = ", ".join(sorted({*SCOPE_PARAMS, *spec.params}))
+        raise ReportParamError(
+            f"{name} got {len(unknown)} unknown parameter(s); it accepts: {accepted}"
+        )
     try:
         return spec.run(store, plan, params, min_group_size, now or dt.datetime.now(dt.UTC))
     except ReportParamError:
