@@ -72,9 +72,13 @@ def active_segment(directory: Path) -> Path:
 
 def size_of(segment: Path) -> int:
     """Size of a segment that may have been sealed (renamed) since we looked."""
-    if segment.exists():
-        return segment.stat().st_size
-    return segment.with_suffix(".ndjson").stat().st_size
+    # The writer thread may seal (rename) the segment between two calls: try both names.
+    for candidate in (segment, segment.with_suffix(".ndjson"), segment):
+        try:
+            return candidate.stat().st_size
+        except FileNotFoundError:
+            continue
+    raise FileNotFoundError(segment.name)
 
 
 def try_append(spool: Spool, events: int, report: dict[str, list[object]]) -> bool:
