@@ -141,7 +141,6 @@ class CollectorServices:
             limits=IngestLimits(
                 max_body_bytes=s.max_body_bytes,
                 max_events=s.max_events_per_batch,
-                retry_after_s=s.retry_after_s,
                 body_read_timeout_s=s.body_read_timeout_s,
                 time_rules=self.time_rules(),
             ),

@@ -55,7 +55,6 @@ _encode: Final = msgspec.json.Encoder().encode
 class IngestLimits:
     max_body_bytes: int
     max_events: int
-    retry_after_s: int
     time_rules: TimeRules
     body_read_timeout_s: float = 10.0
 
