@@ -33,8 +33,12 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest
 
+# Builds the SDK, enforces the size budget, runs its tests, and checks that the bundles the
+# collector serves (committed under src/stumble/collector/sdk) are exactly what the source builds.
 sdk-test:
-	@if [ -f sdk/js/package.json ]; then cd sdk/js && npm ci --no-audit --no-fund && npm run build && npm run size && npm test; fi
+	cd sdk/js && npm ci --no-audit --no-fund && npm run build && npm run size && npm test
+	@git diff --quiet -- src/stumble/collector/sdk 2>/dev/null || \
+		{ echo "stale SDK bundles: run 'cd sdk/js && npm run build' and commit them"; exit 1; }
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache .mypy_cache .ruff_cache
