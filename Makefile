@@ -37,8 +37,9 @@ unit: $(STAMP)
 # collector serves (committed under src/stumble/collector/sdk) are exactly what the source builds.
 sdk-test:
 	cd sdk/js && npm ci --no-audit --no-fund && npm run build && npm run size && npm test
-	@git diff --quiet -- src/stumble/collector/sdk 2>/dev/null || \
-		{ echo "stale SDK bundles: run 'cd sdk/js && npm run build' and commit them"; exit 1; }
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1 && \
+		! git diff --quiet -- src/stumble/collector/sdk; then \
+		echo "stale SDK bundles: run 'cd sdk/js && npm run build' and commit them"; exit 1; fi
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache .mypy_cache .ruff_cache
