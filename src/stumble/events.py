@@ -78,8 +78,6 @@ VitalRating = Literal["good", "needs-improvement", "poor"]
 FIELD_ERROR_TYPES: Final[tuple[str, ...]] = FieldErrorType.__args__  # type: ignore[attr-defined]
 OPERATION_STATUSES: Final[tuple[str, ...]] = OperationStatus.__args__  # type: ignore[attr-defined]
 NAVIGATION_KINDS: Final[tuple[str, ...]] = NavigationKind.__args__  # type: ignore[attr-defined]
-ERROR_KINDS: Final[tuple[str, ...]] = ErrorKind.__args__  # type: ignore[attr-defined]
-VITAL_METRICS: Final[tuple[str, ...]] = VitalMetric.__args__  # type: ignore[attr-defined]
 
 
 # --- context and the common envelope -----------------------------------------------------

@@ -23,6 +23,7 @@ from typing import Any
 import duckdb
 import httpx
 import pytest
+from tests.collector.conftest import wait_until_up
 
 from stumble.access.keys import KeyRing, parse_key_id
 
@@ -78,16 +79,7 @@ class DemoServer:
         with self.log_path.open("ab") as log:
             env = {**os.environ, "STUMBLE_LOG_LEVEL": "INFO"}
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the demo server exited: {self.logs()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise RuntimeError("the demo server did not start")
+        wait_until_up(self.process, self.url, self.log_path, timeout_s)
 
     def stop(self) -> None:
         """SIGTERM: the server seals its spool and loads it before it exits."""

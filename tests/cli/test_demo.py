@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 import httpx
 import pytest
+from tests.collector.conftest import wait_until_up
 
 from stumble.access.keys import KeyRing
 from stumble.cli.demo import _fill_once, demo_origins, ensure_demo_key, fill_history
@@ -159,16 +160,8 @@ def start_demo(data_dir: Path, port: int, *extra: str) -> subprocess.Popen[bytes
             stderr=subprocess.STDOUT,
             env=dict(os.environ),
         )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, (data_dir.parent / f"demo-{port}.log").read_text()
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError("stumble demo did not start")
+    wait_until_up(process, f"http://127.0.0.1:{port}", data_dir.parent / f"demo-{port}.log", 60)
+    return process
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
-from tests.collector.conftest import ORIGIN, batch, event, free_port, make_server
+from tests.collector.conftest import ORIGIN, batch, event, free_port, make_server, wait_until_up
 
 from stumble.cli.main import main
 
@@ -44,13 +43,7 @@ def test_first_start_creates_config_and_a_dev_key_and_says_how_to_use_them(tmp_p
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_until_up(process, f"http://127.0.0.1:{port}", log, path="/readyz")
         key = (data / "dev-write-key.txt").read_text().strip()
         assert (data / "stumble.toml").exists()
         assert key in log.read_text()

@@ -30,6 +30,28 @@ def free_port() -> int:
         return port
 
 
+def wait_until_up(
+    process: subprocess.Popen[bytes],
+    url: str,
+    log_path: Path,
+    timeout_s: float = 30.0,
+    path: str = "/healthz",
+) -> None:
+    """Poll ``url + path`` until it answers 200; fail with the server's log if it exits or hangs."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            log = log_path.read_text(errors="replace") if log_path.exists() else ""
+            raise RuntimeError(f"server exited: {log[-2000:]}")
+        try:
+            if httpx.get(f"{url}{path}", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"server did not answer {path} within {timeout_s} s")
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -128,16 +150,7 @@ class Server:
                 stderr=subprocess.STDOUT,
                 env=env,
             )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.logs()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not start")
+        wait_until_up(self.process, self.url, self.log_path, timeout_s)
 
     def stop(self) -> None:
         """A graceful stop: the spool is sealed and loaded before the process exits."""

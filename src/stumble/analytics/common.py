@@ -37,6 +37,11 @@ def merge_sampling(*parts: Sampling) -> Sampling:
     return Sampling(tuple(sorted({rate for part in parts for rate in part.rates})))
 
 
+def row_group(row: Row) -> str | None:
+    """The breakdown value of a grouped row, or None for the row holding the total."""
+    return None if row["is_total"] else row["grp"]
+
+
 class Suppressor:
     """Collects every cell of a report, then says which ones to hide.
 

@@ -17,7 +17,7 @@ from typing import Final
 
 import msgspec
 
-from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, sampling_of
+from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, row_group, sampling_of
 from stumble.analytics.queries import FailureQuery, ScenarioSpec
 from stumble.analytics.results import (
     EMPTY_DURATIONS,
@@ -383,7 +383,7 @@ def run_failures(
     store: EventStore, query: FailureQuery, *, min_group_size: int = 5
 ) -> Report[FailureResult]:
     dialect = dialect_of(store)
-    active = {_group(r): int(r["sessions"]) for r in fetch(store, active_sql(query, dialect))}
+    active = {row_group(r): int(r["sessions"]) for r in fetch(store, active_sql(query, dialect))}
     counted = {
         name: _most_frequent_first(fetch(store, errors_by_sql(query, dialect, keys)), keys)
         for name, keys in ERROR_TABLES.items()
@@ -396,7 +396,7 @@ def run_failures(
     suppressor = Suppressor(min_group_size)
     tickets = {
         name: [
-            suppressor.add((name, *(r[k] for k in ERROR_TABLES[name])), _group(r), r["sessions"])
+            suppressor.add((name, *(r[k] for k in ERROR_TABLES[name])), row_group(r), r["sessions"])
             for r in rows
         ]
         for name, rows in counted.items()
@@ -405,9 +405,11 @@ def run_failures(
     scenario_tickets = {
         name: suppressor.add(("scenario", name), None, n) for name, n in started.items()
     }
-    api_tickets = [suppressor.add(("api", r["route"]), _group(r), r["sessions"]) for r in api_rows]
+    api_tickets = [
+        suppressor.add(("api", r["route"]), row_group(r), r["sessions"]) for r in api_rows
+    ]
     vital_tickets = [
-        suppressor.add(("vital", r["screen_id"], r["metric"]), _group(r), r["sessions"])
+        suppressor.add(("vital", r["screen_id"], r["metric"]), row_group(r), r["sessions"])
         for r in vital_rows
     ]
     suppressor.decide()
@@ -445,10 +447,6 @@ def run_failures(
     return Report(meta=meta, data=result)
 
 
-def _group(row: Row) -> str | None:
-    return None if row["is_total"] else row["grp"]
-
-
 def _most_frequent_first(rows: list[Row], keys: tuple[str, ...]) -> list[Row]:
     """Totals by descending events, each followed by its groups."""
     totals = {tuple(r[k] for k in keys): int(r["events"]) for r in rows if r["is_total"]}
@@ -464,7 +462,7 @@ def _error_count(
     row: Row, keys: tuple[str, ...], active: dict[str | None, int], hidden: bool
 ) -> ErrorCount:
     key = {k: row[k] for k in keys}
-    group = _group(row)
+    group = row_group(row)
     if hidden:
         return ErrorCount(key=key, group=group, hidden=True)
     sessions = int(row["sessions"])
@@ -507,14 +505,14 @@ def _scenarios(
 
 def _route(row: Row, hidden: bool) -> RouteTiming:
     if hidden:
-        return RouteTiming(route=row["route"], group=_group(row), hidden=True)
+        return RouteTiming(route=row["route"], group=row_group(row), hidden=True)
     return RouteTiming(
-        route=row["route"], group=_group(row), duration=Durations.of(int(row["n"]), row["q"])
+        route=row["route"], group=row_group(row), duration=Durations.of(int(row["n"]), row["q"])
     )
 
 
 def _vital(row: Row, hidden: bool) -> VitalSummary:
-    base = {"screen_id": row["screen_id"], "metric": row["metric"], "group": _group(row)}
+    base = {"screen_id": row["screen_id"], "metric": row["metric"], "group": row_group(row)}
     if hidden:
         return VitalSummary(**base, hidden=True)
     n = int(row["n"])

@@ -25,7 +25,7 @@ from typing import Final
 
 import msgspec
 
-from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, sampling_of
+from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, row_group, sampling_of
 from stumble.analytics.queries import FieldErrorQuery
 from stumble.analytics.results import (
     EMPTY_DURATIONS,
@@ -355,13 +355,13 @@ def run_field_errors(
     error_tickets = [
         suppressor.add(
             ("error", r["form_id"], r["step"], r["field_id"], r["error_type"]),
-            _group(r),
+            row_group(r),
             int(r["with_error"]),
         )
         for r in error_rows
     ]
     step_tickets = [
-        suppressor.add(("step", r["form_id"], r["step"]), _group(r), int(r["entered"]))
+        suppressor.add(("step", r["form_id"], r["step"]), row_group(r), int(r["entered"]))
         for r in step_rows
     ]
     suppressor.decide()
@@ -393,10 +393,6 @@ def run_field_errors(
     return Report(meta=meta, data=result)
 
 
-def _group(row: Row) -> str | None:
-    return None if row["is_total"] else row["grp"]
-
-
 def _timed_first_steps(query: FieldErrorQuery) -> frozenset[str]:
     """Forms whose step 1 has a real entry event, so its time on step means something."""
     return frozenset(form.form_id for form in query.forms if form.entry is not None)
@@ -412,7 +408,7 @@ def _error_row(row: Row, hidden: bool, timed: frozenset[str]) -> FieldErrorRow:
         "step": int(row["step"]),
         "field_id": row["field_id"],
         "error_type": row["error_type"],
-        "group": _group(row),
+        "group": row_group(row),
     }
     if hidden:
         return FieldErrorRow(**key, hidden=True)
@@ -439,7 +435,7 @@ def _error_row(row: Row, hidden: bool, timed: frozenset[str]) -> FieldErrorRow:
 
 
 def _step_row(row: Row, hidden: bool, timed: frozenset[str]) -> FormStepRow:
-    form_id, step, group = row["form_id"], int(row["step"]), _group(row)
+    form_id, step, group = row["form_id"], int(row["step"]), row_group(row)
     if hidden:
         return FormStepRow(form_id=form_id, step=step, group=group, hidden=True)
     entered, completed = int(row["entered"]), int(row["completed"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import msgspec
 
-from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, sampling_of
+from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, row_group, sampling_of
 from stumble.analytics.queries import LoopQuery
 from stumble.analytics.results import (
     NO_SHARE,
@@ -117,7 +117,7 @@ def run_loops(
     rows = fetch(store, loops_sql(query, dialect_of(store)))
     suppressor = Suppressor(min_group_size)
     tickets = [
-        suppressor.add(("screen", r["screen_id"]), _group(r), int(r["sessions"])) for r in rows
+        suppressor.add(("screen", r["screen_id"]), row_group(r), int(r["sessions"])) for r in rows
     ]
     suppressor.decide()
     result = LoopResult(
@@ -135,18 +135,14 @@ def run_loops(
     return Report(meta=meta, data=result)
 
 
-def _group(row: Row) -> str | None:
-    return None if row["is_total"] else row["grp"]
-
-
 def _screen(row: Row, hidden: bool) -> ScreenLoops:
     if hidden:
-        return ScreenLoops(screen_id=row["screen_id"], group=_group(row), hidden=True)
+        return ScreenLoops(screen_id=row["screen_id"], group=row_group(row), hidden=True)
     sessions = int(row["sessions"])
     weighted = row["weighted"]
     return ScreenLoops(
         screen_id=row["screen_id"],
-        group=_group(row),
+        group=row_group(row),
         sessions=estimate(sessions, weighted),
         views=int(row["views"]),
         reopened=Share.of(

@@ -25,7 +25,7 @@ from typing import Final
 
 import msgspec
 
-from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, sampling_of
+from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, row_group, sampling_of
 from stumble.analytics.queries import TimingQuery
 from stumble.analytics.results import (
     EMPTY_DURATIONS,
@@ -334,12 +334,14 @@ def run_timings(
     aliases = [*(f"p{i}" for i in range(len(checkpoints))), "end", "unanswered"]
     suppressor = Suppressor(min_group_size)
     outcome_tickets = [
-        suppressor.add(("operation", r["operation"]), _group(r), int(r["sessions"] or 0))
+        suppressor.add(("operation", r["operation"]), row_group(r), int(r["sessions"] or 0))
         for r in rows
     ]
     phase_tickets = [
         {
-            alias: suppressor.add(("phase", r["operation"], name), _group(r), int(r[f"s_{alias}"]))
+            alias: suppressor.add(
+                ("phase", r["operation"], name), row_group(r), int(r[f"s_{alias}"])
+            )
             for alias, name in zip(aliases, phase_names, strict=True)
             if r[f"n_{alias}"]
         }
@@ -378,12 +380,8 @@ def run_timings(
     return Report(meta=meta, data=result)
 
 
-def _group(row: Row) -> str | None:
-    return None if row["is_total"] else row["grp"]
-
-
 def _operation(row: Row, hidden: bool) -> OperationTiming:
-    operation, group = row["operation"], _group(row)
+    operation, group = row["operation"], row_group(row)
     if hidden:
         return OperationTiming(operation=operation, group=group, hidden=True)
     ended, started = int(row["ended"]), int(row["started"])
@@ -403,7 +401,7 @@ def _operation(row: Row, hidden: bool) -> OperationTiming:
 
 
 def _phase(row: Row, alias: str, checkpoint: str, hidden: bool) -> OperationPhase:
-    operation, group = row["operation"], _group(row)
+    operation, group = row["operation"], row_group(row)
     phase = PHASES.get(checkpoint) or checkpoint
     if hidden:
         return OperationPhase(

@@ -13,7 +13,7 @@ import datetime as dt
 
 import msgspec
 
-from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, sampling_of
+from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, row_group, sampling_of
 from stumble.analytics.queries import UsageQuery
 from stumble.analytics.results import (
     NO_SHARE,
@@ -158,17 +158,17 @@ def run_usage(
     dialect = dialect_of(store)
     totals = fetch(store, totals_sql(query, dialect))
     daily = fetch(store, daily_sql(query, dialect))
-    active = {_group(r): r for r in fetch(store, active_sql(query, dialect))}
+    active = {row_group(r): r for r in fetch(store, active_sql(query, dialect))}
     suppressor = Suppressor(min_group_size)
     total_tickets = {
-        (r["event_name"], _group(r)): suppressor.add(
-            ("feature", r["event_name"]), _group(r), r["sessions"]
+        (r["event_name"], row_group(r)): suppressor.add(
+            ("feature", r["event_name"]), row_group(r), r["sessions"]
         )
         for r in totals
     }
     for name, group in list(total_tickets):
         if group is None:  # the range total is also the total of the daily series
-            row = next(r for r in totals if r["event_name"] == name and _group(r) is None)
+            row = next(r for r in totals if r["event_name"] == name and row_group(r) is None)
             suppressor.add(("days", name), None, row["sessions"], same_as=total_tickets[name, None])
     day_tickets = [
         suppressor.add(("days", r["event_name"]), r["day"].isoformat(), r["sessions"])
@@ -179,8 +179,8 @@ def run_usage(
     for row, ticket in zip(daily, day_tickets, strict=True):
         series.setdefault(row["event_name"], []).append(_day(row, suppressor.is_hidden(ticket)))
     features = [
-        _feature(r, active.get(_group(r)), series, suppressor.is_hidden(ticket))
-        for r, ticket in ((r, total_tickets[r["event_name"], _group(r)]) for r in totals)
+        _feature(r, active.get(row_group(r)), series, suppressor.is_hidden(ticket))
+        for r, ticket in ((r, total_tickets[r["event_name"], row_group(r)]) for r in totals)
     ]
     overall = active.get(None)
     active_sessions = int(overall["sessions"]) if overall else 0
@@ -205,10 +205,6 @@ def run_usage(
     return Report(meta=meta, data=result)
 
 
-def _group(row: Row) -> str | None:
-    return None if row["is_total"] else row["grp"]
-
-
 def _day(row: Row, hidden: bool) -> DayUsage:
     if hidden:
         return DayUsage(day=row["day"], hidden=True)
@@ -222,7 +218,7 @@ def _day(row: Row, hidden: bool) -> DayUsage:
 def _feature(
     row: Row, active: Row | None, series: dict[str, list[DayUsage]], hidden: bool
 ) -> FeatureUsage:
-    name, group = row["event_name"], _group(row)
+    name, group = row["event_name"], row_group(row)
     days = series.get(name, []) if group is None else []
     if hidden:
         return FeatureUsage(feature=name, group=group, hidden=True, days=days)
@@ -246,7 +242,7 @@ def _feature(
 
 def _barely_used(query: UsageQuery, totals: list[Row], active_sessions: int) -> list[str]:
     """Least used first: declared but unused, then below the threshold share."""
-    used = {r["event_name"]: int(r["sessions"]) for r in totals if _group(r) is None}
+    used = {r["event_name"]: int(r["sessions"]) for r in totals if row_group(r) is None}
     shares = {
         name: used.get(name, 0) / active_sessions if active_sessions else 0.0
         for name in {*used, *query.declared}

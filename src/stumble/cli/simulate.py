@@ -183,8 +183,6 @@ def _send(url: str, key: str, sessions: Iterator[SimulatedSession]) -> int:
 
 def _store(args: argparse.Namespace, sessions: Iterator[SimulatedSession]) -> int:
     from stumble.collector.app import CollectorServices  # noqa: PLC0415
-    from stumble.collector.enrich import TimeRules  # noqa: PLC0415
-    from stumble.collector.offline import OfflineIngest  # noqa: PLC0415
     from stumble.storage import StorageError  # noqa: PLC0415
 
     settings = settings_from(args)
@@ -200,18 +198,7 @@ def _store(args: argparse.Namespace, sessions: Iterator[SimulatedSession]) -> in
         if key is None:
             print("error: --key is not a usable write key of this data directory", file=sys.stderr)
             return 2
-        ingest = OfflineIngest(
-            plan=services.plan,
-            key=key,
-            enricher=services.enricher,
-            store=services.store,
-            work_dir=services.data_dir / "simulate-work",
-            time_rules=TimeRules(
-                max_age_ms=settings.max_event_age_days * 86_400_000,
-                max_future_ms=settings.max_future_skew_s * 1000,
-            ),
-            quarantine=services.quarantine,
-        )
+        ingest = services.offline_ingest(key)
         for session in sessions:
             # Received a moment after the simulated send: the history arrives on its days.
             ingest.add(session.events, sent_at=session.sent_at, received_at_ms=session.sent_at + 40)
@@ -220,7 +207,7 @@ def _store(args: argparse.Namespace, sessions: Iterator[SimulatedSession]) -> in
     finally:
         services.store.close()
         with contextlib.suppress(OSError):  # each segment is deleted once loaded
-            (services.data_dir / "simulate-work").rmdir()
+            (services.data_dir / "offline").rmdir()
     print(
         f"stored: {result.accepted} accepted ({key.environment}), {result.redacted} redacted, "
         f"{result.rejected} rejected, {result.duplicates} duplicates",

@@ -25,7 +25,7 @@ import enum
 import functools
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -689,10 +689,3 @@ def _strings_with_paths(obj: object, path: str, depth: int) -> Iterator[tuple[st
     elif isinstance(obj, list):
         for index, value in enumerate(obj[:1000]):
             yield from _strings_with_paths(value, f"{path}[{index}]", depth + 1)
-
-
-def findings_of(results: Iterable[GuardResult]) -> Iterator[tuple[str, Outcome, Finding]]:
-    """Every finding of a batch with its event's safe name and outcome, for the quarantine."""
-    for result in results:
-        for finding in result.findings:
-            yield result.event_name, result.outcome, finding
