@@ -31,8 +31,8 @@ from stumble.privacy.guard import (
     guard,
     guard_batch,
     guard_raw,
-    screen_is_clean,
 )
+from stumble.privacy.screen import screen_is_clean
 
 PLAN: TrackingPlan = load_plan(default_plan_path())
 
