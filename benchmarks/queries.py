@@ -32,6 +32,7 @@ from typing import Any
 
 from stumble.access.keys import WriteKey
 from stumble.access.pseudonyms import EventIdKey, SessionKeyRing
+from stumble.admission import clock_skew_ms
 from stumble.analytics.compare import run_compare
 from stumble.analytics.failures import run_failures
 from stumble.analytics.field_errors import run_field_errors
@@ -53,7 +54,7 @@ from stumble.analytics.queries import (
 )
 from stumble.analytics.timings import run_timings
 from stumble.analytics.usage import run_usage
-from stumble.collector.enrich import RequestContext, clock_skew_ms
+from stumble.collector.enrich import RequestContext
 from stumble.plan.load import default_plan_path, load_plan
 from stumble.plan.model import TrackingPlan
 from stumble.reports.top_problems import TopProblemsQuery, run_top_problems

@@ -15,6 +15,7 @@ with a typed column per kind-specific field. It only ever holds guarded values.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Final, Literal
 
 import msgspec
@@ -48,10 +49,28 @@ EventId = Annotated[
 RawRoute = Annotated[str, Meta(min_length=1, max_length=2048)]
 """A route or URL as the client saw it; the guard keeps the path template only."""
 
-TimeZoneName = Annotated[
-    str, Meta(pattern=r"^(?:UTC|[A-Z][A-Za-z_]+(?:/[A-Za-z0-9_+-]{1,30}){1,2})$")
-]
-"""An IANA zone name such as ``Asia/Almaty``."""
+TimeZoneName = Identifier
+"""An IANA zone name such as ``Asia/Almaty``: the guard keeps only real zone names (a pattern
+would admit ``Asia/870412300129``), so here it is screened like any identifier."""
+
+UUID_SHAPE: Final = (
+    r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+)
+ULID_SHAPE: Final = r"[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}"
+SDK_SESSION_SHAPE: Final = r"s_[a-z]{20}"
+SESSION_ID_SHAPES: Final = f"(?:{UUID_SHAPE}|{ULID_SHAPE}|{SDK_SESSION_SHAPE})"
+"""Session ids other clients make, accepted as sent: a UUID (any case, with or without
+dashes, as PostHog, Snowplow and OpenTelemetry send), a ULID, or the browser SDK's own
+``s_`` + 20 letters. Random hex or base32 trips the digit-run, phone, card and token
+detectors by chance (16% of UUIDs, every 32-hex id), yet a session id is never stored as
+sent: it is re-keyed with the daily key first. Any other session id is screened as usual."""
+
+REKEYED_FIELDS: Final[dict[str, re.Pattern[str]]] = {
+    "event_id": re.compile(UUID_SHAPE),
+    "session_id": re.compile(SESSION_ID_SHAPES),
+}
+"""Fields storage never keeps as sent (each is replaced by an HMAC under a server key), so a
+value of the declared shape is not screened by the detectors. Nothing else is exempt."""
 
 EpochMs = Annotated[int, Meta(ge=0, le=2**53)]
 """Client epoch milliseconds; plausibility (seconds sent as ms, year 2100) is the guard's job."""

@@ -20,9 +20,10 @@ import pytest
 
 from stumble.access.keys import WriteKey
 from stumble.access.pseudonyms import EventIdKey, SessionKeyRing
+from stumble.admission import AdmissionRules, TimeRules
 from stumble.analytics.queries import Dimension, Filters, Scope, StepSpec, TimeRange
 from stumble.analytics.stats import quantile
-from stumble.collector.enrich import Enricher, TimeRules
+from stumble.collector.enrich import Enricher
 from stumble.collector.offline import OfflineIngest
 from stumble.events import StoredEvent
 from stumble.plan.load import default_plan_path, load_plan
@@ -67,12 +68,12 @@ def ingest_simulation(
     enricher = Enricher(SessionKeyRing(secrets), EventIdKey(secrets))
     simulation = Simulation(params, plan)
     ingest = OfflineIngest(
-        plan=plan,
+        rules=AdmissionRules(plan, TIME_RULES),
+        max_events=500,
         key=key,
         enricher=enricher,
         store=store,
         work_dir=work / "segments",
-        time_rules=TIME_RULES,
     )
     for session in simulation.sessions():
         ingest.add(

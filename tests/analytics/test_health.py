@@ -13,6 +13,7 @@ import pytest
 from tests.analytics.conftest import START, TIME_RULES, write_key
 
 from stumble.access.pseudonyms import EventIdKey, SessionKeyRing
+from stumble.admission import AdmissionRules
 from stumble.analytics.health import HealthResult, run_health
 from stumble.analytics.queries import HealthQuery, TimeRange
 from stumble.collector.enrich import Enricher
@@ -60,12 +61,12 @@ def messy(tmp_path_factory: pytest.TempPathFactory, plan: TrackingPlan) -> Itera
     store = DuckDBStore(work / "stumble.duckdb", threads=2)
     quarantine = Quarantine()
     ingest = OfflineIngest(
-        plan=plan,
+        rules=AdmissionRules(plan, TIME_RULES),
+        max_events=500,
         key=write_key(),
         enricher=Enricher(SessionKeyRing(work / "secrets"), EventIdKey(work / "secrets")),
         store=store,
         work_dir=work / "segments",
-        time_rules=TIME_RULES,
         quarantine=quarantine,
     )
     params = SimulationParams(sessions=300, days=3, start_date=START, seed=5)

@@ -25,7 +25,12 @@ BIN = "940140000385"
 EMAIL = "aigerim.nurlanova@example.kz"
 PHONE = "+77012345678"
 CARD = "2200150000000007"  # Mir, Luhn-valid
-PLANTED = [IIN, BIN, EMAIL, PHONE, CARD, "nurlanova", "Нурланова"]
+SPLIT_IIN = "870412300129"  # planted split by identifier separators, in time zones and targets
+PLANTED = [
+    IIN, BIN, EMAIL, PHONE, CARD, "nurlanova", "Нурланова",
+    SPLIT_IIN, "870412_300129", "7011234567", "Petrovich", "Nurlanov", "ivan-petrov",
+    "2001:db8:85a3", "10.17.201.34",
+]  # fmt: skip
 
 STORED_IDS: list[str] = []  # client event ids answered with 202 and expected in storage
 
@@ -70,7 +75,7 @@ def assert_refused(response: httpx.Response, status: int, reason: str) -> None:
         (b"", "batch.empty_body"),
         (b"   ", "batch.empty_body"),
         (b"null", "batch.not_an_object_or_array"),
-        (b'{"events": {}}', "batch.not_an_object_or_array"),
+        (b'{"events": {}}', "batch.invalid_envelope"),
         (b'{"sent_at": 1}', "batch.missing_events"),
         (b'"events"', "batch.not_an_object_or_array"),
         (b'{"events": [], "environment": "prod"}', "batch.unknown_field"),
@@ -230,7 +235,7 @@ def test_a_lone_surrogate_rejects_only_its_event(srv: Server) -> None:
         '"PLACEHOLDER"', '"\\ud800"'
     )
     result = accepted(srv.post(broken.encode()), 1)
-    assert result["rejected"][0]["reason"] == "schema.malformed_json"
+    assert result["rejected"][0]["reason"] == "schema.invalid_string"
 
 
 @pytest.mark.parametrize("text", ["a\x00b", "line\r\nbreak", "\x1b[31mred", "Нурланова"])
@@ -421,7 +426,12 @@ def test_poison_event_in_a_good_batch(srv: Server) -> None:
     poison = {"kind": "action", "event_id": str(uuid.uuid4())}
     result = accepted(srv.post(batch(goods[0], poison, *goods[1:])), len(goods))
     assert result["rejected"] == [
-        {"index": 1, "event_id": poison["event_id"], "reason": "schema.missing_field"}
+        {
+            "index": 1,
+            "event_id": poison["event_id"],
+            "reason": "schema.missing_field",
+            "field": "$.action_id",  # the schema path of the field, never a value
+        }
     ]
 
 
@@ -441,6 +451,107 @@ def test_metrics_carry_reason_codes_only(srv: Server) -> None:
     assert 'reason="pii.kz_iin"' in text
     for value in PLANTED:
         assert value not in text
+
+
+# --- issue 8: defects found attacking the collector as an outsider ------------------------------
+
+
+@pytest.mark.parametrize(
+    "tz", ["Asia/870412300129/4111111111111111", "Asia/+77011234567", "Ivan/Petrovich_Sidorov"]
+)
+def test_a_time_zone_that_is_not_an_iana_zone_is_dropped(srv: Server, tz: str) -> None:
+    result = accepted(srv.post(batch(good(tz=tz))), 1)
+    assert result["redacted"] == 1
+
+
+def test_real_time_zones_are_kept(srv: Server) -> None:
+    result = accepted(srv.post(batch(good(tz="Asia/Almaty"), good(tz="UTC"))), 2)
+    assert result["redacted"] == 0
+
+
+@pytest.mark.parametrize(
+    "make_id",
+    [
+        lambda: str(uuid.uuid4()),
+        lambda: str(uuid.uuid4()).upper(),
+        lambda: uuid.uuid4().hex,
+        lambda: "01ARZ3NDEKTSV4RRFFQ69G5FAV",  # a ULID
+    ],
+)
+def test_standard_session_ids_are_accepted(srv: Server, make_id: Any) -> None:
+    events = [good(session_id=make_id()) for _ in range(20)]
+    result = accepted(srv.post(batch(*events)), 20)
+    assert result["rejected"] == [] and result["redacted"] == 0
+
+
+def test_every_gzip_member_is_read(srv: Server) -> None:
+    first = gzip.compress(json.dumps([event(), event()]).encode())
+    second = gzip.compress(json.dumps([event()]).encode())
+    # Two members are one stream (RFC 1952); both arrays must not be glued into one JSON
+    # text, so the second member here completes the first's JSON instead.
+    body = gzip.compress(b'{"events":[' + json.dumps(good()).encode())
+    body += gzip.compress(b"," + json.dumps(good()).encode() + b"]}")
+    accepted(srv.post(body, headers={"Content-Encoding": "gzip"}), 2)
+    # Two complete documents are not one JSON text: refused, never half-stored with a 202.
+    refused = srv.post(first + second, headers={"Content-Encoding": "gzip"})
+    assert_refused(refused, 400, "batch.malformed_json")
+
+
+def test_a_small_body_of_many_tiny_elements_is_refused_cheaply(srv: Server) -> None:
+    numbers = gzip.compress(b"[" + b",".join([b"0"] * 100_000) + b"]")
+    assert len(numbers) < 1000
+    assert_refused(
+        srv.post(numbers, headers={"Content-Encoding": "gzip"}), 400, "batch.event_not_an_object"
+    )
+    objects = gzip.compress(b"[" + b",".join([b"{}"] * 80_000) + b"]")
+    assert_refused(
+        srv.post(objects, headers={"Content-Encoding": "gzip"}), 413, "batch.too_many_objects"
+    )
+    assert httpx.get(f"{srv.url}/healthz", timeout=2).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "target", ["870412_300129", "870412:300129", "870412/300129", "870412x300129"]
+)
+def test_digits_split_by_identifier_separators_are_dropped(srv: Server, target: str) -> None:
+    result = accepted(srv.post(batch(good(target=target))), 1)
+    assert result["redacted"] == 1
+
+
+def test_a_latin_name_in_an_open_field_is_dropped(srv: Server) -> None:
+    result = accepted(srv.post(batch(good(target="Aidos_Nurlanov"))), 1)
+    assert result["redacted"] == 1
+
+
+def test_an_undeclared_route_never_reaches_storage(srv: Server) -> None:
+    view = good(kind="screen_view", route="/users/ivan-petrov/edit")
+    result = accepted(srv.post(batch(view)), 1)
+    assert result["redacted"] == 1
+
+
+@pytest.mark.parametrize("version", ["2001:db8:85a3::8a2e:370:7334", "/api/from/10.17.201.34"])
+def test_a_version_must_look_like_a_version(srv: Server, version: str) -> None:
+    result = accepted(srv.post(batch(good(), event(ui_version=version))), 1)
+    assert result["rejected"][0]["reason"] == "schema.not_a_version"
+    assert result["rejected"][0]["field"] == "$.ui_version"
+
+
+def test_a_rate_limited_key_is_refused_before_its_body_is_read_as_json(
+    tmp_path: Path,
+) -> None:
+    server = make_server(
+        tmp_path,
+        STUMBLE_RATE_LIMIT_EVENTS_PER_S="1",
+        STUMBLE_RATE_LIMIT_BURST="10",
+        STUMBLE_MAX_EVENTS_PER_BATCH="10",
+    )
+    server.start()
+    try:
+        accepted(server.post(batch(*[event() for _ in range(10)])), 10)
+        # Not even valid JSON: a 429, not a 400, shows no decoding was spent on it.
+        assert_refused(server.post(b"{not json"), 429, "rate.limited")
+    finally:
+        server.kill()
 
 
 # --- afterwards: what is on disk ------------------------------------------------------------

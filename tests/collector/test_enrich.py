@@ -1,53 +1,17 @@
-"""Time correction and the stored row."""
+"""The stored row."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import msgspec
-import pytest
 
 from stumble.access.keys import KeyRing
 from stumble.access.pseudonyms import EventIdKey, SessionKeyRing
-from stumble.collector.enrich import (
-    Enricher,
-    RequestContext,
-    TimeRules,
-    clock_skew_ms,
-    time_problem,
-)
+from stumble.collector.enrich import Enricher, RequestContext
 from stumble.events import StoredEvent, decode_event
 
 NOW = 1_763_812_800_000
-RULES = TimeRules(max_age_ms=30 * 86_400_000, max_future_ms=300_000)
-
-
-def test_skew_comes_from_sent_at() -> None:
-    assert clock_skew_ms(NOW - 3_600_000, NOW) == 3_600_000  # client clock an hour slow
-    assert clock_skew_ms(None, NOW) == 0
-    assert clock_skew_ms(0, NOW) == 0  # an unset client clock does not define the skew
-
-
-@pytest.mark.parametrize(
-    ("ts", "sent_at", "expected"),
-    [
-        (NOW - 1000, NOW, None),
-        (NOW - 2 * 3_600_000, NOW - 3_600_000, None),  # a slow clock is corrected, not refused
-        (0, NOW, "time.implausible"),
-        (NOW // 1000, NOW, "time.seconds_not_ms"),
-        (NOW + 10_000, NOW, "time.after_sent_at"),
-        (NOW - 40 * 86_400_000, NOW, "time.too_old"),
-        (4_102_444_800_000 - 1000, 4_102_444_800_000, None),  # year 2100 on both: skew, corrected
-        (4_102_444_800_000, NOW, "time.after_sent_at"),
-    ],
-)
-def test_time_problems(ts: int, sent_at: int, expected: str | None) -> None:
-    assert time_problem(ts, sent_at, clock_skew_ms(sent_at, NOW), NOW, RULES) == expected
-
-
-def test_without_sent_at_nothing_can_be_corrected() -> None:
-    assert time_problem(4_102_444_800_000, None, 0, NOW, RULES) == "time.in_future"
-    assert time_problem(NOW - 1000, None, 0, NOW, RULES) is None
 
 
 def test_stored_row_is_a_valid_stored_event_with_server_side_fields(tmp_path: Path) -> None:

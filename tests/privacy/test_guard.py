@@ -20,21 +20,54 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.privacy.corpus import HOSTILE, LEGIT
 
+from stumble.admission import (
+    AdmissionRules,
+    Arrival,
+    BatchRefusedError,
+    SchemaFailure,
+    TimeRules,
+    Verdict,
+    admit,
+    decode_body,
+)
 from stumble.events import BaseEvent, Event, decode_event
 from stumble.plan.load import default_plan_path, load_plan
 from stumble.plan.model import TrackingPlan
 from stumble.privacy.detectors import detect
-from stumble.privacy.guard import (
-    BatchError,
-    GuardResult,
-    Outcome,
-    guard,
-    guard_batch,
-    guard_raw,
-)
+from stumble.privacy.guard import UNKNOWN_EVENT_NAME, GuardResult, Outcome, guard
 from stumble.privacy.screen import screen_is_clean
 
 PLAN: TrackingPlan = load_plan(default_plan_path())
+# Time is admission's other concern, tested in tests/test_admission.py: here any time passes.
+RULES = AdmissionRules(PLAN, TimeRules(max_age_ms=10**14, max_future_ms=10**14))
+ARRIVAL = Arrival.at(1_763_812_800_000, None)
+
+
+class BatchError(Exception):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def guard_raw(raw: bytes) -> GuardResult:
+    """One event's JSON through the edge's decoding, then every check of the guard."""
+    try:
+        item = decode_body(b"[" + raw + b"]", 500).events[0]
+    except (BatchRefusedError, IndexError):  # not one event: the whole body is refused
+        return GuardResult(Outcome.REJECTED, None, (), UNKNOWN_EVENT_NAME, None)
+    if isinstance(item, SchemaFailure):
+        return GuardResult(
+            Outcome.REJECTED, None, (item.finding,), UNKNOWN_EVENT_NAME, item.event_id
+        )
+    return guard(item, PLAN)
+
+
+def guard_batch(body: bytes) -> list[Verdict]:
+    """A whole body through decoding and admission, as the collector runs it."""
+    try:
+        decoded = decode_body(body, 500)
+    except BatchRefusedError as refusal:
+        raise BatchError(refusal.reason) from refusal
+    return admit(decoded, RULES, ARRIVAL).verdicts()
 
 
 def action(**fields: Any) -> dict[str, Any]:
@@ -54,7 +87,7 @@ def action(**fields: Any) -> dict[str, Any]:
 
 
 def judge(obj: dict[str, Any]) -> GuardResult:
-    return guard_raw(json.dumps(obj).encode(), PLAN)
+    return guard_raw(json.dumps(obj).encode())
 
 
 def strings_of(event: Event) -> list[tuple[str, str]]:
@@ -145,7 +178,7 @@ def test_optional_findings_drop_the_field_and_name_it(
     [
         (action(event_name="no_such_event"), "plan.unknown_event", "$.event_name"),
         (action(event_name="navigation"), "plan.kind_mismatch", "$.kind"),
-        (action(environment="prod"), "schema.unknown_field", "$"),
+        (action(environment="prod"), "schema.unknown_field", "$.*"),
         (action(ts="12"), "schema.type", "$.ts"),
         (action(ts=-1), "schema.out_of_range", "$.ts"),
         (action(action_id="ivan@mail.kz"), "pii.email", "$.action_id"),
@@ -182,8 +215,35 @@ def test_routes_keep_only_their_template() -> None:
     del obj["action_id"]
     result = judge(obj)
     assert result.event is not None
-    assert result.event.route == "/requests/:id/edit"  # type: ignore[union-attr]
-    assert ("pii.kz_iin", "$.route") in [(f.reason, f.field_path) for f in result.findings]
+    # /requests/:id/edit is not declared by the plan: cut to the declared /requests/:id
+    assert result.event.route == "/requests/:id"  # type: ignore[union-attr]
+    reasons = [(f.reason, f.field_path) for f in result.findings]
+    assert ("pii.kz_iin", "$.route") in reasons
+    assert ("plan.route_not_declared", "$.route") in reasons
+
+
+@pytest.mark.parametrize(
+    ("route", "stored", "declared"),
+    [
+        ("/requests/ivan-petrov", "/requests/:id", True),  # a placeholder takes any segment
+        ("/approvals/Aidos_Nurlanov?x=1", "/approvals/:id", True),
+        ("/requests/new", "/requests/new", True),  # literal beats placeholder
+        ("/users/ivan-petrov/edit", None, False),  # nothing declared under /users
+        ("/search/ivan-petrov", "/search", False),  # the longest declared prefix
+    ],
+)
+def test_routes_are_kept_only_as_declared_templates(
+    route: str, stored: str | None, declared: bool
+) -> None:
+    obj = action(kind="screen_view", event_name="screen_view", route=route)
+    del obj["action_id"]
+    result = judge(obj)
+    assert result.event is not None
+    assert result.event.route == stored  # type: ignore[union-attr]
+    undeclared = ("plan.route_not_declared", "$.route") in [
+        (f.reason, f.field_path) for f in result.findings
+    ]
+    assert undeclared is not declared
 
 
 def test_custom_event_parameters_are_checked_against_the_plan() -> None:
@@ -209,7 +269,7 @@ def test_batch_keeps_good_events_next_to_bad_ones() -> None:
     body = json.dumps(
         {"sent_at": 1, "events": [action(), {"kind": "x"}, action(target="ivan@x.kz")]}
     )
-    results = guard_batch(body.encode(), PLAN).results
+    results = guard_batch(body.encode())
     assert [r.outcome for r in results] == [Outcome.ACCEPTED, Outcome.REJECTED, Outcome.REDACTED]
 
 
@@ -218,15 +278,17 @@ def test_batch_keeps_good_events_next_to_bad_ones() -> None:
     [
         (b"{", "batch.truncated_json"),
         (b"null", "batch.not_an_object_or_array"),
-        (b'{"events": 1}', "batch.not_an_object_or_array"),
+        (b'{"events": 1}', "batch.invalid_envelope"),
+        (b"[1, 2]", "batch.event_not_an_object"),
         (b'{"sent_at": 1}', "batch.missing_events"),
         (b"[" * 100_000, "batch.too_deep"),
-        (b'{"events":[]}\xff', "batch.malformed_json"),
+        (b'{"events":[]}\xff', "batch.invalid_utf8"),
+        (b'{"events":[]} x', "batch.malformed_json"),
     ],
 )
 def test_unusable_envelopes(body: bytes, reason: str) -> None:
     with pytest.raises(BatchError) as error:
-        guard_batch(body, PLAN)
+        guard_batch(body)
     assert error.value.reason == reason
 
 
@@ -274,11 +336,11 @@ def near_valid_events(draw: st.DrawFn) -> dict[str, Any]:
 @given(json_like)
 def test_never_raises_on_any_json(obj: object) -> None:
     body = msgspec.json.encode(obj)
-    result = guard_raw(body, PLAN)
+    result = guard_raw(body)
     assert isinstance(result, GuardResult)
     reason = "accepted"
     try:
-        guard_batch(body, PLAN)
+        guard_batch(body)
     except BatchError as error:
         reason = error.reason
     assert reason == "accepted" or reason.startswith("batch.")
@@ -287,9 +349,9 @@ def test_never_raises_on_any_json(obj: object) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=300))
 def test_never_raises_on_any_bytes(body: bytes) -> None:
-    guard_raw(body, PLAN)
+    guard_raw(body)
     with contextlib.suppress(BatchError):  # a refusal is an answer; any other exception fails
-        guard_batch(body, PLAN)
+        guard_batch(body)
 
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -309,7 +371,7 @@ def test_accepted_output_never_matches_a_detector_and_is_a_fixed_point(obj: dict
 @given(st.lists(near_valid_events(), min_size=1, max_size=6))
 def test_fast_screen_agrees_with_judging_each_event(objs: list[dict[str, Any]]) -> None:
     body = json.dumps({"sent_at": 1, "events": objs}, separators=(",", ":")).encode()
-    batch = guard_batch(body, PLAN).results
+    batch = guard_batch(body)
     one_by_one = [judge(obj) for obj in objs]
     assert [(r.outcome, r.event, r.findings) for r in batch] == [
         (r.outcome, r.event, r.findings) for r in one_by_one

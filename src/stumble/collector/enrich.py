@@ -1,9 +1,8 @@
-"""From a guarded wire event to the spool line: server time, clock skew, pseudonyms, flat row.
+"""From an admitted wire event to the spool line: server time, pseudonyms, one flat row.
 
-Clock skew: the client stamps each event (``ts``) and the batch (``sent_at``) with its own
-clock; the server knows when it received the batch. ``received_at - sent_at`` is the client's
-offset (plus a little network time), and adding it to ``ts`` puts the event on server time.
-Retention always uses ``received_at``, which the client cannot influence.
+The client's clock is corrected with the batch's skew (see ``admission.Arrival``); session and
+event ids are replaced by keyed pseudonyms; context is flattened; the device class and
+browser family derived from the User-Agent fill in what the client did not state.
 """
 
 from __future__ import annotations
@@ -15,14 +14,11 @@ import msgspec
 
 from stumble.access.keys import WriteKey
 from stumble.access.pseudonyms import EventIdKey, SessionKeyRing
+from stumble.admission import Admission
 from stumble.events import CONTEXT_FIELDS, EVENT_CLASSES, BaseEvent, CustomEvent, Event
 
-MIN_PLAUSIBLE_MS: Final = 946_684_800_000
-"""2000-01-01: anything earlier is a clock that was never set, or seconds sent as ms."""
-SECONDS_NOT_MS_BELOW: Final = 100_000_000_000
-SENT_AT_TOLERANCE_MS: Final = 1_000
-
-_encode: Final = msgspec.json.Encoder().encode
+_encoder: Final = msgspec.json.Encoder()
+_encode: Final = _encoder.encode
 _FIELDS: Final[dict[type[BaseEvent], tuple[str, ...]]] = {
     cls: cls.__struct_fields__ for cls in EVENT_CLASSES
 }
@@ -30,37 +26,6 @@ _KINDS: Final[dict[type[BaseEvent], str]] = {
     cls: str(cls.__struct_config__.tag) for cls in EVENT_CLASSES
 }
 assert CONTEXT_FIELDS == ("role", "division", "device_type", "browser", "region")
-
-
-@dataclass(frozen=True, slots=True)
-class TimeRules:
-    max_age_ms: int
-    max_future_ms: int
-
-
-def clock_skew_ms(sent_at: int | None, received_at_ms: int) -> int:
-    """The client's clock offset; zero when ``sent_at`` is missing or itself implausible."""
-    if sent_at is None or sent_at < MIN_PLAUSIBLE_MS:
-        return 0
-    return received_at_ms - sent_at
-
-
-def time_problem(
-    ts: int, sent_at: int | None, skew_ms: int, received_at_ms: int, rules: TimeRules
-) -> str | None:
-    """A reason code when an event's time cannot be trusted, else None."""
-    if ts < MIN_PLAUSIBLE_MS:
-        if ts >= MIN_PLAUSIBLE_MS // 1000 and ts < SECONDS_NOT_MS_BELOW:
-            return "time.seconds_not_ms"
-        return "time.implausible"
-    if sent_at is not None and sent_at >= MIN_PLAUSIBLE_MS and ts > sent_at + SENT_AT_TOLERANCE_MS:
-        return "time.after_sent_at"
-    corrected = ts + skew_ms
-    if corrected < received_at_ms - rules.max_age_ms:
-        return "time.too_old"
-    if corrected > received_at_ms + rules.max_future_ms:
-        return "time.in_future"
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +44,15 @@ class Enricher:
     def __init__(self, session_keys: SessionKeyRing, event_ids: EventIdKey) -> None:
         self._session_keys = session_keys
         self._event_ids = event_ids
+
+    def stored_lines(self, admission: Admission, request: RequestContext) -> bytes:
+        """The NDJSON spool lines of every event an admission keeps."""
+        trimmed = admission.redaction_counts()
+        rows = [
+            self.stored_row(event, request, trimmed.get(position, 0))
+            for position, event in enumerate(admission.stored)
+        ]
+        return _encoder.encode_lines(rows) if rows else b""
 
     def stored_line(self, event: Event, request: RequestContext, redactions: int) -> bytes:
         """One NDJSON line of ``StoredEvent`` shape for the spool."""

@@ -13,6 +13,8 @@ spool cannot take more (both with ``Retry-After``). Bodies never appear in logs.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import dataclasses
 import logging
 import math
 import time
@@ -25,18 +27,19 @@ from urllib.parse import parse_qs
 import msgspec
 
 from stumble.access.keys import KeyRing, WriteKey
-from stumble.collector.enrich import (
-    Enricher,
-    RequestContext,
-    TimeRules,
-    clock_skew_ms,
-    time_problem,
+from stumble.admission import (
+    Admission,
+    AdmissionRules,
+    Arrival,
+    BatchRefusedError,
+    Rejection,
+    admit,
+    decode_body,
 )
+from stumble.collector.enrich import Enricher, RequestContext
 from stumble.collector.metrics import CollectorMetrics
-from stumble.collector.quarantine import CountKey, Quarantine, utc_day
+from stumble.collector.quarantine import Quarantine, findings_of, utc_day
 from stumble.collector.useragent import classify_user_agent
-from stumble.plan.model import TrackingPlan
-from stumble.privacy.guard import BatchError, GuardResult, Outcome, guard_batch
 from stumble.spool import Spool, SpoolUnavailable
 
 Scope = MutableMapping[str, Any]
@@ -48,6 +51,10 @@ log = logging.getLogger("stumble.ingest")
 
 ACCEPTED_TYPES: Final = frozenset({"application/json", "text/plain"})
 MAX_HEADER_BYTES: Final = 16 * 1024  # httptools sets no limit of its own
+INLINE_BODY_BYTES: Final = 8 * 1024
+"""Bodies up to this size are admitted on the event loop (a few hundred microseconds at
+worst); larger ones in the admission thread, so no request holds the loop for long."""
+_EVENT_ID_KEY: Final = b'"event_id"'
 _encode: Final = msgspec.json.Encoder().encode
 
 
@@ -55,7 +62,6 @@ _encode: Final = msgspec.json.Encoder().encode
 class IngestLimits:
     max_body_bytes: int
     max_events: int
-    time_rules: TimeRules
     body_read_timeout_s: float = 10.0
 
 
@@ -97,7 +103,7 @@ class BatchIngest:
         self,
         *,
         keys: KeyRing,
-        plan: Callable[[], TrackingPlan],
+        rules: Callable[[], AdmissionRules],
         spool: Spool,
         enricher: Enricher,
         quarantine: Quarantine,
@@ -106,13 +112,21 @@ class BatchIngest:
         rate_limiter: RateLimiter,
     ) -> None:
         self.keys = keys
-        self.plan = plan
+        self.rules = rules
         self.spool = spool
         self.enricher = enricher
         self.quarantine = quarantine
         self.metrics = metrics
         self.limits = limits
         self.rate_limiter = rate_limiter
+        # One thread: admission is CPU work under the GIL, more threads would not add speed,
+        # and queueing large batches behind each other keeps the event loop's share fair.
+        self._admission_thread = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="stumble-admission"
+        )
+
+    def close(self) -> None:
+        self._admission_thread.shutdown(wait=False, cancel_futures=True)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = _headers(scope)
@@ -183,58 +197,41 @@ class BatchIngest:
     async def _ingest(
         self, body: bytes, key: WriteKey, headers: dict[str, str], origin: str | None
     ) -> dict[str, Any]:
-        try:
-            batch = guard_batch(body, self.plan())
-        except BatchError as error:
-            raise HttpRefusalError(400, error.reason) from error
-        count = len(batch.results)
-        if count > self.limits.max_events:
-            raise HttpRefusalError(413, "batch.too_many_events")
-        retry = self.rate_limiter.retry_after(key.key_id, count, time.monotonic())
+        # The rate limit is charged before any decoding, so a limited key costs nothing:
+        # every valid event carries exactly one "event_id" key, which bytes.count finds fast.
+        charged = max(1, body.count(_EVENT_ID_KEY))
+        retry = self.rate_limiter.retry_after(key.key_id, charged, time.monotonic())
         if retry is not None:
             raise HttpRefusalError(429, "rate.limited", retry)
-        received_at = int(time.time() * 1000)
         device_type, browser = classify_user_agent(headers.get("user-agent", ""))
-        request = RequestContext(
-            key=key,
-            received_at_ms=received_at,
-            skew_ms=clock_skew_ms(batch.sent_at, received_at),
-            device_type=device_type,
-            browser=browser,
-            origin=origin,
-        )
-        lines, rejected, redacted = self._judge_times_and_encode(
-            batch.results, batch.sent_at, request
-        )
-        if lines:
-            await self._make_durable(b"".join(lines))
-        self._count(batch.results, rejected, request)
-        self.metrics.batch_size.observe(count)
-        self.metrics.accepted.labels(environment=key.environment).inc(len(lines))
-        return {"accepted": len(lines), "redacted": redacted, "rejected": rejected}
-
-    def _judge_times_and_encode(
-        self, results: list[GuardResult], sent_at: int | None, request: RequestContext
-    ) -> tuple[list[bytes], list[dict[str, Any]], int]:
-        lines: list[bytes] = []
-        rejected: list[dict[str, Any]] = []
-        redacted = 0
-        rules = self.limits.time_rules
-        for index, result in enumerate(results):
-            event = result.event
-            if event is None:
-                reason = result.findings[0].reason if result.findings else "schema.invalid"
-                rejected.append(_rejection(index, result.event_id, reason))
-                continue
-            problem = time_problem(
-                event.ts, sent_at, request.skew_ms, request.received_at_ms, rules
+        received_at = int(time.time() * 1000)
+        request = RequestContext(key, received_at, 0, device_type, browser, origin)
+        if len(body) <= INLINE_BODY_BYTES:
+            admission, lines = self._admit(body, request)
+        else:
+            loop = asyncio.get_running_loop()
+            admission, lines = await loop.run_in_executor(
+                self._admission_thread, self._admit, body, request
             )
-            if problem is not None:
-                rejected.append(_rejection(index, result.event_id, problem))
-                continue
-            redacted += result.outcome is Outcome.REDACTED
-            lines.append(self.enricher.stored_line(event, request, result.redactions))
-        return lines, rejected, redacted
+        if lines:
+            await self._make_durable(lines)
+        self._count(admission, request)
+        return {
+            "accepted": len(admission.stored),
+            "redacted": len(admission.redactions),
+            "rejected": [_rejection(item) for item in admission.rejections],
+        }
+
+    def _admit(self, body: bytes, request: RequestContext) -> tuple[Admission, bytes]:
+        """Decode, admit and encode the spool lines: pure CPU work, on the loop or a thread."""
+        try:
+            decoded = decode_body(body, self.limits.max_events)
+        except BatchRefusedError as refusal:
+            raise HttpRefusalError(refusal.status, refusal.reason) from refusal
+        arrival = Arrival.at(request.received_at_ms, decoded.sent_at)
+        admission = admit(decoded, self.rules(), arrival)
+        request = dataclasses.replace(request, skew_ms=arrival.skew_ms)
+        return admission, self.enricher.stored_lines(admission, request)
 
     async def _make_durable(self, payload: bytes) -> None:
         try:
@@ -245,28 +242,18 @@ class BatchIngest:
                 503, f"spool.{error.reason}", max(1, round(error.retry_after_s))
             ) from error
 
-    def _count(
-        self, results: list[GuardResult], rejected: list[dict[str, Any]], request: RequestContext
-    ) -> None:
+    def _count(self, admission: Admission, request: RequestContext) -> None:
         """Quarantine counts and metrics, after the fact: they never delay or fail a 202."""
         day = utc_day(request.received_at_ms)
         env = request.key.environment
-        for result in results:
-            for finding in result.findings:
-                outcome = "rejected" if result.outcome is Outcome.REJECTED else "redacted"
-                key = CountKey(
-                    day, env, result.event_name, outcome, finding.reason, finding.field_path
-                )
-                self.quarantine.add(key)
-                counter = (
-                    self.metrics.rejected if outcome == "rejected" else self.metrics.redactions
-                )
-                counter.labels(reason=finding.reason).inc()
-        for item in rejected:
-            if item["reason"].startswith("time."):
-                name = results[item["index"]].event_name
-                self.quarantine.add(CountKey(day, env, name, "rejected", item["reason"], "$.ts"))
-                self.metrics.rejected.labels(reason=item["reason"]).inc()
+        self.quarantine.add_admission(admission, day, env)
+        for key in findings_of(admission, day, env):
+            counter = (
+                self.metrics.rejected if key.outcome == "rejected" else self.metrics.redactions
+            )
+            counter.labels(reason=key.reason).inc()
+        self.metrics.batch_size.observe(admission.count)
+        self.metrics.accepted.labels(environment=env).inc(len(admission.stored))
 
     async def _refuse(
         self, send: Send, refusal: HttpRefusalError, origin: str | None, key: WriteKey | None
@@ -302,10 +289,16 @@ class BatchIngest:
 # --- helpers ------------------------------------------------------------------------------
 
 
-def _rejection(index: int, event_id: str | None, reason: str) -> dict[str, Any]:
-    item: dict[str, Any] = {"index": index, "reason": reason}
-    if event_id is not None:
-        item["event_id"] = event_id
+def _rejection(rejection: Rejection) -> dict[str, Any]:
+    """One refused event in a 202: its index, its id if valid, the reason and the schema path
+    of the field (never its value)."""
+    item: dict[str, Any] = {
+        "index": rejection.index,
+        "reason": rejection.finding.reason,
+        "field": rejection.finding.field_path,
+    }
+    if rejection.event_id is not None:
+        item["event_id"] = rejection.event_id
     return item
 
 
@@ -349,17 +342,25 @@ async def _receive_body(receive: Receive, limit: int) -> bytes:
 
 
 def _gunzip_bounded(data: bytes, limit: int) -> bytes:
-    """Inflate at most ``limit`` bytes: a 1 KB bomb that expands to 1 GB stops at the limit."""
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        out = inflater.decompress(data, limit + 1)
-    except zlib.error as error:
-        raise HttpRefusalError(400, "body.bad_gzip") from error
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise HttpRefusalError(413, "body.too_large_after_decompression")
-    if not inflater.eof:
-        raise HttpRefusalError(400, "body.bad_gzip")
-    return out
+    """Inflate every gzip member (RFC 1952 allows several, concatenated), at most ``limit``
+    bytes in all: a 1 KB bomb that expands to 1 GB stops at the limit, and a second member is
+    never silently dropped. Anything after the last member that is not a member is refused."""
+    parts: list[bytes] = []
+    size = 0
+    while data:
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            out = inflater.decompress(data, limit - size + 1)
+        except zlib.error as error:
+            raise HttpRefusalError(400, "body.bad_gzip") from error
+        size += len(out)
+        if size > limit or inflater.unconsumed_tail:
+            raise HttpRefusalError(413, "body.too_large_after_decompression")
+        if not inflater.eof:
+            raise HttpRefusalError(400, "body.bad_gzip")
+        parts.append(out)
+        data = inflater.unused_data
+    return b"".join(parts)
 
 
 async def _respond(send: Send, status: int, body: object, extra: list[tuple[bytes, bytes]]) -> None:

@@ -12,7 +12,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from typing import NamedTuple
+
+from stumble.admission import Admission
 
 
 class CountKey(NamedTuple):
@@ -35,6 +38,13 @@ class Quarantine:
             self._pending[key] += count
             self._totals[(key.outcome, key.reason)] += count
 
+    def add_admission(self, admission: Admission, day: str, environment: str) -> None:
+        """Count every rejection and every removed value of one admitted batch."""
+        with self._lock:
+            for key in findings_of(admission, day, environment):
+                self._pending[key] += 1
+                self._totals[(key.outcome, key.reason)] += 1
+
     def drain(self) -> dict[CountKey, int]:
         with self._lock:
             pending, self._pending = self._pending, Counter()
@@ -52,3 +62,21 @@ class Quarantine:
 
 def utc_day(epoch_ms: int) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(epoch_ms // 1000))
+
+
+REJECTED = "rejected"
+REDACTED = "redacted"
+
+
+def findings_of(admission: Admission, day: str, environment: str) -> Iterator[CountKey]:
+    """One count key per finding: rejections first, then the values removed from stored events."""
+    for rejection in admission.rejections:
+        finding = rejection.finding
+        yield CountKey(
+            day, environment, rejection.event_name, REJECTED, finding.reason, finding.field_path
+        )
+    for redaction in admission.redactions:
+        for finding in redaction.findings:
+            yield CountKey(
+                day, environment, redaction.event_name, REDACTED, finding.reason, finding.field_path
+            )

@@ -100,6 +100,8 @@ class TrackingPlan(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit
     context: dict[Name, tuple[Name, ...]] = {}
     scenarios: dict[Name, Scenario] = {}
     aliases: dict[Name, Name] = {}
+    routes: tuple[str, ...] = ()
+    """Route templates (``/requests/:id/edit``): the only routes stored; see ``DeclaredRoutes``."""
     min_schema_version: Annotated[int, Meta(ge=1)] | None = None
 
     def event(self, name: str) -> EventSpec | None:

@@ -5,16 +5,19 @@ Order of checks, cheapest and most decisive first:
 1. **Closed schema** (msgspec, in ``stumble.events``): unknown keys, wrong types, numbers out
    of bounds and over-long strings never get this far.
 2. **Tracking plan**: the event name must be declared with this kind; fields the plan closes
-   (``values``), context enums and custom parameters are checked against it.
-3. **Identifier alphabet and detectors**: every string must be an identifier, and none may
-   look like personal data or a secret after normalisation. Routes keep their path template.
+   (``values``), context enums, custom parameters and route templates are checked against it.
+3. **Identifier alphabet and detectors**: every string field of every kind is screened, none
+   is exempt because it has a pattern. The only exceptions are the fields in
+   ``REKEYED_FIELDS``, which storage never keeps as sent (they are re-keyed with an HMAC), and
+   only when the value has the declared shape. Shaped fields are checked on top: ``tz`` must
+   be a real IANA zone, ``ui_version`` must look like a version.
 
 What a finding does is ``policy.py``'s decision. Findings carry a reason code and a field path
 made only of names the schema knows: never the offending text, which is exactly what may be
 personal data.
 
-For throughput, ``guard_batch`` first screens every string of the whole request body in one
-regular-expression pass. When nothing in the body could be an identifier violation or a
+For throughput, admission first screens every string of the whole request body in one pass
+(``privacy/screen.py``). When nothing in the body could be an identifier violation or a
 detector hit, step 3 is skipped for the batch: the screen over-approximates every detector on
 identifier-alphabet text, and a property test checks both paths agree.
 """
@@ -23,27 +26,24 @@ from __future__ import annotations
 
 import enum
 import functools
-import json
 import re
-from collections.abc import Iterator
+import zoneinfo
 from dataclasses import dataclass
 from typing import Any, Final
 
 import msgspec
 
+from stumble import reasons as r
 from stumble.events import (
     IDENTIFIER_MAX_LENGTH,
     KIND_TO_CLASS,
+    REKEYED_FIELDS,
     ROUTE_MAX_LENGTH,
     STORED_FIELDS,
     BaseEvent,
-    Batch,
     Context,
     CustomEvent,
     Event,
-    decode_batch,
-    decode_event,
-    decode_typed_batch,
 )
 from stumble.plan.model import ParamSpec, TrackingPlan
 from stumble.privacy.detectors import Detector, detect
@@ -54,23 +54,18 @@ from stumble.privacy.policy import (
     Action,
     action_for,
 )
-from stumble.privacy.screen import screen_is_clean
-from stumble.privacy.urls import template_route
+from stumble.privacy.urls import DeclaredRoutes, template_route
 
 IDENTIFIER_RE: Final = re.compile(rf"[A-Za-z0-9_.:/-]{{1,{IDENTIFIER_MAX_LENGTH}}}")
 ROUTE_RE: Final = re.compile(rf"/[A-Za-z0-9_.:/-]{{0,{ROUTE_MAX_LENGTH - 1}}}")
+VERSION_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+"""A release's shape: SemVer-like (``2.3.1-rc.1``), a date (``2026.12.07``) or a build id;
+never a path or an address (no ``/`` or ``:``)."""
+TIME_ZONES: Final[frozenset[str]] = frozenset(zoneinfo.available_timezones()) | {"UTC"}
+"""IANA zone names (from the ``tzdata`` package when the system has none)."""
 UNKNOWN_EVENT_NAME: Final = "(unknown)"
-MAX_SCAN_DEPTH: Final = 32
 
-
-# msgspec raises UnicodeDecodeError (not DecodeError) for invalid UTF-8 inside strings.
-_DECODE_ERRORS: Final = (
-    msgspec.DecodeError,
-    msgspec.ValidationError,
-    RecursionError,
-    UnicodeDecodeError,
-)
-_KNOWN_NAMES: Final[frozenset[str]] = frozenset(STORED_FIELDS) | {"context", "events", "sent_at"}
+KNOWN_NAMES: Final[frozenset[str]] = frozenset(STORED_FIELDS) | {"context", "events", "sent_at"}
 
 
 class Outcome(enum.StrEnum):
@@ -102,20 +97,6 @@ class GuardResult:
         return len(self.findings) if self.outcome is Outcome.REDACTED else 0
 
 
-class BatchError(Exception):
-    """The envelope itself is unusable; ``reason`` is a code for a 400 answer."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-@dataclass(frozen=True, slots=True)
-class BatchResult:
-    sent_at: int | None
-    results: list[GuardResult]
-
-
 class _Reject(Exception):  # noqa: N818 - internal control flow, never escapes this module
     def __init__(self, finding: Finding) -> None:
         self.finding = finding
@@ -135,16 +116,17 @@ class _Layout:
 
 
 def _layout(cls: type[BaseEvent]) -> _Layout:
+    """Every string field of a kind: routes (longer, templated) or identifiers (screened)."""
     identifiers: list[tuple[str, bool]] = []
     routes: list[str] = []
     for field in msgspec.inspect.type_info(cls).fields:  # type: ignore[attr-defined]
         string_type = _string_type(field.type)
-        if string_type is None or string_type.pattern is not None:
-            continue  # not a string, or fully constrained by a pattern (event_id, tz)
-        if string_type.max_length == IDENTIFIER_MAX_LENGTH:
-            identifiers.append((field.name, not field.required))
-        else:
+        if string_type is None:
+            continue  # numbers, enums, lists and structs are walked on their own
+        if string_type.max_length is not None and string_type.max_length > IDENTIFIER_MAX_LENGTH:
             routes.append(field.name)
+        else:
+            identifiers.append((field.name, not field.required))
     return _Layout(tuple(identifiers), tuple(routes))
 
 
@@ -170,7 +152,9 @@ class _EventRules:
     required_params: frozenset[str]
 
 
-class _PlanRules:
+class PlanRules:
+    """The tracking plan compiled for lookups; built once per plan."""
+
     def __init__(self, plan: TrackingPlan) -> None:
         self.plan = plan
         self.events = {
@@ -184,15 +168,16 @@ class _PlanRules:
             for name, spec in plan.events.items()
         }
         self.context = {dim: frozenset(values) for dim, values in plan.context.items()}
+        self.routes = DeclaredRoutes(plan.routes)
 
 
-_RULES_CACHE: dict[int, _PlanRules] = {}
+_RULES_CACHE: dict[int, PlanRules] = {}
 
 
-def _rules(plan: TrackingPlan) -> _PlanRules:
+def _rules(plan: TrackingPlan) -> PlanRules:
     rules = _RULES_CACHE.get(id(plan))
     if rules is None or rules.plan is not plan:
-        rules = _PlanRules(plan)
+        rules = PlanRules(plan)
         _RULES_CACHE.clear()  # one live plan at a time; a reload replaces it
         _RULES_CACHE[id(plan)] = rules
     return rules
@@ -201,116 +186,42 @@ def _rules(plan: TrackingPlan) -> _PlanRules:
 # --- public entry points ---------------------------------------------------------------------
 
 
-def guard(event: Event, plan: TrackingPlan) -> GuardResult:
-    """Judge one decoded event with every check."""
-    return _judge(event, _rules(plan), screened_clean=False)
+def judge_event(event: Event, rules: PlanRules, *, screened_clean: bool) -> GuardResult | None:
+    """Judge one decoded event; None means accepted exactly as sent (nothing allocated).
 
-
-def guard_raw(raw: bytes | msgspec.Raw, plan: TrackingPlan) -> GuardResult:
-    """Decode one event's JSON and judge it; never raises on any input."""
-    try:
-        event = decode_event(raw)
-    except _DECODE_ERRORS as error:
-        return _schema_rejection(bytes(raw), error)
-    return guard(event, plan)
-
-
-def guard_batch(body: bytes, plan: TrackingPlan) -> BatchResult:
-    """Judge every event of a request body; raises ``BatchError`` if the envelope is unusable."""
-    rules = _rules(plan)
-    body = body.removeprefix(b"\xef\xbb\xbf")  # RFC 8259 lets parsers ignore a BOM
-    try:
-        typed = decode_typed_batch(body)
-    except _DECODE_ERRORS:
-        return _guard_batch_event_by_event(body, plan)
-    if screen_is_clean(body):
-        results = [_judge(event, rules, screened_clean=True) for event in typed.events]
-    else:
-        # One flagged string should not send every event of the batch down the slow path:
-        # screen each event on its own (re-encoding is far cheaper than the detectors).
-        results = [
-            _judge(event, rules, screened_clean=screen_is_clean(_encode(event)))
-            for event in typed.events
-        ]
-    return BatchResult(typed.sent_at, results)
-
-
-def _guard_batch_event_by_event(body: bytes, plan: TrackingPlan) -> BatchResult:
-    try:
-        batch = decode_batch(body)
-    except msgspec.DecodeError as error:
-        if isinstance(error, msgspec.ValidationError):
-            raise BatchError(_envelope_reason(error)) from error
-        batch = _decode_leniently(body, error)
-    except RecursionError as error:
-        raise BatchError("batch.too_deep") from error
-    except UnicodeDecodeError as error:
-        raise BatchError("batch.invalid_utf8") from error
-    return BatchResult(batch.sent_at, [guard_raw(raw, plan) for raw in batch.events])
-
-
-def _decode_leniently(body: bytes, error: msgspec.DecodeError) -> Batch:
-    """A second chance for JSON that msgspec refuses but the standard library reads.
-
-    A lone surrogate escape (``"\\ud800"``) in one event makes msgspec refuse the whole body;
-    the standard library reads it, so the other events of the batch can still be judged (the
-    broken one is then refused on its own). NaN and Infinity stay refused: they are not JSON.
+    ``screened_clean`` says the body screen proved no string of the event can hit a detector,
+    so the per-field detectors are skipped.
     """
-    try:
-        obj = json.loads(body, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError):
-        raise BatchError(_decode_error_reason(error)) from error
-    events = obj if isinstance(obj, list) else obj.get("events") if isinstance(obj, dict) else None
-    if not isinstance(events, list):
-        raise BatchError(_decode_error_reason(error)) from error
-    sent_at = obj.get("sent_at") if isinstance(obj, dict) else None
-    raws = [msgspec.Raw(json.dumps(event).encode()) for event in events]
-    return Batch(events=raws, sent_at=sent_at if isinstance(sent_at, int) else None)
+    return _judge(event, rules, screened_clean=screened_clean)
 
 
-def _refuse_constant(name: str) -> None:
-    raise ValueError(name)
-
-
-def _decode_error_reason(error: msgspec.DecodeError) -> str:
-    text = str(error)
-    if "truncated" in text:
-        return "batch.truncated_json"
-    if "UTF-8" in text or "utf-8" in text:
-        return "batch.invalid_utf8"
-    return "batch.malformed_json"
-
-
-def _envelope_reason(error: msgspec.ValidationError) -> str:
-    text = str(error)
-    if "missing required field" in text:
-        return "batch.missing_events"
-    if "unknown field" in text:
-        return "batch.unknown_field"
-    if "Expected `object`" in text or "Expected `array`" in text:
-        return "batch.not_an_object_or_array"
-    return "batch.invalid_envelope"
+def guard(event: Event, plan: TrackingPlan) -> GuardResult:
+    """Judge one decoded event with every check (a result even when it is accepted as is)."""
+    name = event.event_name
+    result = _judge(event, _rules(plan), screened_clean=False)
+    return result or GuardResult(Outcome.ACCEPTED, event, (), name, event.event_id)
 
 
 # --- judging one event ----------------------------------------------------------------------
 
 
-def _judge(event: Event, rules: _PlanRules, *, screened_clean: bool) -> GuardResult:
+def _judge(event: Event, rules: PlanRules, *, screened_clean: bool) -> GuardResult | None:
     event_rules = rules.events.get(event.event_name)
     if event_rules is None:
-        reason = "plan.unknown_event"
+        reason = r.PLAN_UNKNOWN_EVENT
         if not screened_clean:
             reason = _string_reason(event.event_name, "event_name") or reason
         return _rejected(event, Finding(reason, "$.event_name"), UNKNOWN_EVENT_NAME)
     name = event.event_name
     if event_rules.event_class is not type(event):
-        return _rejected(event, Finding("plan.kind_mismatch", "$.kind"), name)
+        return _rejected(event, Finding(r.PLAN_KIND_MISMATCH, "$.kind"), name)
     findings: list[Finding] = []
     changes: dict[str, Any] = {}
     try:
         if not screened_clean:
             _check_strings(event, findings, changes)
-        _template_routes(event, findings, changes)
+        _check_shapes(event, findings, changes)
+        _template_routes(event, rules.routes, findings, changes)
         _check_closed_fields(event, event_rules, findings, changes)
         context = _check_context(event.context, rules, findings, screened_clean=screened_clean)
         if context is not event.context:
@@ -322,7 +233,7 @@ def _judge(event: Event, rules: _PlanRules, *, screened_clean: bool) -> GuardRes
     except _Reject as rejection:
         return _rejected(event, rejection.finding, name)
     if not findings and not changes:
-        return GuardResult(Outcome.ACCEPTED, event, (), name, event.event_id)
+        return None
     cleaned = msgspec.structs.replace(event, **changes) if changes else event
     outcome = Outcome.REDACTED if findings else Outcome.ACCEPTED
     return GuardResult(outcome, cleaned, tuple(findings), name, event.event_id)
@@ -342,12 +253,8 @@ def _drop_or_reject(
 
 def _string_reason(value: str, field: str) -> str | None:
     """The reason code for an unacceptable string, or None when it is a clean identifier."""
-    detector = _detect(value, field)
-    if detector is not None:
-        return f"pii.{detector.value}"
-    if IDENTIFIER_RE.fullmatch(value) is None:
-        return "schema.not_identifier"
-    return None
+    verdict = _judge_string(value, field)
+    return None if verdict is None else verdict[0]
 
 
 def _detect(value: str, field: str) -> Detector | None:
@@ -360,9 +267,9 @@ def _detect(value: str, field: str) -> Detector | None:
 def _judge_string(value: str, field: str) -> tuple[str, Action] | None:
     detector = _detect(value, field)
     if detector is not None:
-        return f"pii.{detector.value}", action_for(detector, droppable=True)
+        return r.pii_reason(detector), action_for(detector, droppable=True)
     if IDENTIFIER_RE.fullmatch(value) is None:
-        return "schema.not_identifier", NOT_IDENTIFIER_ACTION
+        return r.SCHEMA_NOT_IDENTIFIER, NOT_IDENTIFIER_ACTION
     return None
 
 
@@ -371,6 +278,9 @@ def _check_strings(event: Event, findings: list[Finding], changes: dict[str, Any
         value = getattr(event, field)
         if value is None:
             continue
+        shape = REKEYED_FIELDS.get(field)
+        if shape is not None and shape.fullmatch(value):
+            continue  # re-keyed before storage: the value as sent is never kept
         verdict = _judge_string(value, field)
         if verdict is not None:
             _drop_or_reject(
@@ -390,7 +300,20 @@ def _flag_ok(flag: str, findings: list[Finding]) -> bool:
     return False
 
 
-def _template_routes(event: Event, findings: list[Finding], changes: dict[str, Any]) -> None:
+def _check_shapes(event: Event, findings: list[Finding], changes: dict[str, Any]) -> None:
+    """Fields with a meaning beyond the identifier alphabet: a release and a time zone."""
+    if VERSION_RE.fullmatch(event.ui_version) is None:
+        raise _Reject(Finding(r.SCHEMA_NOT_A_VERSION, "$.ui_version"))
+    tz = changes.get("tz", event.tz)
+    if tz is not None and tz not in TIME_ZONES:
+        findings.append(Finding(r.SCHEMA_NOT_A_TIME_ZONE, "$.tz"))
+        changes["tz"] = None
+
+
+def _template_routes(
+    event: Event, declared: DeclaredRoutes, findings: list[Finding], changes: dict[str, Any]
+) -> None:
+    """A route is kept only as a template the plan declares (or the longest declared prefix)."""
     for field in _LAYOUTS[event.kind].routes:
         raw = getattr(event, field)
         if raw is None:
@@ -398,13 +321,18 @@ def _template_routes(event: Event, findings: list[Finding], changes: dict[str, A
         template, detectors = _template(raw)
         for detector in detectors:
             _drop_or_reject(
-                Finding(f"pii.{detector.value}", f"$.{field}"),
+                Finding(r.pii_reason(detector), f"$.{field}"),
                 action_for(detector, droppable=True),
                 findings,
                 droppable=True,
             )
         if template is None:
-            findings.append(Finding("schema.not_a_route", f"$.{field}"))
+            findings.append(Finding(r.SCHEMA_NOT_A_ROUTE, f"$.{field}"))
+        else:
+            resolved = declared.resolve(template)
+            if not resolved.exact:
+                findings.append(Finding(r.PLAN_ROUTE_NOT_DECLARED, f"$.{field}"))
+            template = resolved.route
         if template != raw:
             changes[field] = template
 
@@ -424,7 +352,6 @@ def _template(raw: str) -> tuple[str | None, tuple[Detector, ...]]:
 _PLAIN_PATH: Final = re.compile(r"(?:/:?[A-Za-z0-9_-]{1,63})+")  # ":" only opens a segment
 _NUMERIC_SEGMENT: Final = re.compile(r"(?<=/)[0-9]{1,8}(?=/|$)")  # 9+ digits: detectors decide
 _HEX_WORD: Final = re.compile(r"[0-9A-Fa-f]{12}")
-_encode: Final = msgspec.json.Encoder().encode
 
 
 @functools.lru_cache(maxsize=4096)
@@ -446,7 +373,7 @@ def _check_closed_fields(
             continue
         droppable = _LAYOUTS[event.kind].droppable.get(field, False)
         _drop_or_reject(
-            Finding("plan.value_not_allowed", f"$.{field}"),
+            Finding(r.PLAN_VALUE_NOT_ALLOWED, f"$.{field}"),
             NOT_IN_PLAN_ACTION,
             findings,
             droppable=droppable,
@@ -455,7 +382,7 @@ def _check_closed_fields(
 
 
 def _check_context(
-    context: Context, rules: _PlanRules, findings: list[Finding], *, screened_clean: bool
+    context: Context, rules: PlanRules, findings: list[Finding], *, screened_clean: bool
 ) -> Context:
     dropped: dict[str, None] = {}
     for field, value in zip(_CONTEXT_FIELDS, msgspec.structs.astuple(context), strict=True):
@@ -464,7 +391,7 @@ def _check_context(
         reason = None if screened_clean else _string_reason(value, field)
         allowed = rules.context.get(field)
         if reason is None and allowed is not None and value not in allowed:
-            reason = "plan.context_not_allowed"
+            reason = r.PLAN_CONTEXT_NOT_ALLOWED
         if reason is not None:
             findings.append(Finding(reason, f"$.context.{field}"))
             dropped[field] = None
@@ -485,7 +412,7 @@ def _check_params(
             findings.append(Finding(reason, path))
     missing = rules.required_params - kept.keys()
     if missing:
-        raise _Reject(Finding("plan.missing_param", f"$.params.{sorted(missing)[0]}"))
+        raise _Reject(Finding(r.PLAN_MISSING_PARAM, f"$.params.{sorted(missing)[0]}"))
     return event.params if len(kept) == len(event.params) else kept
 
 
@@ -493,12 +420,12 @@ def _param_reason(
     name: str, value: Any, spec: ParamSpec | None, *, screened_clean: bool
 ) -> str | None:
     if spec is None:
-        return "plan.unknown_param"
+        return r.PLAN_UNKNOWN_PARAM
     if isinstance(value, str) and not screened_clean:
         reason = _string_reason(value, name)
         if reason is not None:
             return reason
-    return None if _param_value_ok(value, spec) else "plan.param_invalid"
+    return None if _param_value_ok(value, spec) else r.PLAN_PARAM_INVALID
 
 
 _NUMERIC_PARAM_TYPES: Final = frozenset({"int", "number", "duration_ms", "count", "bytes"})
@@ -523,101 +450,17 @@ def _param_value_ok(value: Any, spec: ParamSpec) -> bool:
     return (low is None or value >= low) and (spec.max is None or value <= spec.max)
 
 
-# --- rejections from the schema, classified without keeping the text --------------------------
+# --- paths that are safe to report ------------------------------------------------------------
 
 
-def _schema_rejection(raw: bytes, error: Exception) -> GuardResult:
-    event_id, name = _safe_identity(raw)
-    reason, path = _schema_reason(error)
-    pii = _first_pii_hit(raw)
-    if pii is not None:
-        reason, path = pii
-    return GuardResult(Outcome.REJECTED, None, (Finding(reason, path),), name, event_id)
-
-
-def _safe_identity(raw: bytes) -> tuple[str | None, str]:
-    """The event id, if it is a valid UUID; the name is never echoed for a rejected event.
-
-    Read with a pattern rather than a decoder, so that an event that does not decode at all
-    (a number out of range, a broken string) still gets its id back in the answer.
-    """
-    match = _EVENT_ID_IN_JSON.search(raw)
-    return (match.group(1).decode() if match else None), UNKNOWN_EVENT_NAME
-
-
-_UUID_RE: Final = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
-_EVENT_ID_IN_JSON: Final = re.compile(
-    rb'"event_id"\s*:\s*"([0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12})"'
-)
-_PATH_RE: Final = re.compile(r" - at `(\$[^`]*)`")
-_SCHEMA_REASONS: Final[tuple[tuple[str, str], ...]] = (
-    ("unknown field", "schema.unknown_field"),
-    ("missing required field", "schema.missing_field"),
-    ("Invalid enum value", "schema.not_allowed"),
-    ("Invalid value", "schema.unknown_kind"),
-    ("of length", "schema.length"),
-    ("length <=", "schema.length"),
-    ("out of range", "schema.out_of_range"),
-    (">=", "schema.out_of_range"),
-    ("<=", "schema.out_of_range"),
-    ("matching regex", "schema.pattern"),
-    ("Expected `", "schema.type"),
-    ("truncated", "schema.malformed_json"),
-    ("utf-8", "schema.invalid_utf8"),
-    ("maximum recursion", "schema.too_deep"),
-)
-
-
-def _schema_reason(error: Exception) -> tuple[str, str]:
-    text = str(error)
-    reason = next((code for needle, code in _SCHEMA_REASONS if needle in text), "schema.invalid")
-    match = _PATH_RE.search(text)
-    path = _safe_path(match.group(1)) if match else "$"
-    if reason == "schema.missing_field":
-        missing = re.search(r"field `([a-z_]+)`", text)
-        if missing and missing.group(1) in _KNOWN_NAMES:
-            path = f"{path}.{missing.group(1)}"
-    return reason, path
-
-
-def _safe_path(path: str) -> str:
+def safe_path(path: str) -> str:
     """Keep only schema-known names and list indexes; anything client-made becomes ``*``."""
     parts = re.split(r"(\.[^.\[]*|\[[^\]]*\])", path.removeprefix("$"))
     safe = ["$"]
     for part in filter(None, parts):
-        known = part.startswith(".") and part[1:] in _KNOWN_NAMES
+        known = part.startswith(".") and part[1:] in KNOWN_NAMES
         if known or re.fullmatch(r"\[\d+\]", part):
             safe.append(part)
         else:
             safe.append(".*")
     return "".join(safe)
-
-
-def _first_pii_hit(raw: bytes) -> tuple[str, str] | None:
-    """For a refused event, whether it tried to carry personal data, and where."""
-    try:
-        obj = msgspec.json.decode(raw)
-    except _DECODE_ERRORS:
-        return None
-    for path, text in _strings_with_paths(obj, "$", 0):
-        detector = detect(text)
-        if detector is not None:
-            return f"pii.{detector.value}", _safe_path(path)
-    return None
-
-
-def _strings_with_paths(obj: object, path: str, depth: int) -> Iterator[tuple[str, str]]:
-    if depth > MAX_SCAN_DEPTH:
-        return
-    if isinstance(obj, str):
-        yield path, obj
-    elif isinstance(obj, dict):
-        for key, value in obj.items():
-            if key == "event_id" and isinstance(value, str) and _UUID_RE.fullmatch(value):
-                continue  # a well-formed UUID's hex digits are not a finding (see the screen)
-            child = f"{path}.{key}" if key in _KNOWN_NAMES else f"{path}.*"
-            yield child + "#key", str(key)
-            yield from _strings_with_paths(value, child, depth + 1)
-    elif isinstance(obj, list):
-        for index, value in enumerate(obj[:1000]):
-            yield from _strings_with_paths(value, f"{path}[{index}]", depth + 1)
