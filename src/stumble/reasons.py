@@ -29,6 +29,23 @@ BATCH_EVENT_NOT_AN_OBJECT: Final = "batch.event_not_an_object"
 BATCH_TOO_MANY_EVENTS: Final = "batch.too_many_events"
 BATCH_TOO_MANY_OBJECTS: Final = "batch.too_many_objects"
 
+# --- the request (HTTP refusals before any event is read) --------------------------------
+METHOD_NOT_ALLOWED: Final = "method.not_allowed"
+HEADERS_TOO_LARGE: Final = "headers.too_large"
+KEY_MISSING: Final = "key.missing"
+KEY_UNKNOWN_OR_REVOKED: Final = "key.unknown_or_revoked"
+KEY_DISABLED: Final = "key.disabled"
+ORIGIN_NOT_ALLOWED: Final = "origin.not_allowed"
+BODY_UNSUPPORTED_CONTENT_TYPE: Final = "body.unsupported_content_type"
+BODY_UNSUPPORTED_CONTENT_ENCODING: Final = "body.unsupported_content_encoding"
+BODY_TOO_LARGE: Final = "body.too_large"
+BODY_TOO_LARGE_AFTER_DECOMPRESSION: Final = "body.too_large_after_decompression"
+BODY_BAD_GZIP: Final = "body.bad_gzip"
+BODY_READ_TIMEOUT: Final = "body.read_timeout"
+BODY_CLIENT_DISCONNECTED: Final = "body.client_disconnected"
+BATCH_EMPTY_BODY: Final = "batch.empty_body"
+RATE_LIMITED: Final = "rate.limited"
+
 # --- one event against the closed schema --------------------------------------------------
 SCHEMA_TYPE: Final = "schema.type"
 SCHEMA_UNKNOWN_KIND: Final = "schema.unknown_kind"
@@ -81,3 +98,11 @@ BATCH_REASONS: Final[frozenset[str]] = frozenset(
     value for name, value in dict(globals()).items() if name.startswith("BATCH_")
 )
 """Every reason a whole batch can be refused for (a 400 or 413 answer)."""
+
+REQUEST_REASONS: Final[frozenset[str]] = frozenset(
+    value
+    for name, value in dict(globals()).items()
+    if name.startswith(("METHOD_", "HEADERS_", "KEY_", "ORIGIN_", "BODY_", "RATE_"))
+    and isinstance(value, str)
+)
+"""Every reason a request is refused for before its events are read (401-431)."""

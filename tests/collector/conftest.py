@@ -95,6 +95,17 @@ _KIND_DEFAULTS: dict[str, dict[str, Any]] = {
         "attempt": 1,
         "step": 2,
     },
+    "operation_start": {
+        "event_name": "operation_start",
+        "operation_id": "op_abcdefgh",
+        "operation": "request_submit",
+    },
+    "operation_step": {
+        "event_name": "operation_step",
+        "operation_id": "op_abcdefgh",
+        "operation": "request_submit",
+        "step_name": "request_sent",
+    },
     "operation_end": {
         "event_name": "operation_end",
         "operation_id": "op_abcdefgh",

@@ -26,6 +26,7 @@ from urllib.parse import parse_qs
 
 import msgspec
 
+from stumble import reasons as r
 from stumble.access.keys import KeyRing, WriteKey
 from stumble.admission import (
     Admission,
@@ -137,10 +138,10 @@ class BatchIngest:
         started = time.perf_counter()
         key: WriteKey | None = None
         if scope["method"] != "POST":
-            await self._refuse(send, HttpRefusalError(405, "method.not_allowed"), None, None)
+            await self._refuse(send, HttpRefusalError(405, r.METHOD_NOT_ALLOWED), None, None)
             return
         if sum(len(name) + len(value) for name, value in scope["headers"]) > MAX_HEADER_BYTES:
-            await self._refuse(send, HttpRefusalError(431, "headers.too_large"), None, None)
+            await self._refuse(send, HttpRefusalError(431, r.HEADERS_TOO_LARGE), None, None)
             return
         try:
             key = self._authenticate(scope, headers)
@@ -158,40 +159,40 @@ class BatchIngest:
     def _authenticate(self, scope: Scope, headers: dict[str, str]) -> WriteKey:
         token = _bearer_token(headers) or _query_key(scope)
         if not token:
-            raise HttpRefusalError(401, "key.missing")
+            raise HttpRefusalError(401, r.KEY_MISSING)
         key = self.keys.authenticate(token)
         if key is None:
-            raise HttpRefusalError(401, "key.unknown_or_revoked")
+            raise HttpRefusalError(401, r.KEY_UNKNOWN_OR_REVOKED)
         if not key.allows_origin(headers.get("origin")):
-            raise HttpRefusalError(403, "origin.not_allowed")
+            raise HttpRefusalError(403, r.ORIGIN_NOT_ALLOWED)
         if not key.enabled:
-            raise HttpRefusalError(403, "key.disabled")
+            raise HttpRefusalError(403, r.KEY_DISABLED)
         return key
 
     async def _read_body(self, scope: Scope, headers: dict[str, str], receive: Receive) -> bytes:
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type not in ACCEPTED_TYPES:
-            raise HttpRefusalError(415, "body.unsupported_content_type")
+            raise HttpRefusalError(415, r.BODY_UNSUPPORTED_CONTENT_TYPE)
         encoding = headers.get("content-encoding", "identity").strip().lower()
         if encoding not in {"identity", "gzip"}:
-            raise HttpRefusalError(415, "body.unsupported_content_encoding")
+            raise HttpRefusalError(415, r.BODY_UNSUPPORTED_CONTENT_ENCODING)
         declared = headers.get("content-length")
         if (
             declared is not None
             and declared.isdigit()
             and int(declared) > self.limits.max_body_bytes
         ):
-            raise HttpRefusalError(413, "body.too_large")
+            raise HttpRefusalError(413, r.BODY_TOO_LARGE)
         try:
             # asyncio.timeout, not wait_for: no extra task per request on the hot path
             async with asyncio.timeout(self.limits.body_read_timeout_s):
                 raw = await _receive_body(receive, self.limits.max_body_bytes)
         except TimeoutError as error:
-            raise HttpRefusalError(408, "body.read_timeout") from error
+            raise HttpRefusalError(408, r.BODY_READ_TIMEOUT) from error
         if encoding == "gzip":
             raw = _gunzip_bounded(raw, self.limits.max_body_bytes)
         if not raw.strip():
-            raise HttpRefusalError(400, "batch.empty_body")
+            raise HttpRefusalError(400, r.BATCH_EMPTY_BODY)
         return raw
 
     async def _ingest(
@@ -202,7 +203,7 @@ class BatchIngest:
         charged = max(1, body.count(_EVENT_ID_KEY))
         retry = self.rate_limiter.retry_after(key.key_id, charged, time.monotonic())
         if retry is not None:
-            raise HttpRefusalError(429, "rate.limited", retry)
+            raise HttpRefusalError(429, r.RATE_LIMITED, retry)
         device_type, browser = classify_user_agent(headers.get("user-agent", ""))
         received_at = int(time.time() * 1000)
         request = RequestContext(key, received_at, 0, device_type, browser, origin)
@@ -274,7 +275,7 @@ class BatchIngest:
             key.allows_origin(origin) if key else self.keys.any_key_allows(origin)
         )
         if not allowed:
-            await _respond(send, 403, {"error": "origin.not_allowed", "status": 403}, [])
+            await _respond(send, 403, {"error": r.ORIGIN_NOT_ALLOWED, "status": 403}, [])
             return
         extra = [
             (b"access-control-allow-origin", origin.encode()),  # type: ignore[union-attr]
@@ -331,11 +332,11 @@ async def _receive_body(receive: Receive, limit: int) -> bytes:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise HttpRefusalError(400, "body.client_disconnected")
+            raise HttpRefusalError(400, r.BODY_CLIENT_DISCONNECTED)
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise HttpRefusalError(413, "body.too_large")
+            raise HttpRefusalError(413, r.BODY_TOO_LARGE)
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
@@ -352,12 +353,12 @@ def _gunzip_bounded(data: bytes, limit: int) -> bytes:
         try:
             out = inflater.decompress(data, limit - size + 1)
         except zlib.error as error:
-            raise HttpRefusalError(400, "body.bad_gzip") from error
+            raise HttpRefusalError(400, r.BODY_BAD_GZIP) from error
         size += len(out)
         if size > limit or inflater.unconsumed_tail:
-            raise HttpRefusalError(413, "body.too_large_after_decompression")
+            raise HttpRefusalError(413, r.BODY_TOO_LARGE_AFTER_DECOMPRESSION)
         if not inflater.eof:
-            raise HttpRefusalError(400, "body.bad_gzip")
+            raise HttpRefusalError(400, r.BODY_BAD_GZIP)
         parts.append(out)
         data = inflater.unused_data
     return b"".join(parts)

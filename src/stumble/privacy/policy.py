@@ -37,6 +37,7 @@ DETECTOR_ACTIONS: Final[dict[Detector, Action]] = {
     Detector.SENSITIVE_KEY: Action.DROP_FIELD,
     Detector.DIGIT_RUN: Action.DROP_FIELD,
     Detector.TOKEN: Action.DROP_FIELD,
+    Detector.PERSON_NAME: Action.DROP_FIELD,
 }
 """Per detector, what a hit in an optional field does."""
 
