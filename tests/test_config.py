@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import msgspec
 import pytest
 
 from stumble.config import (
     SETTING_NAMES,
     Settings,
+    SettingsError,
     load_settings,
     render_default_config,
     setting_docs,
@@ -41,7 +41,32 @@ def test_rendered_default_config_round_trips(tmp_path: Path) -> None:
 def test_unknown_or_invalid_settings_fail_clearly(tmp_path: Path) -> None:
     config = tmp_path / "stumble.toml"
     config.write_text("prot = 1\n")
-    with pytest.raises(msgspec.ValidationError, match="prot"):
+    with pytest.raises(SettingsError, match="prot"):
         load_settings(config, {})
-    with pytest.raises(msgspec.ValidationError, match="port"):
+    with pytest.raises(SettingsError, match="port"):
         load_settings(None, {"STUMBLE_PORT": "0"})
+    config.write_text("port = = 1\n")
+    with pytest.raises(SettingsError, match=r"stumble\.toml"):
+        load_settings(config, {})
+
+
+def test_multi_line_setting_docs_stay_comments_in_the_rendered_config() -> None:
+    rendered = render_default_config(Settings())
+    for line in rendered.splitlines():
+        assert not line or line.startswith("#") or " = " in line, line
+
+
+def test_a_rate_limit_burst_below_a_full_batch_is_refused_naming_both_settings() -> None:
+    # Every full batch would cost more than the bucket holds: 429 forever.
+    env = {"STUMBLE_RATE_LIMIT_EVENTS_PER_S": "100", "STUMBLE_RATE_LIMIT_BURST": "499"}
+    with pytest.raises(SettingsError, match="rate_limit_burst") as refused:
+        load_settings(None, env)
+    assert "max_events_per_batch" in str(refused.value)
+    assert "\n" not in str(refused.value)
+    with pytest.raises(SettingsError):
+        Settings(
+            rate_limit_events_per_s=1.0, rate_limit_burst=10, max_events_per_batch=11
+        ).validate()
+    # without a rate limit the burst is unused; at the batch limit a full batch fits
+    Settings(rate_limit_burst=1).validate()
+    Settings(rate_limit_events_per_s=1.0, rate_limit_burst=500).validate()

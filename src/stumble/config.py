@@ -39,6 +39,14 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Per write key burst allowance in events."""
     body_read_timeout_s: Annotated[float, Meta(gt=0)] = 10.0
     """A request body not received within this many seconds gets 408 (slow clients)."""
+    header_timeout_s: Annotated[float, Meta(gt=0)] = 10.0
+    """A connection whose request headers are not complete this many seconds after it opened, or
+    after the first byte of its next request, is closed (408 if a request had begun)."""
+    max_header_bytes: Annotated[int, Meta(ge=1024)] = 16_384
+    """Largest request line plus headers of one request (431 beyond, and the connection closes)."""
+    max_connections: Annotated[int, Meta(ge=2)] = 1000
+    """Open HTTP connections at which new ones get 503 and are closed (uvicorn's
+    limit_concurrency); the open-file limit is raised to fit when the system allows."""
     max_event_age_days: Annotated[int, Meta(ge=1)] = 30
     """Events older than this (after clock-skew correction) are rejected as too old."""
     max_future_skew_s: Annotated[int, Meta(ge=0)] = 300
@@ -66,6 +74,20 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     log_level: str = "INFO"
     """Python logging level for the server."""
 
+    def validate(self) -> None:
+        """Refuse combinations that each pass their own bounds but cannot work together."""
+        if self.rate_limit_events_per_s > 0 and self.rate_limit_burst < self.max_events_per_batch:
+            # A full batch costs more than the bucket can ever hold: it would get 429 forever.
+            raise SettingsError(
+                f"rate_limit_burst ({self.rate_limit_burst}) must be at least "
+                f"max_events_per_batch ({self.max_events_per_batch}) while "
+                "rate_limit_events_per_s is above 0"
+            )
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be used; the message names the settings, fit for one line."""
+
 
 SETTING_NAMES: Final[tuple[str, ...]] = Settings.__struct_fields__
 
@@ -73,16 +95,27 @@ SETTING_NAMES: Final[tuple[str, ...]] = Settings.__struct_fields__
 def load_settings(
     config_path: Path | None = None, environ: dict[str, str] | None = None
 ) -> Settings:
-    """File values over defaults, then ``STUMBLE_<NAME>`` environment variables over those."""
+    """File values over defaults, then ``STUMBLE_<NAME>`` environment variables over those.
+
+    Raises ``SettingsError`` for a malformed file, an unknown or out-of-bounds setting, or
+    settings that cannot work together."""
     values: dict[str, Any] = {}
-    if config_path is not None and config_path.exists():
-        values.update(msgspec.toml.decode(config_path.read_bytes()))
-    env = os.environ if environ is None else environ
-    for name in SETTING_NAMES:
-        raw = env.get(ENV_PREFIX + name.upper())
-        if raw is not None:
-            values[name] = _parse_env_value(raw)
-    return msgspec.convert(values, Settings, strict=False)
+    try:
+        if config_path is not None and config_path.exists():
+            values.update(msgspec.toml.decode(config_path.read_bytes()))
+        env = os.environ if environ is None else environ
+        for name in SETTING_NAMES:
+            raw = env.get(ENV_PREFIX + name.upper())
+            if raw is not None:
+                values[name] = _parse_env_value(raw)
+        settings = msgspec.convert(values, Settings, strict=False)
+    except msgspec.DecodeError as error:  # ValidationError is a DecodeError
+        source = f"{config_path} or {ENV_PREFIX}*" if config_path else f"{ENV_PREFIX}*"
+        raise SettingsError(f"invalid settings in {source}: {error}") from None
+    except OSError as error:
+        raise SettingsError(f"cannot read {config_path}: {error.strerror}") from None
+    settings.validate()
+    return settings
 
 
 def _parse_env_value(raw: str) -> object:
@@ -99,7 +132,7 @@ def render_default_config(settings: Settings) -> str:
     docs = setting_docs()
     encoded = msgspec.to_builtins(settings)
     for name in SETTING_NAMES:
-        lines.append(f"# {docs.get(name, '')}")
+        lines.extend(f"# {line.strip()}" for line in docs.get(name, "").splitlines())
         lines.append(f"{name} = {_toml_value(encoded[name])}")
         lines.append("")
     return "\n".join(lines)

@@ -52,6 +52,15 @@ def test_mistakes_are_explained(
     assert "no database" in capsys.readouterr().err
 
 
+def test_a_date_off_the_calendar_is_one_line_naming_the_option(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", "usage", "--data", str(data_dir), "--to", "9999-12-31"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: to must be") and err.count("\n") == 1
+    assert "9999" not in err
+
+
 def test_from_a_server_and_not_from_its_locked_file(
     data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -91,3 +91,62 @@ def test_every_report_runs_by_name_and_round_trips_through_json(
         msgspec.json.encode(report), type=Report[REPORTS[name].result_type]
     )  # type: ignore[name-defined]
     assert decoded == report
+
+
+EXTREME_MOMENTS = [
+    "9999-12-31",
+    "0001-01-01",
+    "9999-12-31T23:59:59",
+    "9999-12-31T23:00:00-05:00",
+    "0001-01-01T00:00:00+05:00",
+    "1969-12-30",
+    "9000-01-02",
+]
+ARM_EXTRA: dict[str, str] = {"scenario": "create_service_request", "b.ui_version": "2.0.0"}
+
+
+@pytest.mark.parametrize("moment", EXTREME_MOMENTS)
+@pytest.mark.parametrize(
+    ("name", "param", "extra"),
+    [
+        ("usage", "to", {}),
+        ("usage", "from", {}),
+        ("health", "to", {}),
+        ("compare", "a.to", ARM_EXTRA),
+        ("compare", "a.from", ARM_EXTRA),
+    ],
+)
+def test_dates_off_the_calendar_are_refused_by_name_never_overflow(
+    slow_release: Dataset, name: str, param: str, extra: dict[str, str], moment: str
+) -> None:
+    params = {**extra, param: moment}
+    with pytest.raises(ReportParamError) as refused:
+        run_report(slow_release.store, slow_release.plan, name, params, now=NOW)
+    message = str(refused.value)
+    assert message.startswith(f"{param} must be")
+    assert moment not in message
+
+
+def test_the_calendar_range_allows_every_realistic_window(slow_release: Dataset) -> None:
+    params = {"from": "1970-01-01", "to": "8999-12-30"}
+    assert run_report(slow_release.store, slow_release.plan, "usage", params, now=NOW)
+    params = {"to": "1970-01-05"}  # the default four weeks reach before 1970: still a window
+    assert run_report(slow_release.store, slow_release.plan, "loops", params, now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("top-problems", {"limit": "²"}),  # str.isdigit() says yes, int() says no
+        ("top-problems", {"limit": "0"}),
+        ("usage", {"barely": "1e400"}),
+        ("usage", {"barely": "nan"}),
+    ],
+)
+def test_numbers_out_of_range_are_refused_by_name(
+    slow_release: Dataset, name: str, params: dict[str, str]
+) -> None:
+    with pytest.raises(ReportParamError) as refused:
+        run_report(slow_release.store, slow_release.plan, name, params, now=NOW)
+    (param,) = params
+    assert str(refused.value).startswith(f"{param} must be")

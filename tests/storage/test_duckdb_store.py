@@ -15,6 +15,7 @@ from tests.storage.conftest import BASE_MS, make_event, session_rows, write_segm
 
 from stumble.storage import (
     DATABASE_FILENAME,
+    DatabaseInUseError,
     DuckDBStore,
     LoadResult,
     ReadOnlyQueryError,
@@ -144,6 +145,28 @@ def test_readers_run_while_segments_load(tmp_path: Path) -> None:
         assert seen, "every reader ran at least one query"
         assert seen == sorted(seen), "counts never go backwards"
         assert all(count % 5000 == 0 for count in seen), "a segment is visible whole or not at all"
+
+
+def test_a_file_held_by_another_process_is_in_use_naming_that_process(tmp_path: Path) -> None:
+    path = tmp_path / DATABASE_FILENAME
+    command = [sys.executable, "-c", HOLD_DATABASE, str(path)]
+    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE) as holder:
+        try:
+            assert holder.stdout is not None and holder.stdout.readline() == b"holding\n"
+            with pytest.raises(DatabaseInUseError) as refused:
+                DuckDBStore(path)
+        finally:
+            holder.kill()
+    assert refused.value.holder == f"PID {holder.pid}"
+    assert refused.value.path == str(path)
+
+
+HOLD_DATABASE = """
+import sys, duckdb
+connection = duckdb.connect(sys.argv[1])
+print("holding", flush=True)
+sys.stdin.read()
+"""
 
 
 def test_query_returns_columns_and_rows() -> None:

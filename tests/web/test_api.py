@@ -168,3 +168,21 @@ def test_error_messages_never_echo_what_the_caller_sent(client: httpx.Client) ->
         answer = client.get("/api/v1/reports/funnel", params=params)
         assert answer.status_code == 400
         assert "nurlanova" not in answer.text
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "named"),
+    [
+        ("usage", {"to": "9999-12-31"}, "to"),
+        ("usage", {"from": "0001-01-01T00:00:00+05:00"}, "from"),
+        ("compare", {**EXTRA["compare"], "b.to": "9999-12-31"}, "b.to"),
+        ("top-problems", {"limit": "²"}, "limit"),
+    ],
+)
+def test_values_off_the_calendar_or_the_digits_are_a_bad_param_not_a_500(
+    client: httpx.Client, name: str, params: dict[str, str], named: str
+) -> None:
+    answer = client.get(f"/api/v1/reports/{name}", params=params)
+    assert (answer.status_code, answer.json()["error"]) == (400, "report.bad_param")
+    assert answer.json()["message"].startswith(f"{named} must be")
+    assert params[named] not in answer.text

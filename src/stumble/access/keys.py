@@ -162,7 +162,7 @@ class KeyRing:
         return key
 
     def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the data directory
         tmp = self.path.with_suffix(".tmp")
         tmp.write_bytes(msgspec.json.format(msgspec.json.encode(KeyFile(self.all()))))
         tmp.chmod(0o600)

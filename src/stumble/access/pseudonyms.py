@@ -29,7 +29,7 @@ MEMO_LIMIT: Final = 200_000
 
 def _new_secret(path: Path) -> bytes:
     """Create a 32-byte secret file (0600, fsynced) unless another writer already did."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # secrets: the owner's alone
     secret = os.urandom(32)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -1,13 +1,24 @@
-"""What several commands share: the data directory and settings options."""
+"""What several commands share: the data directory and settings options, and how an expected
+failure (bad settings, a database held by a running server, no data directory) is told."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from stumble.config import Settings, load_settings
+from stumble.config import Settings, SettingsError, load_settings
 
 CONFIG_FILE = "stumble.toml"
+# What `stumble serve` (config, spool) or `stumble simulate` (database) leave in a data directory
+DATA_DIR_MARKERS = (CONFIG_FILE, "stumble.duckdb", "spool")
+
+
+class CommandError(Exception):
+    """A failure the user can fix: ``main`` prints it as one line and exits with ``exit_code``."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -29,3 +40,36 @@ def settings_from(args: argparse.Namespace, **overrides: object) -> Settings:
         if value is not None:
             setattr(settings, name, value)
     return settings
+
+
+def require_data_dir(settings: Settings) -> Path:
+    """The data directory, which must exist: a command that reads one never creates it."""
+    data_dir = Path(settings.data_dir)
+    if not any((data_dir / marker).exists() for marker in DATA_DIR_MARKERS):
+        raise CommandError(
+            f"no stumble data directory at {data_dir}; "
+            "start `stumble serve --data DIR` first, or pass --data DIR"
+        )
+    return data_dir
+
+
+def expected_failure(error: Exception) -> CommandError | None:
+    """The one-line form of a failure the user can meet and fix; None for anything else (a
+    bug keeps its traceback)."""
+    if isinstance(error, CommandError):
+        return error
+    if isinstance(error, SettingsError):
+        return CommandError(str(error), 2)
+    # Imported only once something failed: `stumble --help` stays free of DuckDB.
+    from stumble.storage.base import DatabaseInUseError, StorageError  # noqa: PLC0415
+
+    if isinstance(error, DatabaseInUseError):
+        return CommandError(
+            f"the database is in use by another stumble process ({error.holder or 'unknown'}, "
+            f"{error.path}); stop it first, or use --server URL to ask it"
+        )
+    if isinstance(error, StorageError):
+        return CommandError(f"the database failed: {error}")
+    if isinstance(error, OSError) and error.filename is not None:
+        return CommandError(f"{error.strerror}: {error.filename}")
+    return None

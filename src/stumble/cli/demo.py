@@ -267,9 +267,8 @@ def print_urls(settings: Settings, new_key: str | None) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    import uvicorn  # noqa: PLC0415 - only the serving commands need the server
-
     from stumble.collector.app import create_app  # noqa: PLC0415
+    from stumble.collector.server import serve  # noqa: PLC0415 - only serving commands need it
     from stumble.web.api import report_routes  # noqa: PLC0415
     from stumble.web.demo_routes import demo_routes  # noqa: PLC0415
 
@@ -293,14 +292,5 @@ def _demo(args: argparse.Namespace) -> int:
             *demo_routes(services, write_key=write_key),
         ],
     )
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        access_log=False,  # request lines would carry ?key= query strings
-        http="httptools",
-        loop="uvloop",
-        timeout_keep_alive=30,
-    )
+    serve(app, settings)
     return 0

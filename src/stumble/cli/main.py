@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -45,7 +46,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    result: int = args.func(args)
+    # The data directory holds keys, secrets and events: whatever a command creates in it is
+    # the service account's alone, DuckDB's own files (the WAL comes and goes) included.
+    previous = os.umask(0o077)
+    try:
+        return run_command(args)
+    finally:
+        os.umask(previous)  # main() also runs inside other programs (and the tests)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the chosen command; an expected failure is one line on stderr, not a traceback."""
+    from stumble.cli.common import expected_failure  # noqa: PLC0415
+
+    try:
+        result: int = args.func(args)
+    except Exception as error:
+        failure = expected_failure(error)
+        if failure is None:
+            raise
+        print(f"error: {failure}", file=sys.stderr)
+        return failure.exit_code
     return result
 
 

@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from stumble.access.keys import DEV_KEY_FILE, KeyRing
-from stumble.cli.common import CONFIG_FILE, add_data_options, settings_from
+from stumble.cli.common import (
+    CONFIG_FILE,
+    CommandError,
+    add_data_options,
+    require_data_dir,
+    settings_from,
+)
 from stumble.config import Settings, render_default_config
 
 
@@ -34,10 +40,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def bootstrap_data_dir(settings: Settings) -> str | None:
     """On first start: the directory, a commented config and a ``dev`` key. Returns the new key."""
     data_dir = Path(settings.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    # Private whatever the umask: keys, secrets and events are the service account's alone.
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     config = data_dir / CONFIG_FILE
     if not config.exists():
         config.write_text(render_default_config(settings), encoding="utf-8")
+        config.chmod(0o600)
     ring = KeyRing(data_dir)
     if ring.all():
         return None
@@ -69,9 +77,8 @@ def print_welcome(settings: Settings, new_key: str | None) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn  # noqa: PLC0415 - only this command needs the server
-
     from stumble.collector.app import create_app  # noqa: PLC0415
+    from stumble.collector.server import serve  # noqa: PLC0415 - only serving commands need it
     from stumble.web.api import report_routes  # noqa: PLC0415
 
     settings = settings_from(args, host=args.host, port=args.port)
@@ -79,25 +86,19 @@ def _serve(args: argparse.Namespace) -> int:
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     new_key = bootstrap_data_dir(settings)
-    print_welcome(settings, new_key)
+    # Opens the database: a server already running on this directory stops us before the welcome.
     app = create_app(settings, extra_routes=report_routes)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        access_log=False,  # request lines would carry ?key= query strings
-        http="httptools",
-        loop="uvloop",
-        timeout_keep_alive=30,
-    )
+    print_welcome(settings, new_key)
+    serve(app, settings)
     return 0
 
 
 def _load(args: argparse.Namespace) -> int:
     from stumble.collector.app import CollectorServices  # noqa: PLC0415
 
-    services = CollectorServices(settings_from(args))
+    settings = settings_from(args)
+    require_data_dir(settings)
+    services = CollectorServices(settings)
     services.open()
     services.spool.seal_now()
     services.loader.run_once()
@@ -116,8 +117,12 @@ def _health_from_server(url: str) -> dict[str, Any]:
     """The database belongs to the running server (DuckDB allows one process), so ask it."""
     import httpx  # noqa: PLC0415
 
-    response = httpx.get(f"{url.rstrip('/')}/api/v1/health", timeout=30)
-    response.raise_for_status()
+    try:
+        response = httpx.get(f"{url.rstrip('/')}/api/v1/health", timeout=30)
+    except httpx.HTTPError as error:
+        raise CommandError(f"cannot reach {url} ({type(error).__name__})") from None
+    if response.status_code != 200:
+        raise CommandError(f"the server answered {response.status_code}")
     report: dict[str, Any] = response.json()
     return report
 
@@ -125,7 +130,9 @@ def _health_from_server(url: str) -> dict[str, Any]:
 def _health_from_files(args: argparse.Namespace) -> dict[str, Any]:
     from stumble.collector.app import CollectorServices, health_report  # noqa: PLC0415
 
-    services = CollectorServices(settings_from(args))
+    settings = settings_from(args)
+    require_data_dir(settings)
+    services = CollectorServices(settings)
     services.store.migrate()
     try:
         return health_report(services)

@@ -53,8 +53,10 @@ class CollectorServices:
     def __init__(self, settings: Settings, store: EventStore | None = None) -> None:
         self.settings = settings
         self.data_dir = Path(settings.data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # Private whatever the umask: write keys, pseudonym secrets and events live here.
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         secrets_dir = self.data_dir / "secrets"
+        secrets_dir.mkdir(mode=0o700, exist_ok=True)
         self.keys = KeyRing(self.data_dir)
         self.plan: TrackingPlan = load_plan(
             Path(settings.plan) if settings.plan else default_plan_path()
@@ -214,7 +216,9 @@ def _config_endpoint(services: CollectorServices) -> Callable[[Request], Any]:
             "max_digit_run": 8,
             "schema_version": services.plan.schema_version,
         }
-        headers = {"cache-control": "public, max-age=300", "vary": "origin"}
+        # private: the answer belongs to one write key (it is in the URL), so no shared cache
+        # between a browser and the collector may keep it and hand it to anyone else.
+        headers = {"cache-control": "private, max-age=300", "vary": "origin"}
         if origin is not None:
             headers["access-control-allow-origin"] = origin
         return JSONResponse(body, headers=headers)

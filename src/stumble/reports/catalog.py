@@ -55,6 +55,10 @@ from stumble.reports.top_problems import TopProblemsQuery, TopProblemsResult, ru
 from stumble.storage.base import EventStore
 
 DEFAULT_DAYS: Final = 28
+# Reports cover [EARLIEST, LATEST]: events are stamped in Unix milliseconds, and dates beyond
+# leave room for a default window or an inclusive end day without leaving the calendar.
+EARLIEST: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LATEST: Final = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
 ALL_ENVIRONMENTS: Final = "*"
 SCOPE_PARAMS: Final = (
     "from",
@@ -100,30 +104,43 @@ def _values(text: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
-def parse_moment(text: str, *, end_of_day: bool) -> dt.datetime:
+def parse_moment(text: str, *, end_of_day: bool, name: str = "from/to") -> dt.datetime:
     """A date (the start of that UTC day, or the next day's start for an inclusive end) or an
-    ISO datetime (UTC unless it says otherwise)."""
+    ISO datetime (UTC unless it says otherwise), between ``EARLIEST`` and ``LATEST``.
+
+    ``name`` is the parameter, for the error message; the value itself is never echoed: an
+    error message is no place for client text."""
     try:
         if len(text) == 10:
             day = dt.date.fromisoformat(text)
             moment = dt.datetime.combine(day, dt.time(), dt.UTC)
-            return moment + dt.timedelta(days=1) if end_of_day else moment
-        parsed = dt.datetime.fromisoformat(text)
+            moment = moment + dt.timedelta(days=1) if end_of_day else moment
+        else:
+            parsed = dt.datetime.fromisoformat(text)
+            moment = parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
     except ValueError:
-        # The value itself is never echoed: an error message is no place for client text.
-        raise ReportParamError("from/to must be a date (YYYY-MM-DD) or an ISO datetime") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+        raise ReportParamError(f"{name} must be a date (YYYY-MM-DD) or an ISO datetime") from None
+    except OverflowError:  # 9999-12-31 plus a day, or an offset past the calendar's ends
+        raise _out_of_range(name) from None
+    if not EARLIEST <= moment <= LATEST:
+        raise _out_of_range(name)
+    return moment
+
+
+def _out_of_range(name: str) -> ReportParamError:
+    return ReportParamError(f"{name} must be within the years {EARLIEST.year} to {LATEST.year - 1}")
 
 
 def parse_time(params: Params, now: dt.datetime, prefix: str = "") -> TimeRange | None:
-    start_text, end_text = params.get(prefix + "from"), params.get(prefix + "to")
+    start_name, end_name = prefix + "from", prefix + "to"
+    start_text, end_text = params.get(start_name), params.get(end_name)
     if prefix and start_text is None and end_text is None:
         return None
-    end = parse_moment(end_text, end_of_day=True) if end_text else _end_of_today(now)
+    end = parse_moment(end_text, end_of_day=True, name=end_name) if end_text else _end_of_today(now)
     start = (
-        parse_moment(start_text, end_of_day=False)
+        parse_moment(start_text, end_of_day=False, name=start_name)
         if start_text
-        else end - dt.timedelta(days=DEFAULT_DAYS)
+        else end - dt.timedelta(days=DEFAULT_DAYS)  # within range: EARLIEST is far from year 1
     )
     try:
         return TimeRange(start, end)
@@ -182,7 +199,8 @@ def _share(text: str | None, default: float, name: str) -> float:
 def _positive_int(text: str | None, default: int, name: str) -> int:
     if text is None:
         return default
-    if not text.isdigit() or int(text) < 1:
+    # isascii: str.isdigit() also says yes to "²", which int() refuses
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise ReportParamError(f"{name} must be a positive integer")
     return int(text)
 

@@ -12,6 +12,7 @@ retention. Backends: ``DuckDBStore`` (the embedded default, a file or ``":memory
 from stumble.storage.base import (
     DEFAULT_DEDUPE_WINDOW_MS,
     INGEST_OUTCOMES,
+    DatabaseInUseError,
     EventStore,
     IngestCount,
     IngestOutcome,
@@ -31,6 +32,7 @@ __all__ = [
     "DEFAULT_DEDUPE_WINDOW_MS",
     "INGEST_OUTCOMES",
     "LATEST_VERSION",
+    "DatabaseInUseError",
     "DuckDBStore",
     "EventStore",
     "IngestCount",

@@ -33,6 +33,17 @@ class StorageError(Exception):
     """Any failure of a storage backend."""
 
 
+class DatabaseInUseError(StorageError):
+    """Another process holds the database file (an embedded database allows one process).
+
+    ``holder`` names that process when the backend says (``"PID 1234"``)."""
+
+    def __init__(self, path: str, holder: str | None) -> None:
+        super().__init__(f"the database {path} is locked by {holder or 'another process'}")
+        self.path = path
+        self.holder = holder
+
+
 class SegmentError(StorageError):
     """A segment file is malformed (a torn or mistyped line); the load was rolled back."""
 

@@ -65,6 +65,7 @@ import msgspec
 from stumble.events import StoredEvent
 from stumble.storage.base import (
     DEFAULT_DEDUPE_WINDOW_MS,
+    DatabaseInUseError,
     EventStore,
     IngestCount,
     LoadResult,
@@ -95,6 +96,10 @@ _SEGMENT_ERRORS: Final = (
     duckdb.ConstraintException,
 )
 _LINE_NUMBER = re.compile(r"\bline (\d+)")
+# DuckDB's message for a file another process holds, which names that process by its PID
+_LOCK_CONFLICT = re.compile(
+    r'Could not set lock on file "(?P<path>[^"]+)"(?:.*\((?P<holder>PID \d+)\))?'
+)
 
 _row_encoder: Final = msgspec.json.Encoder()
 
@@ -349,6 +354,9 @@ def _storage_errors() -> Iterator[None]:
         raise StorageError(f"duckdb {type(exc).__name__}") from None
     except duckdb.Error as exc:
         first_line = str(exc).splitlines()[0] if str(exc) else ""
+        lock = _LOCK_CONFLICT.search(first_line)
+        if lock:
+            raise DatabaseInUseError(lock["path"], lock["holder"]) from exc
         raise StorageError(f"duckdb {type(exc).__name__}: {first_line}") from exc
 
 
