@@ -1,24 +1,19 @@
 """``stumble demo``: a small service desk instrumented with the browser SDK, served next to the
 collector, with a few weeks of simulated history so the reports show something at once.
 
-The history goes through the collector's own ingest endpoint (key check, privacy guard, time
-rules, enrichment, spool), called in-process before the server starts, then the loader moves
-it into the database. It is added once: a database that already holds events is left alone.
+The history goes through the collector's own admission step (privacy guard, plan, time rules)
+and enrichment, exactly as a batch over HTTP would, before the server starts, and is loaded
+into the database. It is added once: a database that already holds events is left alone.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import logging
 import time
-from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
-
-import msgspec
+from typing import TYPE_CHECKING, Final
 
 from stumble.access.keys import DEV_KEY_FILE, KeyRing, KeyRingError, normalise_origin
 from stumble.cli.common import add_data_options, settings_from
@@ -27,19 +22,17 @@ from stumble.config import Settings
 
 if TYPE_CHECKING:  # the collector is imported when a command runs: `stumble --help` stays fast
     from stumble.collector.app import CollectorServices
-    from stumble.collector.ingest import BatchIngest
-    from stumble.events import Event
 
 DEFAULT_HISTORY_DAYS: Final = 21
 DEFAULT_HISTORY_SESSIONS: Final = 3000
-HISTORY_USER_AGENT: Final = b"stumble-demo-history"
+HISTORY_USER_AGENT: Final = "stumble-demo-history"
 WILDCARD_HOSTS: Final = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 -- names, not a bind
 
 log = logging.getLogger("stumble.demo")
 
 
 class HistoryError(Exception):
-    """The collector refused a batch of simulated history; the message holds its reason code."""
+    """The simulated history could not be added; the message says why (never a value)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,99 +115,31 @@ def fill_history(
     sessions: int,
     seed: int = 0,
 ) -> HistoryReport:
-    """Simulate ``sessions`` sessions over the ``days`` days before today and send them through
-    the collector's ingest endpoint, in batches as large as it takes. ``services`` must be open
-    (its spool accepting); the loader stores the events when it next runs.
+    """Simulate ``sessions`` sessions over the ``days`` days before today and admit them
+    through the collector's own admission step (``CollectorServices.offline_ingest``), in
+    batches as a client would send them, received now (so retention keeps them).
 
     The UI version changes half-way, from 1.4.2 to 2.0.0, as in the seed's story."""
     # Imported here: the simulator is only needed for this, and `stumble --help` stays fast.
     from stumble.simulate import SimulationParams, simulate_sessions  # noqa: PLC0415
 
+    key = services.keys.authenticate(write_key)
+    if key is None:
+        raise HistoryError("the demo write key is not usable")
     params = SimulationParams(
         sessions=sessions, days=days, seed=seed, ui_version_change_day=days // 2
     )
-    simulated = 0
-
-    def events() -> Iterator[Event]:
-        nonlocal simulated
-        for session in simulate_sessions(params, services.plan):
-            simulated += 1
-            yield from session.events
-
-    batch_size = min(services.settings.max_events_per_batch, 500)
-    ingest = services.batch_endpoint()
-    accepted, rejected, sent = asyncio.run(_send_all(ingest, write_key, events(), batch_size))
-    return HistoryReport(simulated, sent, accepted, rejected)
-
-
-def _chunks(events: Iterable[Event], size: int) -> Iterator[list[Event]]:
-    batch: list[Event] = []
-    for event in events:
-        batch.append(event)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-async def _send_all(
-    ingest: BatchIngest, write_key: str, events: Iterable[Event], batch_size: int
-) -> tuple[int, int, int]:
-    """(accepted, rejected, sent) over all batches."""
-    accepted = rejected = sent = 0
-    for batch in _chunks(events, batch_size):
-        batch_accepted, batch_rejected = await _post(ingest, write_key, batch)
-        accepted += batch_accepted
-        rejected += batch_rejected
-        sent += len(batch)
-    return accepted, rejected, sent
-
-
-async def _post(ingest: BatchIngest, write_key: str, events: list[Event]) -> tuple[int, int]:
-    """One ``POST /v1/batch`` through the ASGI endpoint itself; (accepted, rejected).
-
-    ``sent_at`` is now, not the simulated send time: the collector corrects clock skew with
-    it, and an old one would move every event to the moment of the replay."""
-    body = msgspec.json.encode({"sent_at": int(time.time() * 1000), "events": events})
-    status, payload = await _call_asgi(ingest, write_key, body)
-    if status != 202:
-        raise HistoryError(f"the collector answered {status}: {payload.get('error', 'unknown')}")
-    return int(payload["accepted"]), len(payload["rejected"])
-
-
-async def _call_asgi(ingest: BatchIngest, write_key: str, body: bytes) -> tuple[int, Any]:
-    scope: dict[str, Any] = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/batch",
-        "raw_path": b"/v1/batch",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"authorization", f"Bearer {write_key}".encode()),
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"user-agent", HISTORY_USER_AGENT),
-        ],
-        "client": ("127.0.0.1", 0),
-        "server": ("127.0.0.1", 0),
-    }
-    pending = [{"type": "http.request", "body": body, "more_body": False}]
-    answer: list[MutableMapping[str, Any]] = []
-
-    async def receive() -> MutableMapping[str, Any]:
-        return pending.pop() if pending else {"type": "http.disconnect"}
-
-    async def send(message: MutableMapping[str, Any]) -> None:
-        answer.append(message)
-
-    await ingest(scope, receive, send)
-    payload = b"".join(m.get("body", b"") for m in answer if m["type"] == "http.response.body")
-    return int(answer[0]["status"]), json.loads(payload) if payload else {}
+    ingest = services.offline_ingest(key)
+    simulated = sent = 0
+    for session in simulate_sessions(params, services.plan):
+        simulated += 1
+        sent += len(session.events)
+        # sent_at is now, not the simulated send time: the collector corrects clock skew
+        # with it, and an old one would move every event to the moment of the replay.
+        now = int(time.time() * 1000)
+        ingest.add(session.events, sent_at=now, received_at_ms=now, user_agent=HISTORY_USER_AGENT)
+    result = ingest.close()
+    return HistoryReport(simulated, sent, result.accepted, result.rejected)
 
 
 def _fill_once(settings: Settings, write_key: str, days: int, sessions: int) -> None:

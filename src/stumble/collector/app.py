@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from pathlib import Path
@@ -24,7 +26,8 @@ from starlette.routing import BaseRoute, Route
 
 from stumble.access.keys import KeyRing, WriteKey
 from stumble.access.pseudonyms import EventIdKey, SessionKeyRing
-from stumble.collector.enrich import Enricher, TimeRules
+from stumble.admission import AdmissionRules, TimeRules
+from stumble.collector.enrich import Enricher
 from stumble.collector.ingest import BatchIngest, IngestLimits, RateLimiter
 from stumble.collector.loader import Loader
 from stumble.collector.metrics import CollectorMetrics
@@ -39,6 +42,7 @@ from stumble.storage import DuckDBStore, EventStore
 
 log = logging.getLogger("stumble.collector")
 DB_FILE: Final = "stumble.duckdb"
+GIL_SWITCH_INTERVAL_S: Final = 0.001
 SDK_FILES: Final = {
     "stumble.js": "text/javascript",
     "stumble.mjs": "text/javascript",
@@ -61,6 +65,7 @@ class CollectorServices:
         self.plan: TrackingPlan = load_plan(
             Path(settings.plan) if settings.plan else default_plan_path()
         )
+        self.rules = AdmissionRules(self.plan, self.time_rules())
         self.spool = Spool(
             self.data_dir / "spool",
             SpoolConfig(
@@ -122,12 +127,12 @@ class CollectorServices:
     def offline_ingest(self, key: WriteKey) -> OfflineIngest:
         """Bulk loading without HTTP (simulator, demo history) through the same guard."""
         return OfflineIngest(
-            plan=self.plan,
+            rules=self.rules,
             key=key,
             enricher=self.enricher,
             store=self.store,
             work_dir=self.data_dir / "offline",
-            time_rules=self.time_rules(),
+            max_events=self.settings.max_events_per_batch,
             quarantine=self.quarantine,
         )
 
@@ -135,7 +140,7 @@ class CollectorServices:
         s = self.settings
         return BatchIngest(
             keys=self.keys,
-            plan=lambda: self.plan,
+            rules=lambda: self.rules,
             spool=self.spool,
             enricher=self.enricher,
             quarantine=self.quarantine,
@@ -144,7 +149,6 @@ class CollectorServices:
                 max_body_bytes=s.max_body_bytes,
                 max_events=s.max_events_per_batch,
                 body_read_timeout_s=s.body_read_timeout_s,
-                time_rules=self.time_rules(),
             ),
             rate_limiter=RateLimiter(s.rate_limit_events_per_s, s.rate_limit_burst),
         )
@@ -157,20 +161,30 @@ def create_app(
     extra_routes: Callable[[CollectorServices], list[BaseRoute]] | None = None,
 ) -> Starlette:
     services = CollectorServices(settings, store)
+    batch_endpoint = services.batch_endpoint()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         services.open()
         services.start_loader()
+        # Everything built so far (plan, rules, detectors' tables, imported modules) lives as
+        # long as the server: freezing it spares every later gen-2 collection from walking it
+        # again (measured: 27 ms pauses that fed the p99 of the 202).
+        gc.collect()
+        gc.freeze()
+        # Large batches are admitted in a worker thread; a 1 ms GIL switch interval (5 ms by
+        # default) lets the event loop answer everyone else within a millisecond meanwhile.
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         reload_task = asyncio.create_task(_reload_keys_forever(services.keys))
         try:
             yield
         finally:
             reload_task.cancel()
+            batch_endpoint.close()
             await asyncio.to_thread(services.close)
 
     routes: list[BaseRoute] = [
-        Route("/v1/batch", services.batch_endpoint(), methods=["POST", "OPTIONS"]),
+        Route("/v1/batch", batch_endpoint, methods=["POST", "OPTIONS"]),
         Route("/v1/config", _config_endpoint(services), methods=["GET"]),
         Route("/healthz", _healthz, methods=["GET"]),
         Route("/readyz", _readyz_endpoint(services), methods=["GET"]),

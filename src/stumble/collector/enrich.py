@@ -19,9 +19,6 @@ from stumble.events import CONTEXT_FIELDS, EVENT_CLASSES, BaseEvent, CustomEvent
 
 _encoder: Final = msgspec.json.Encoder()
 _encode: Final = _encoder.encode
-_FIELDS: Final[dict[type[BaseEvent], tuple[str, ...]]] = {
-    cls: cls.__struct_fields__ for cls in EVENT_CLASSES
-}
 _KINDS: Final[dict[type[BaseEvent], str]] = {
     cls: str(cls.__struct_config__.tag) for cls in EVENT_CLASSES
 }
@@ -46,10 +43,11 @@ class Enricher:
         self._event_ids = event_ids
 
     def stored_lines(self, admission: Admission, request: RequestContext) -> bytes:
-        """The NDJSON spool lines of every event an admission keeps."""
+        """The NDJSON spool lines of every event an admission keeps, encoded in one call."""
         trimmed = admission.redaction_counts()
+        server = _server_fields(request)
         rows = [
-            self.stored_row(event, request, trimmed.get(position, 0))
+            self._row(event, request, server, trimmed.get(position, 0))
             for position, event in enumerate(admission.stored)
         ]
         return _encoder.encode_lines(rows) if rows else b""
@@ -59,42 +57,42 @@ class Enricher:
         return _encode(self.stored_row(event, request, redactions)) + b"\n"
 
     def stored_row(self, event: Event, request: RequestContext, redactions: int) -> dict[str, Any]:
-        # One pass over the struct's values, skipping unset ones (StoredEvent omits defaults).
-        cls = type(event)
-        row = {
-            name: value
-            for name, value in zip(_FIELDS[cls], msgspec.structs.astuple(event), strict=True)
-            if value is not None and value != []
-        }
-        context = row.pop("context")
-        row["kind"] = _KINDS[cls]
+        return self._row(event, request, _server_fields(request), redactions)
+
+    def _row(
+        self, event: Event, request: RequestContext, server: dict[str, Any], redactions: int
+    ) -> dict[str, Any]:
+        # asdict is one C call; unset optional fields stay as nulls, which load as NULL exactly
+        # like absent keys (the loader reads with an explicit column map).
+        row = msgspec.structs.asdict(event)
+        row.update(server)
+        role, division, device_type, browser, region = msgspec.structs.astuple(row.pop("context"))
+        if not row["feature_flags"]:
+            del row["feature_flags"]  # stored as NULL, as before, not as an empty list
+        row["kind"] = _KINDS[type(event)]
         row["event_id"] = self._event_ids.stored_id(event.event_id)
         row["session_id"] = self._session_keys.pseudonym(event.session_id, request.received_at_ms)
         row["client_ts"] = event.ts
         row["ts"] = event.ts + request.skew_ms
-        row["skew_ms"] = request.skew_ms
-        row["received_at"] = request.received_at_ms
-        row["environment"] = request.key.environment
-        row["key_id"] = request.key.key_id
-        row["sample_rate"] = request.key.sample_rate
         row["redactions"] = redactions
-        role, division, device_type, browser, region = msgspec.structs.astuple(context)
-        if role is not None:
-            row["role"] = role
-        if division is not None:
-            row["division"] = division
-        if region is not None:
-            row["region"] = region
+        row["role"] = role
+        row["division"] = division
+        row["region"] = region
         # The client may state its device and browser from the plan's lists; otherwise the
         # coarse classes derived from the User-Agent (never stored itself) fill them in.
-        device_type = device_type or request.device_type
-        if device_type is not None:
-            row["device_type"] = device_type
-        browser = browser or request.browser
-        if browser is not None:
-            row["browser"] = browser
+        row["device_type"] = device_type or request.device_type
+        row["browser"] = browser or request.browser
         if isinstance(event, CustomEvent):
-            row.pop("params", None)
-            if event.params:
-                row["params"] = _encode(event.params).decode()
+            row["params"] = _encode(event.params).decode() if event.params else None
         return row
+
+
+def _server_fields(request: RequestContext) -> dict[str, Any]:
+    """What every row of one request shares: who sent it, when it arrived, the clock skew."""
+    return {
+        "environment": request.key.environment,
+        "key_id": request.key.key_id,
+        "sample_rate": request.key.sample_rate,
+        "received_at": request.received_at_ms,
+        "skew_ms": request.skew_ms,
+    }

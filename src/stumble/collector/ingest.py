@@ -21,7 +21,7 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import parse_qs
 
 import msgspec
@@ -56,6 +56,7 @@ INLINE_BODY_BYTES: Final = 8 * 1024
 """Bodies up to this size are admitted on the event loop (a few hundred microseconds at
 worst); larger ones in the admission thread, so no request holds the loop for long."""
 _EVENT_ID_KEY: Final = b'"event_id"'
+_T = TypeVar("_T")
 _encode: Final = msgspec.json.Encoder().encode
 
 
@@ -83,6 +84,13 @@ class RateLimiter:
         self.rate = rate_per_s
         self.burst = float(burst)
         self._buckets: dict[str, tuple[float, float]] = {}
+
+    def has_tokens(self, key_id: str, now: float) -> bool:
+        """Whether the key could send one event now (nothing is charged)."""
+        if self.rate <= 0:
+            return True
+        tokens, last = self._buckets.get(key_id, (self.burst, now))
+        return min(self.burst, tokens + (now - last) * self.rate) >= 1
 
     def retry_after(self, key_id: str, events: int, now: float) -> int | None:
         """None when allowed (and charged), else seconds until enough tokens exist."""
@@ -145,8 +153,8 @@ class BatchIngest:
             return
         try:
             key = self._authenticate(scope, headers)
-            body = await self._read_body(scope, headers, receive)
-            status, payload = 202, await self._ingest(body, key, headers, origin)
+            body, gzipped = await self._read_body(scope, headers, receive)
+            status, payload = 202, await self._ingest(body, gzipped, key, headers, origin)
         except HttpRefusalError as refusal:
             await self._refuse(send, refusal, origin if key else None, key)
             return
@@ -169,7 +177,10 @@ class BatchIngest:
             raise HttpRefusalError(403, r.KEY_DISABLED)
         return key
 
-    async def _read_body(self, scope: Scope, headers: dict[str, str], receive: Receive) -> bytes:
+    async def _read_body(
+        self, scope: Scope, headers: dict[str, str], receive: Receive
+    ) -> tuple[bytes, bool]:
+        """The body as received (bounded in size and time), and whether it is gzipped."""
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type not in ACCEPTED_TYPES:
             raise HttpRefusalError(415, r.BODY_UNSUPPORTED_CONTENT_TYPE)
@@ -189,17 +200,26 @@ class BatchIngest:
                 raw = await _receive_body(receive, self.limits.max_body_bytes)
         except TimeoutError as error:
             raise HttpRefusalError(408, r.BODY_READ_TIMEOUT) from error
-        if encoding == "gzip":
-            raw = _gunzip_bounded(raw, self.limits.max_body_bytes)
-        if not raw.strip():
-            raise HttpRefusalError(400, r.BATCH_EMPTY_BODY)
-        return raw
+        return raw, encoding == "gzip"
 
     async def _ingest(
-        self, body: bytes, key: WriteKey, headers: dict[str, str], origin: str | None
+        self,
+        body: bytes,
+        gzipped: bool,
+        key: WriteKey,
+        headers: dict[str, str],
+        origin: str | None,
     ) -> dict[str, Any]:
-        # The rate limit is charged before any decoding, so a limited key costs nothing:
-        # every valid event carries exactly one "event_id" key, which bytes.count finds fast.
+        """Cheap limits first, then admission: on the loop for a small body, else in the
+        admission thread, so that no request holds the event loop for more than a moment."""
+        if gzipped:
+            if not self.rate_limiter.has_tokens(key.key_id, time.monotonic()):
+                raise HttpRefusalError(429, r.RATE_LIMITED, 1)  # not even inflated
+            body = await self._off_the_loop(_gunzip_bounded, body, self.limits.max_body_bytes)
+        if not body.strip():
+            raise HttpRefusalError(400, r.BATCH_EMPTY_BODY)
+        # Charged before any decoding, so a limited key costs next to nothing: every valid
+        # event carries exactly one "event_id" key, which bytes.count finds at memory speed.
         charged = max(1, body.count(_EVENT_ID_KEY))
         retry = self.rate_limiter.retry_after(key.key_id, charged, time.monotonic())
         if retry is not None:
@@ -210,10 +230,7 @@ class BatchIngest:
         if len(body) <= INLINE_BODY_BYTES:
             admission, lines = self._admit(body, request)
         else:
-            loop = asyncio.get_running_loop()
-            admission, lines = await loop.run_in_executor(
-                self._admission_thread, self._admit, body, request
-            )
+            admission, lines = await self._off_the_loop(self._admit, body, request)
         if lines:
             await self._make_durable(lines)
         self._count(admission, request)
@@ -222,6 +239,10 @@ class BatchIngest:
             "redacted": len(admission.redactions),
             "rejected": [_rejection(item) for item in admission.rejections],
         }
+
+    async def _off_the_loop(self, work: Callable[..., _T], *args: Any) -> _T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._admission_thread, work, *args)
 
     def _admit(self, body: bytes, request: RequestContext) -> tuple[Admission, bytes]:
         """Decode, admit and encode the spool lines: pure CPU work, on the loop or a thread."""
