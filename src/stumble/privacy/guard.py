@@ -259,7 +259,8 @@ def _string_reason(value: str, field: str) -> str | None:
 
 def _detect(value: str, field: str) -> Detector | None:
     detector = detect(value)
-    if detector is not None and detector in DETECTOR_EXEMPTIONS.get(field, ()):
+    exemption = DETECTOR_EXEMPTIONS.get(field)
+    if exemption is not None and detector is exemption[0] and exemption[1].fullmatch(value):
         return None
     return detector
 

@@ -10,6 +10,7 @@ is misconfigured and nothing else in that event deserves trust.
 from __future__ import annotations
 
 import enum
+import re
 from typing import Final
 
 from stumble.privacy.detectors import Detector
@@ -47,12 +48,13 @@ NOT_IDENTIFIER_ACTION: Final = Action.DROP_FIELD
 NOT_IN_PLAN_ACTION: Final = Action.DROP_FIELD
 """An optional value the tracking plan does not list (a context enum, a target)."""
 
-DETECTOR_EXEMPTIONS: Final[dict[str, frozenset[Detector]]] = {
-    # A four-part release number such as 10.0.0.1 parses as an IPv4 address; a version field
-    # holds versions by definition, and an address there would be the client's own bug.
-    "ui_version": frozenset({Detector.IP}),
+DETECTOR_EXEMPTIONS: Final[dict[str, tuple[Detector, re.Pattern[str]]]] = {
+    # A four-part release number such as 10.0.0.1 parses as an IPv4 address: in a version
+    # field, a value that is nothing but four dotted numbers is taken as a release. An
+    # address with anything around it (``client_ip_203.0.113.7``) is still an address.
+    "ui_version": (Detector.IP, re.compile(r"[0-9]{1,5}(?:\.[0-9]{1,5}){3}")),
 }
-"""Detectors that do not apply to a field, with the reason next to each entry."""
+"""Per field, a detector that does not apply to values of the whole given shape, and why."""
 
 
 def action_for(detector: Detector, *, droppable: bool) -> Action:
