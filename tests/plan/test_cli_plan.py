@@ -20,11 +20,13 @@ BROKEN = textwrap.dedent("""
     events:
       opened: {kind: screen_view, description: Opened.}
       sent: {kind: form_sent, owner: team_forms, description: Sent.}
+    routes: [/form]
 """)
 WARNING_ONLY = textwrap.dedent("""
     schema_version: 1
     events:
       opened: {kind: screen_view, owner: team_forms}
+    routes: [/form]
 """)
 
 

@@ -20,6 +20,7 @@ SMALL_PLAN = """
       fill_form:
         owner: team_forms
         steps: [opened, submitted]
+    routes: [/form]
 """
 
 
@@ -105,6 +106,7 @@ def test_merge_keys_may_be_overridden_without_a_duplicate_error(lint_text) -> No
             <<: *base
             kind: navigation
             description: Closed.
+        routes: [/form]
     """)
     assert issues == []
 
@@ -375,6 +377,7 @@ def test_common_identifier_fields_may_be_closed(lint_text) -> None:
             owner: team_forms
             description: Opened.
             values: {screen_id: [home], ui_version: [v1, v2], feature_flags: [new_form]}
+        routes: [/form]
     """)
     assert issues == []
 
@@ -654,3 +657,25 @@ def test_lint_never_raises_on_a_damaged_example_plan(path, value) -> None:
     assert all(isinstance(issue, LintIssue) for issue in issues)
     if not [issue for issue in issues if issue.severity == "error"]:
         load_plan(damaged)  # no error reported means the plan really loads
+
+
+# --- routes ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("route", ["requests/:id", "/requests?id=1", "/a b", "/x/#top"])
+def test_a_route_that_is_not_a_template_is_an_error(route: str) -> None:
+    plan = SMALL_PLAN.replace("routes: [/form]", f"routes: ['{route}']")
+    issues = lint_plan(plan)
+    assert error_locations(issues) == ["routes[0]"]
+    assert "route template" in issues[0].message
+
+
+def test_no_routes_for_events_that_carry_them_is_a_warning() -> None:
+    issues = lint_plan(SMALL_PLAN.replace("    routes: [/form]\n", ""))
+    assert [(i.severity, i.location) for i in issues] == [("warning", "routes")]
+    assert "dropped before storage" in issues[0].message
+
+
+def test_a_route_listed_twice_is_a_warning() -> None:
+    issues = lint_plan(SMALL_PLAN.replace("routes: [/form]", "routes: [/form, /form]"))
+    assert [(i.severity, i.location) for i in issues] == [("warning", "routes")]

@@ -72,7 +72,7 @@ def check_plan(
 ) -> list[LintIssue]:
     """The semantic checks on a decoded plan. ``broken_events`` were declared but failed to
     decode (already reported), so steps naming them are not reported a second time."""
-    issues = _check_versions(plan) + _check_context(plan)
+    issues = _check_versions(plan) + _check_context(plan) + _check_routes(plan)
     for name, spec in plan.events.items():
         issues += _check_event(name, spec)
     for name, scenario in plan.scenarios.items():
@@ -111,6 +111,39 @@ def _check_context(plan: TrackingPlan) -> list[LintIssue]:
             )
             continue
         issues += _check_closed_list(location, values)
+    return issues
+
+
+_ROUTE_SEGMENT: Final = re.compile(r":?[A-Za-z0-9_.-]{1,64}")
+_KINDS_WITH_ROUTES: Final = frozenset({"screen_view", "error", "vital"})
+
+
+def _check_routes(plan: TrackingPlan) -> list[LintIssue]:
+    """Declared route templates: the only routes stored (``privacy.urls.DeclaredRoutes``)."""
+    issues: list[LintIssue] = []
+    for index, route in enumerate(plan.routes):
+        segments = [segment for segment in route.split("/") if segment]
+        if not route.startswith("/") or not all(map(_ROUTE_SEGMENT.fullmatch, segments)):
+            issues.append(
+                error(
+                    f"routes[{index}]",
+                    f"`{route}` is not a route template: write a path such as "
+                    "`/requests/:id/edit` (letters, digits, `_ . -`; `:name` for a variable "
+                    "segment; no query or fragment)",
+                )
+            )
+    duplicates = sorted({route for route in plan.routes if plan.routes.count(route) > 1})
+    if duplicates:
+        issues.append(warning("routes", f"listed more than once: {', '.join(duplicates)}"))
+    carries_routes = any(spec.kind in _KINDS_WITH_ROUTES for spec in plan.events.values())
+    if carries_routes and not plan.routes:
+        issues.append(
+            warning(
+                "routes",
+                "no route templates: every route (page, failing request, slow API) is dropped "
+                "before storage; list the app's routes, e.g. `routes: [/requests/:id]`",
+            )
+        )
     return issues
 
 
