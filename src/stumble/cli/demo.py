@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from stumble.access.keys import DEV_KEY_FILE, KeyRing, KeyRingError, normalise_origin
-from stumble.cli.common import add_data_options, settings_from
+from stumble.cli.common import CommandError, add_data_options, settings_from
 from stumble.cli.serve import bootstrap_data_dir, dev_key
 from stumble.config import Settings
 
@@ -31,7 +31,7 @@ WILDCARD_HOSTS: Final = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 -- names,
 log = logging.getLogger("stumble.demo")
 
 
-class HistoryError(Exception):
+class HistoryError(CommandError):
     """The simulated history could not be added; the message says why (never a value)."""
 
 
