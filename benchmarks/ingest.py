@@ -44,8 +44,8 @@ import httpx
 import uvloop
 
 from stumble.access.keys import KeyRing
+from stumble.app import CollectorServices
 from stumble.cli.common import CONFIG_FILE
-from stumble.collector.app import CollectorServices
 from stumble.config import load_settings
 
 COLLECTOR_CORE = 0

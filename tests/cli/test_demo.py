@@ -21,7 +21,7 @@ from stumble.access.keys import KeyRing
 from stumble.cli.demo import _fill_once, demo_origins, ensure_demo_key, fill_history
 from stumble.cli.main import main
 from stumble.cli.serve import bootstrap_data_dir
-from stumble.collector.app import CollectorServices
+from stumble.app import CollectorServices
 from stumble.config import Settings
 
 

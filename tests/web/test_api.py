@@ -21,7 +21,7 @@ from starlette.requests import Request
 from stumble.analytics.funnels import FunnelResult
 from stumble.analytics.results import Report
 from stumble.cli.main import main
-from stumble.collector.app import CollectorServices, create_app
+from stumble.app import CollectorServices, create_app
 from stumble.config import Settings
 from stumble.reports.catalog import REPORTS
 from stumble.web.api import AccessPolicy, Viewer, every_caller_is_analyst, report_routes

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from stumble.collector.app import create_app
+from stumble.app import create_app
 from stumble.config import Settings
 from stumble.web.demo_routes import CONTENT_SECURITY_POLICY, DemoBackend, demo_routes
 

@@ -21,7 +21,7 @@ from stumble.cli.serve import bootstrap_data_dir, dev_key
 from stumble.config import Settings
 
 if TYPE_CHECKING:  # the collector is imported when a command runs: `stumble --help` stays fast
-    from stumble.collector.app import CollectorServices
+    from stumble.app import CollectorServices
 
 DEFAULT_HISTORY_DAYS: Final = 21
 DEFAULT_HISTORY_SESSIONS: Final = 3000
@@ -144,7 +144,7 @@ def fill_history(
 
 def _fill_once(settings: Settings, write_key: str, days: int, sessions: int) -> None:
     """History for an empty database; a database that has events keeps what it has."""
-    from stumble.collector.app import CollectorServices  # noqa: PLC0415
+    from stumble.app import CollectorServices  # noqa: PLC0415
 
     services = CollectorServices(settings)
     services.open()
@@ -192,7 +192,7 @@ def print_urls(settings: Settings, new_key: str | None) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from stumble.collector.app import create_app  # noqa: PLC0415
+    from stumble.app import create_app  # noqa: PLC0415
     from stumble.collector.server import serve  # noqa: PLC0415 - only serving commands need it
     from stumble.web.api import report_routes  # noqa: PLC0415
     from stumble.web.demo_routes import demo_routes  # noqa: PLC0415

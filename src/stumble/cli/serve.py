@@ -77,7 +77,7 @@ def print_welcome(settings: Settings, new_key: str | None) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from stumble.collector.app import create_app  # noqa: PLC0415
+    from stumble.app import create_app  # noqa: PLC0415
     from stumble.collector.server import serve  # noqa: PLC0415 - only serving commands need it
     from stumble.web.api import report_routes  # noqa: PLC0415
 
@@ -94,7 +94,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace) -> int:
-    from stumble.collector.app import CollectorServices  # noqa: PLC0415
+    from stumble.app import CollectorServices  # noqa: PLC0415
 
     settings = settings_from(args)
     require_data_dir(settings)
@@ -128,7 +128,7 @@ def _health_from_server(url: str) -> dict[str, Any]:
 
 
 def _health_from_files(args: argparse.Namespace) -> dict[str, Any]:
-    from stumble.collector.app import CollectorServices, health_report  # noqa: PLC0415
+    from stumble.app import CollectorServices, health_report  # noqa: PLC0415
 
     settings = settings_from(args)
     require_data_dir(settings)

@@ -22,7 +22,7 @@ from stumble.cli.common import add_data_options, settings_from
 
 if TYPE_CHECKING:
     from stumble.access.keys import WriteKey
-    from stumble.collector.app import CollectorServices
+    from stumble.app import CollectorServices
     from stumble.simulate import SimulatedSession
 
 SIMULATOR_KEY_LABEL: Final = "stumble simulate"
@@ -182,7 +182,7 @@ def _send(url: str, key: str, sessions: Iterator[SimulatedSession]) -> int:
 
 
 def _store(args: argparse.Namespace, sessions: Iterator[SimulatedSession]) -> int:
-    from stumble.collector.app import CollectorServices  # noqa: PLC0415
+    from stumble.app import CollectorServices  # noqa: PLC0415
     from stumble.storage import StorageError  # noqa: PLC0415
 
     settings = settings_from(args)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import dataclasses
 import logging
 import math
 import time
@@ -134,8 +133,19 @@ class BatchIngest:
             max_workers=1, thread_name_prefix="stumble-admission"
         )
 
+        # Labelled metric children, looked up once: labels() costs more than the increment.
+        self._requests_by_status: dict[int, Any] = {}
+        self._accepted_in: dict[str, Any] = {}
+
     def close(self) -> None:
         self._admission_thread.shutdown(wait=False, cancel_futures=True)
+
+    def _requests_with(self, status: int) -> Any:
+        counter = self._requests_by_status.get(status)
+        if counter is None:
+            counter = self.metrics.requests.labels(status=str(status))
+            self._requests_by_status[status] = counter
+        return counter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = _headers(scope)
@@ -159,7 +169,7 @@ class BatchIngest:
             await self._refuse(send, refusal, origin if key else None, key)
             return
         self.metrics.ack_latency.observe(time.perf_counter() - started)
-        self.metrics.requests.labels(status=str(status)).inc()
+        self._requests_with(status).inc()
         await _respond(send, status, payload, _cors_headers(origin, key))
 
     # --- steps ---------------------------------------------------------------------------
@@ -252,7 +262,14 @@ class BatchIngest:
             raise HttpRefusalError(refusal.status, refusal.reason) from refusal
         arrival = Arrival.at(request.received_at_ms, decoded.sent_at)
         admission = admit(decoded, self.rules(), arrival)
-        request = dataclasses.replace(request, skew_ms=arrival.skew_ms)
+        request = RequestContext(
+            request.key,
+            request.received_at_ms,
+            arrival.skew_ms,
+            request.device_type,
+            request.browser,
+            request.origin,
+        )
         return admission, self.enricher.stored_lines(admission, request)
 
     async def _make_durable(self, payload: bytes) -> None:
@@ -275,12 +292,15 @@ class BatchIngest:
             )
             counter.labels(reason=key.reason).inc()
         self.metrics.batch_size.observe(admission.count)
-        self.metrics.accepted.labels(environment=env).inc(len(admission.stored))
+        accepted = self._accepted_in.get(env)
+        if accepted is None:
+            accepted = self._accepted_in[env] = self.metrics.accepted.labels(environment=env)
+        accepted.inc(len(admission.stored))
 
     async def _refuse(
         self, send: Send, refusal: HttpRefusalError, origin: str | None, key: WriteKey | None
     ) -> None:
-        self.metrics.requests.labels(status=str(refusal.status)).inc()
+        self._requests_with(refusal.status).inc()
         extra = _cors_headers(origin, key)
         if refusal.retry_after_s is not None:
             extra.append((b"retry-after", str(refusal.retry_after_s).encode()))

@@ -34,7 +34,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import BaseRoute, Route
 
 from stumble.access.keys import DEV_KEY_FILE
-from stumble.collector.app import CollectorServices
+from stumble.app import CollectorServices
 
 PAGE_FILES: Final = {
     "index.html": "text/html; charset=utf-8",

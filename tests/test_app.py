@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-from tests.collector.conftest import ORIGIN, Server
+import pytest
+from tests.collector.conftest import ORIGIN, Server, make_server
 
-from stumble.collector.app import CollectorServices
+from stumble.app import CollectorServices
 from stumble.config import Settings
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    srv = make_server(tmp_path)
+    srv.start()
+    yield srv
+    srv.kill()
 
 
 def test_the_config_answer_may_be_cached_by_the_browser_only(server: Server) -> None:

@@ -1,8 +1,10 @@
-"""The collector's ASGI application and the services it runs (spool, store, loader, keys).
+"""Wiring: the services one stumble process runs and the one ASGI app that serves them.
 
-``create_app(settings)`` builds everything from a data directory; the lifespan opens the spool
-(recovering a torn tail), migrates the store, starts the loader thread and a task that picks
-up key changes made by ``stumble keys`` while the server runs.
+The edges (``collector/`` for ingest, ``web/`` for the read API and pages, ``cli/``) never
+import each other; they meet here. ``create_app(settings)`` builds everything from a data
+directory; the lifespan opens the spool (recovering a torn tail), migrates the store, starts
+the loader thread and a task that picks up key changes made by ``stumble keys`` while the
+server runs.
 """
 
 from __future__ import annotations
