@@ -6,9 +6,15 @@ the spaces, dashes, dots and parentheses people put between digit groups
 (``921 029-350.851``, ``8 (777) 123-45-67``). ``normalize`` undoes all of them so that each
 detector only has to recognise plain ASCII digit runs.
 
-Slashes, colons and underscores are not separators: they structure dates, times and
-identifiers (``12/05``, ``10:30``, ``report_2026_q3``), and joining across them would turn
-ordinary identifiers into long digit runs.
+Underscores, colons, slashes and the letter ``x`` are not separators for ``normalize``: they
+structure dates, times, versions and dimensions (``2026_12_07``, ``10:30``, ``12/05``,
+``report_2026_q3``, ``1920x1080``), and joining across them would turn ordinary identifiers
+into long digit runs. Yet identifiers carry numbers split by them too (``870412_300129``,
+``4111_1111_1111_1111``, ``870412x300129``, ``112_233_445_95``). ``identifier_digit_groups``
+gives a second view for those: groups of three or more digits joined across one such
+character, and the written shapes of SNILS and phone numbers. Only detectors that confirm a
+candidate with a checksum or a numbering plan judge that view (see ``detectors``): without
+one, nothing tells ``20261122_103015`` (a timestamp) or ``8080:8443:9090`` from one number.
 """
 
 from __future__ import annotations
@@ -67,6 +73,41 @@ def join_digit_groups(text: str) -> str:
 
 def _digit_before_separators(match: re.Match[str]) -> str:
     return match.group(1)
+
+
+IDENTIFIER_SEPARATORS: Final = "_:/xX"
+_SEP: Final = f"[{IDENTIFIER_SEPARATORS}]"
+# Groups of 3+ digits joined by one ``_ : / x X``. Three digits on each side keep
+# ``2026_12_07``, ``10:30``, ``step_2``, ``v2_3`` and ``12/05/2026`` apart, while a number cut
+# into pieces of three or more is whole again. Each group is a whole digit run: the lookbehind
+# starts a run, and a group can only end where a separator or a non-digit follows.
+_IDENTIFIER_SEPARATED_DIGITS: Final = re.compile(
+    rf"(?<![0-9+])(\+?)([0-9]{{3,}}(?:{_SEP}[0-9]{{3,}})+)"
+)
+# The two-digit groups the rule above leaves apart where they are how a number is written:
+# SNILS ``123_456_789_01`` and phones ``8_777_123_45_67``, ``+7_777_123_45_67``,
+# ``777_123_45_67``. Dates and times never have these shapes.
+_NATIONAL_FORMATS: Final = re.compile(
+    rf"(?<![0-9+])(\+?)((?:[0-9]{_SEP})?[0-9]{{3}}{_SEP}[0-9]{{3}}{_SEP}"
+    rf"(?:[0-9]{{3}}{_SEP}[0-9]{{2}}|[0-9]{{2}}{_SEP}[0-9]{{2}})(?![0-9]))"
+)
+_IDENTIFIER_SEPARATOR: Final = re.compile(_SEP)
+
+
+def identifier_digit_groups(joined: str) -> list[tuple[bool, list[str]]]:
+    """Digit groups joined across identifier separators, in text already through
+    ``join_digit_groups``: for each run, whether a ``+`` opens it, and its groups.
+
+    ``"id_870412_300129"`` gives ``[(False, ["870412", "300129"])]``; ``"2026_12_07"``,
+    ``"10:30"`` and ``"step_2"`` give nothing.
+    """
+    if not any(char in joined for char in IDENTIFIER_SEPARATORS):
+        return []
+    return [
+        (match.group(1) == "+", _IDENTIFIER_SEPARATOR.split(match.group(2)))
+        for pattern in (_IDENTIFIER_SEPARATED_DIGITS, _NATIONAL_FORMATS)
+        for match in pattern.finditer(joined)
+    ]
 
 
 def _drop_invisible(text: str) -> str:

@@ -5,7 +5,9 @@ separator, word character, colon, newline, or "!" for anything outside the ident
 alphabet), and the classes are searched with C-level ``find`` and literal-prefix regular
 expressions. Each check over-approximates a detector on identifier-alphabet text: when the
 screen finds nothing, no detector can hit any string of the body, so the per-field detectors
-are skipped. A property test checks the screen never lets a detector hit through.
+are skipped. Person names are the one check that needs words: the body's strings not seen
+clean before are split into words and judged exactly as the name detector judges them.
+Property tests check the screen never lets a detector hit through.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from typing import Final
+
+from stumble.privacy.detectors import name_words, person_name_among
 
 
 def _class_table() -> bytes:
@@ -37,6 +41,17 @@ _HEX_RUN: Final = re.compile(rb"[0-9A-Fa-f]{24}")
 _IBAN_SHAPE: Final = re.compile(rb"aa00[a0]{11}")
 _IPV4_SHAPE: Final = re.compile(rb"0\.0{1,3}\.0{1,3}\.0")
 _IPV6_SHAPE: Final = re.compile(rb":[0-9A-Fa-f]{0,4}:")
+# Digits become "0", ``x`` and ``X`` "x", every other byte "a"; the separators the digit
+# detectors join across are deleted: ``normalize.join_digit_groups``'s (dot, dash; the others
+# are outside the identifier alphabet) and ``identifier_digit_groups``'s (``_ : /``, and an
+# x between digits). Deleting them whatever the group lengths only makes digit runs longer.
+_DIGIT_RUN_CLASSES: Final = bytes(
+    ord("0") if chr(b).isdigit() and b < 128 else ord("x") if chr(b) in "xX" else ord("a")
+    for b in range(256)
+)
+_DIGIT_SEPARATORS: Final = b".-_:/"
+# ASCII letters stay, everything else becomes a space: the body's letter runs, by ``split``.
+_LETTERS_ONLY: Final = bytes(b if chr(b).isascii() and chr(b).isalpha() else 32 for b in range(256))
 # event_id is a pattern-validated UUID that storage re-keys; its hex digits are not screened.
 _EXEMPT_FROM_SCREEN: Final = re.compile(rb'"event_id"\s*:\s*"[0-9a-fA-F-]{36}"')
 
@@ -50,16 +65,60 @@ def screen_is_clean(body: bytes) -> bool:
 
 
 def screen_hits(text: bytes) -> bool:
+    """Whether any detector could hit a string of ``text`` (strings joined by newlines)."""
     classes = text.translate(_CLASSES)
     if b"!" in classes:
         return True  # outside the identifier alphabet: spaces, @, +, =, quotes, non-ASCII...
-    if _NINE_DIGITS in classes.translate(None, b".-"):
+    if _may_hold_nine_digits(text.translate(_DIGIT_RUN_CLASSES, _DIGIT_SEPARATORS)):
         return True  # 9+ digits joined by separators: IIN/BIN, INN, SNILS, cards, phones
     if b"eyJ" in text or _IPV6_SHAPE.search(text) or _IPV4_SHAPE.search(classes):
         return True  # a JWT header, or an IP address shape
     if _IBAN_SHAPE.search(classes):
         return True
-    return any(_may_be_token(run) for run in _long_word_runs(text, classes))
+    if any(_may_be_token(run) for run in _long_word_runs(text, classes)):
+        return True
+    return _may_hold_a_name(text)
+
+
+def _may_hold_nine_digits(joined: bytes) -> bool:
+    """Nine digits in a row once separators are gone, or once an ``x`` between digits is."""
+    if _NINE_DIGITS in joined:
+        return True
+    return b"0x0" in joined and _NINE_DIGITS in joined.replace(b"x", b"")
+
+
+def _may_hold_a_name(text: bytes) -> bool:
+    """As the PERSON_NAME detector, on each string of the body not already known to hold no
+    name.
+
+    Traffic repeats a small vocabulary (keys, event names, screens, enums): the strings found
+    clean before are set aside with one C-level set difference, so only new strings (an
+    operation id, a new value) are split into words. Letter runs are found with ``translate``
+    and ``split`` (a regular expression costs several times more), and only runs with
+    capitals are split at camelCase humps: the words are exactly the ones the detector sees.
+    """
+    fresh = set(text.split(b"\n")).difference(_NAMELESS_STRINGS)
+    if not fresh:
+        return False
+    runs = set(b" ".join(fresh).translate(_LETTERS_ONLY).decode("ascii").split())
+    words = {run for run in runs if run.islower()}
+    for run in runs - words:
+        words.update(name_words(run))
+    if person_name_among(words):
+        return True
+    if len(_NAMELESS_STRINGS) + len(fresh) > _NAMELESS_STRINGS_MAX:
+        _NAMELESS_STRINGS.clear()  # a bounded memo: ids never repeat, the vocabulary does
+    _NAMELESS_STRINGS.update(string for string in fresh if len(string) <= _NAMELESS_LENGTH_MAX)
+    return False
+
+
+# Strings the name check found clean: a memo of a pure function, so it can only save work.
+# Bounded in count and in length (some 15 MB at most), so no body can make it hold more.
+# Each set operation on it is one C call under the GIL; concurrent batches may at worst
+# judge a string twice.
+_NAMELESS_STRINGS: set[bytes] = set()
+_NAMELESS_STRINGS_MAX: Final = 50_000
+_NAMELESS_LENGTH_MAX: Final = 256
 
 
 def _long_word_runs(text: bytes, classes: bytes) -> Iterator[bytes]:
