@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator
 from typing import Final
 
+from stumble.events import SESSION_ID_SHAPES, UUID_SHAPE
 from stumble.privacy.detectors import name_words, person_name_among
 
 
@@ -52,8 +53,10 @@ _DIGIT_RUN_CLASSES: Final = bytes(
 _DIGIT_SEPARATORS: Final = b".-_:/"
 # ASCII letters stay, everything else becomes a space: the body's letter runs, by ``split``.
 _LETTERS_ONLY: Final = bytes(b if chr(b).isascii() and chr(b).isalpha() else 32 for b in range(256))
-# event_id is a pattern-validated UUID that storage re-keys; its hex digits are not screened.
-_EXEMPT_FROM_SCREEN: Final = re.compile(rb'"event_id"\s*:\s*"[0-9a-fA-F-]{36}"')
+# Fields storage re-keys, when they have their declared shape (see ``REKEYED_FIELDS``).
+_EXEMPT_FROM_SCREEN: Final = re.compile(
+    rf'"(?:event_id"\s*:\s*"{UUID_SHAPE}|session_id"\s*:\s*"{SESSION_ID_SHAPES})"'.encode()
+)
 
 
 def screen_is_clean(body: bytes) -> bool:
