@@ -50,6 +50,9 @@ MIN_PLAUSIBLE_MS: Final = 946_684_800_000
 """2000-01-01: anything earlier is a clock that was never set, or seconds sent as ms."""
 SECONDS_NOT_MS_BELOW: Final = 100_000_000_000
 SENT_AT_TOLERANCE_MS: Final = 1_000
+WHOLE_BODY_SCREEN_BYTES: Final = 64 * 1024
+"""Bodies up to this size are screened in one pass; larger ones event by event, so that no
+single C call (a regex over a megabyte) holds the interpreter lock for long."""
 OBJECTS_PER_EVENT: Final = 3
 """An event, its ``context`` and its ``params``: the most JSON objects one valid event holds."""
 MAX_PII_SCAN_DEPTH: Final = 32
@@ -173,7 +176,8 @@ def decode_body(body: bytes, max_events: int) -> DecodedBatch:
     if len(typed.events) > max_events:
         raise BatchRefusedError(413, r.BATCH_TOO_MANY_EVENTS)
     events: list[Event | SchemaFailure] = list(typed.events)
-    return DecodedBatch(typed.sent_at, events, screen_is_clean(body))
+    clean = len(body) <= WHOLE_BODY_SCREEN_BYTES and screen_is_clean(body)
+    return DecodedBatch(typed.sent_at, events, clean)
 
 
 def _refuse_if_too_many_objects(body: bytes, max_events: int) -> None:

@@ -18,6 +18,7 @@ import logging
 import math
 import time
 import zlib
+from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
@@ -28,17 +29,19 @@ import msgspec
 from stumble import reasons as r
 from stumble.access.keys import KeyRing, WriteKey
 from stumble.admission import (
+    WHOLE_BODY_SCREEN_BYTES,
     Admission,
     AdmissionRules,
     Arrival,
     BatchRefusedError,
+    DecodedBatch,
     Rejection,
     admit,
     decode_body,
 )
 from stumble.collector.enrich import Enricher, RequestContext
 from stumble.collector.metrics import CollectorMetrics
-from stumble.collector.quarantine import Quarantine, findings_of, utc_day
+from stumble.collector.quarantine import REJECTED, Quarantine, findings_of, utc_day
 from stumble.collector.useragent import classify_user_agent
 from stumble.spool import Spool, SpoolUnavailable
 
@@ -51,9 +54,11 @@ log = logging.getLogger("stumble.ingest")
 
 ACCEPTED_TYPES: Final = frozenset({"application/json", "text/plain"})
 MAX_HEADER_BYTES: Final = 16 * 1024  # httptools sets no limit of its own
-INLINE_BODY_BYTES: Final = 8 * 1024
-"""Bodies up to this size are admitted on the event loop (a few hundred microseconds at
-worst); larger ones in the admission thread, so no request holds the loop for long."""
+INLINE_BODY_BYTES: Final = WHOLE_BODY_SCREEN_BYTES
+"""Bodies up to this size are decoded and screened on the event loop (well under a
+millisecond), and admitted there too when the screen finds them clean. Larger bodies, gzipped
+ones and flagged ones (whose events take the detectors) go to the admission thread, so no
+request holds the loop for long."""
 _EVENT_ID_KEY: Final = b'"event_id"'
 _T = TypeVar("_T")
 _encode: Final = msgspec.json.Encoder().encode
@@ -163,6 +168,7 @@ class BatchIngest:
             return
         try:
             key = self._authenticate(scope, headers)
+            self._refuse_if_out_of_tokens(key)
             body, gzipped = await self._read_body(scope, headers, receive)
             status, payload = 202, await self._ingest(body, gzipped, key, headers, origin)
         except HttpRefusalError as refusal:
@@ -186,6 +192,11 @@ class BatchIngest:
         if not key.enabled:
             raise HttpRefusalError(403, r.KEY_DISABLED)
         return key
+
+    def _refuse_if_out_of_tokens(self, key: WriteKey) -> None:
+        """A key that could not send even one event now is refused before its body is read."""
+        if not self.rate_limiter.has_tokens(key.key_id, time.monotonic()):
+            raise HttpRefusalError(429, r.RATE_LIMITED, 1)
 
     async def _read_body(
         self, scope: Scope, headers: dict[str, str], receive: Receive
@@ -223,8 +234,6 @@ class BatchIngest:
         """Cheap limits first, then admission: on the loop for a small body, else in the
         admission thread, so that no request holds the event loop for more than a moment."""
         if gzipped:
-            if not self.rate_limiter.has_tokens(key.key_id, time.monotonic()):
-                raise HttpRefusalError(429, r.RATE_LIMITED, 1)  # not even inflated
             body = await self._off_the_loop(_gunzip_bounded, body, self.limits.max_body_bytes)
         if not body.strip():
             raise HttpRefusalError(400, r.BATCH_EMPTY_BODY)
@@ -237,13 +246,17 @@ class BatchIngest:
         device_type, browser = classify_user_agent(headers.get("user-agent", ""))
         received_at = int(time.time() * 1000)
         request = RequestContext(key, received_at, 0, device_type, browser, origin)
-        if len(body) <= INLINE_BODY_BYTES:
-            admission, lines = self._admit(body, request)
-        else:
+        if gzipped or len(body) > INLINE_BODY_BYTES:
             admission, lines = await self._off_the_loop(self._admit, body, request)
+        else:
+            decoded = self._decode(body)
+            if decoded.screened_clean:
+                admission, lines = self._admit_decoded(decoded, request)
+            else:
+                admission, lines = await self._off_the_loop(self._admit_decoded, decoded, request)
         if lines:
             await self._make_durable(lines)
-        self._count(admission, request)
+        self._count_stored(admission, request)
         return {
             "accepted": len(admission.stored),
             "redacted": len(admission.redactions),
@@ -256,12 +269,20 @@ class BatchIngest:
 
     def _admit(self, body: bytes, request: RequestContext) -> tuple[Admission, bytes]:
         """Decode, admit and encode the spool lines: pure CPU work, on the loop or a thread."""
+        return self._admit_decoded(self._decode(body), request)
+
+    def _decode(self, body: bytes) -> DecodedBatch:
         try:
-            decoded = decode_body(body, self.limits.max_events)
+            return decode_body(body, self.limits.max_events)
         except BatchRefusedError as refusal:
             raise HttpRefusalError(refusal.status, refusal.reason) from refusal
+
+    def _admit_decoded(
+        self, decoded: DecodedBatch, request: RequestContext
+    ) -> tuple[Admission, bytes]:
         arrival = Arrival.at(request.received_at_ms, decoded.sent_at)
         admission = admit(decoded, self.rules(), arrival)
+        self._count_findings(admission, request)
         request = RequestContext(
             request.key,
             request.received_at_ms,
@@ -281,21 +302,25 @@ class BatchIngest:
                 503, f"spool.{error.reason}", max(1, round(error.retry_after_s))
             ) from error
 
-    def _count(self, admission: Admission, request: RequestContext) -> None:
-        """Quarantine counts and metrics, after the fact: they never delay or fail a 202."""
-        day = utc_day(request.received_at_ms)
-        env = request.key.environment
+    def _count_findings(self, admission: Admission, request: RequestContext) -> None:
+        """Quarantine counts and metrics by reason code, done where admission ran (a batch of
+        hostile events has thousands of findings: never on the event loop)."""
+        if not (admission.rejections or admission.redactions):
+            return
+        day, env = utc_day(request.received_at_ms), request.key.environment
         self.quarantine.add_admission(admission, day, env)
-        for key in findings_of(admission, day, env):
-            counter = (
-                self.metrics.rejected if key.outcome == "rejected" else self.metrics.redactions
-            )
-            counter.labels(reason=key.reason).inc()
-        self.metrics.batch_size.observe(admission.count)
+        found = Counter((k.outcome, k.reason) for k in findings_of(admission, day, env))
+        for (outcome, reason), count in found.items():
+            by_reason = self.metrics.rejected if outcome == REJECTED else self.metrics.redactions
+            by_reason.labels(reason=reason).inc(count)
+
+    def _count_stored(self, admission: Admission, request: RequestContext) -> None:
+        env = request.key.environment
         accepted = self._accepted_in.get(env)
         if accepted is None:
             accepted = self._accepted_in[env] = self.metrics.accepted.labels(environment=env)
         accepted.inc(len(admission.stored))
+        self.metrics.batch_size.observe(admission.count)
 
     async def _refuse(
         self, send: Send, refusal: HttpRefusalError, origin: str | None, key: WriteKey | None
