@@ -69,6 +69,9 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         default_factory=lambda: {"prod": 90, "staging": 14, "test": 7, "dev": 7}
     )
     """Days raw events are kept per environment (by server receive time)."""
+    audit_digest_interval_s: Annotated[float, Meta(ge=60)] = 3600.0
+    """Seconds between audit digest records, which sign the audit log's hash chain (one is also
+    written at shutdown); records after the latest digest are not yet covered by a signature."""
     retry_after_s: Annotated[int, Meta(ge=1)] = 5
     """Retry-After seconds sent with 503 answers."""
     log_level: str = "INFO"
