@@ -28,6 +28,9 @@ from starlette.routing import BaseRoute, Route
 
 from stumble.access.keys import KeyRing, WriteKey
 from stumble.access.pseudonyms import EventIdKey, SessionKeyRing
+from stumble.access.roles import Permission
+from stumble.access.sessions import SessionStore
+from stumble.access.tokens import TokenError, TokenRing
 from stumble.admission import AdmissionRules, TimeRules
 from stumble.collector.enrich import Enricher
 from stumble.collector.ingest import BatchIngest, IngestLimits, RateLimiter
@@ -41,6 +44,21 @@ from stumble.plan.load import default_plan_path, load_plan
 from stumble.plan.model import TrackingPlan
 from stumble.spool import Spool, SpoolConfig
 from stumble.storage import DuckDBStore, EventStore
+from stumble.web.access import (
+    PUBLIC,
+    WRITE_KEY,
+    Credentials,
+    declared,
+    requires,
+    secured,
+    undeclared_routes,
+)
+from stumble.web.api import report_routes
+from stumble.web.security import add_security, allowed_hosts
+from stumble.web.signin import session_routes
+
+READ_METRICS: Final = Permission.READ_METRICS
+READ_HEALTH: Final = Permission.READ_HEALTH
 
 log = logging.getLogger("stumble.collector")
 DB_FILE: Final = "stumble.duckdb"
@@ -64,6 +82,9 @@ class CollectorServices:
         secrets_dir = self.data_dir / "secrets"
         secrets_dir.mkdir(mode=0o700, exist_ok=True)
         self.keys = KeyRing(self.data_dir)
+        self.tokens = TokenRing(self.data_dir)
+        self.sessions = SessionStore(self.tokens)
+        self.credentials = Credentials(self.tokens, self.sessions)
         self.plan: TrackingPlan = load_plan(
             Path(settings.plan) if settings.plan else default_plan_path()
         )
@@ -162,6 +183,7 @@ def create_app(
     store: EventStore | None = None,
     extra_routes: Callable[[CollectorServices], list[BaseRoute]] | None = None,
 ) -> Starlette:
+    """The whole server; ``extra_routes`` adds pages (the demo's), each declaring its access."""
     services = CollectorServices(settings, store)
     batch_endpoint = services.batch_endpoint()
 
@@ -178,7 +200,7 @@ def create_app(
         # interval (5 ms by default) lets the event loop answer everyone else meanwhile.
         # Clean batches up to 64 KiB never leave the loop, so they pay nothing for it.
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-        reload_task = asyncio.create_task(_reload_keys_forever(services.keys))
+        reload_task = asyncio.create_task(_reload_credentials_forever(services))
         try:
             yield
         finally:
@@ -186,29 +208,44 @@ def create_app(
             batch_endpoint.close()
             await asyncio.to_thread(services.close)
 
+    creds = services.credentials
     routes: list[BaseRoute] = [
-        Route("/v1/batch", batch_endpoint, methods=["POST", "OPTIONS"]),
-        Route("/v1/config", _config_endpoint(services), methods=["GET"]),
-        Route("/healthz", _healthz, methods=["GET"]),
-        Route("/readyz", _readyz_endpoint(services), methods=["GET"]),
-        Route("/metrics", _metrics_endpoint(services), methods=["GET"]),
-        Route("/sdk/{name}", _sdk_file, methods=["GET"]),
-        Route("/api/v1/health", _health_endpoint(services), methods=["GET"]),
+        declared(Route("/v1/batch", batch_endpoint, methods=["POST", "OPTIONS"]), WRITE_KEY),
+        secured("/v1/config", _config_endpoint(services), WRITE_KEY, ["GET"]),
+        secured("/healthz", _healthz, PUBLIC, ["GET"]),
+        secured("/readyz", _readyz_endpoint(services), PUBLIC, ["GET"]),
+        secured("/sdk/{name}", _sdk_file, PUBLIC, ["GET"]),
+        secured("/metrics", _metrics_endpoint(services), requires(READ_METRICS), ["GET"], creds),
+        secured(
+            "/api/v1/health", _health_endpoint(services), requires(READ_HEALTH), ["GET"], creds
+        ),
+        *report_routes(services, creds),
+        *session_routes(creds, secure_cookies=False),
     ]
     if extra_routes is not None:
         routes.extend(extra_routes(services))
     app = Starlette(routes=routes, lifespan=lifespan)
+    missing = undeclared_routes(app)
+    if missing:
+        raise RuntimeError(f"routes without an access declaration: {', '.join(missing)}")
     app.state.services = services
+    add_security(app, allowed_hosts(settings))
     return app
 
 
-async def _reload_keys_forever(keys: KeyRing) -> None:
+async def _reload_credentials_forever(services: CollectorServices) -> None:
+    """``stumble keys`` and ``stumble tokens`` change files; a running server sees a revocation
+    within a second."""
     while True:
         await asyncio.sleep(1.0)
-        try:
-            keys.reload()
-        except (OSError, ValueError) as error:
-            log.warning("could not reload write keys: %s", type(error).__name__)
+        for name, reload in (
+            ("write keys", services.keys.reload),
+            ("tokens", services.tokens.reload),
+        ):
+            try:
+                reload()
+            except (OSError, ValueError, TokenError) as error:
+                log.warning("could not reload %s: %s", name, type(error).__name__)
 
 
 # --- endpoints ----------------------------------------------------------------------------

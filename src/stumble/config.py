@@ -76,6 +76,9 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Retry-After seconds sent with 503 answers."""
     log_level: str = "INFO"
     """Python logging level for the server."""
+    allowed_hosts: list[str] = msgspec.field(default_factory=list)
+    """Host names the server answers to (the Host header); empty means loopback names and the
+    bind address. Set it to the public name when serving other machines (DNS-rebinding guard)."""
 
     def validate(self) -> None:
         """Refuse combinations that each pass their own bounds but cannot work together."""

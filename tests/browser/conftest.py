@@ -26,6 +26,8 @@ import pytest
 from tests.collector.conftest import wait_until_up
 
 from stumble.access.keys import KeyRing, parse_key_id
+from stumble.access.roles import Role
+from stumble.access.tokens import TokenRing
 
 CHROMIUM = Path("/usr/bin/chromium")
 # As root in a container Chromium needs --no-sandbox; the network flags keep it from calling
@@ -73,7 +75,17 @@ class DemoServer:
         assert key_id is not None
         return key_id
 
+    @property
+    def reader_token(self) -> str:
+        """An engineer's API token for /metrics, made before the server starts."""
+        path = self.data_dir.parent / f"reader-{self.port}.token"
+        if not path.exists():
+            text, _ = TokenRing(self.data_dir).create(Role.ENGINEER, f"browser_tests_{self.port}")
+            path.write_text(text, encoding="utf-8")
+        return path.read_text(encoding="utf-8")
+
     def start(self, timeout_s: float = 30.0) -> None:
+        assert self.reader_token
         command = [sys.executable, "-m", "stumble.cli.main", "demo", "--no-history"]
         command += ["--data", str(self.data_dir), "--port", str(self.port)]
         with self.log_path.open("ab") as log:
@@ -216,7 +228,8 @@ def context(browser: Any, requests_seen: RequestLog) -> Iterator[Any]:
 
 def accepted_events(server: DemoServer) -> int:
     """Events the running server has made durable, from its /metrics."""
-    text = httpx.get(f"{server.url}/metrics", timeout=5).text
+    headers = {"Authorization": f"Bearer {server.reader_token}"}
+    text = httpx.get(f"{server.url}/metrics", headers=headers, timeout=5).text
     total = 0.0
     for line in text.splitlines():
         if line.startswith("stumble_events_accepted_total{"):

@@ -18,10 +18,10 @@ import pytest
 from tests.collector.conftest import wait_until_up
 
 from stumble.access.keys import KeyRing
+from stumble.app import CollectorServices
 from stumble.cli.demo import _fill_once, demo_origins, ensure_demo_key, fill_history
 from stumble.cli.main import main
 from stumble.cli.serve import bootstrap_data_dir
-from stumble.app import CollectorServices
 from stumble.config import Settings
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from tests.web.test_api import serving
 
+from stumble.access.roles import Role
 from stumble.cli.main import main
 
 
@@ -62,11 +63,15 @@ def test_a_date_off_the_calendar_is_one_line_naming_the_option(
 
 
 def test_from_a_server_and_not_from_its_locked_file(
-    data_dir: Path, capsys: pytest.CaptureFixture[str]
+    data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with serving(data_dir) as http:
         url = str(http.base_url)
         args = ["report", "top-problems", "--server", url]
+        monkeypatch.delenv("STUMBLE_TOKEN", raising=False)
+        assert main(args) == 2
+        assert "set STUMBLE_TOKEN" in capsys.readouterr().err
+        monkeypatch.setenv("STUMBLE_TOKEN", http.tokens[Role.ANALYST])  # type: ignore[attr-defined]
         assert main(args) == 0
         assert "Top problems" in capsys.readouterr().out
         assert (

@@ -158,7 +158,10 @@ def test_commands_on_a_database_held_by_a_running_server_say_so_in_one_line(
             result = run_cli(*args)
             assert_one_line_error(result, "in use by another stumble process", holder)
             assert "--server URL" in result.stderr
-        asked = run_cli("health", "--server", server.url, "--json")
+        refused = run_cli("health", "--server", server.url, "--json")
+        assert_one_line_error(refused, "STUMBLE_TOKEN")
+        token = {"STUMBLE_TOKEN": server.admin_token}
+        asked = run_cli("health", "--server", server.url, "--json", env=token)
         assert asked.returncode == 0, asked.stderr
         assert server.alive()
     finally:

@@ -19,6 +19,8 @@ import httpx
 import pytest
 
 from stumble.access.keys import KeyRing
+from stumble.access.roles import Role
+from stumble.access.tokens import TokenRing
 
 ORIGIN = "https://app.example.kz"
 
@@ -198,6 +200,15 @@ class Server:
             )
         return httpx.post(f"{self.url}/v1/batch", json=body, headers=all_headers, timeout=30, **kw)
 
+    def read(self, path: str, **kw: Any) -> httpx.Response:
+        """GET a read route (metrics, health, reports) with the test admin's API token."""
+        headers = {"Authorization": f"Bearer {self.admin_token}"}
+        return httpx.get(f"{self.url}{path}", headers=headers, timeout=30, **kw)
+
+    @property
+    def admin_token(self) -> str:
+        return self.keys["admin_token"]
+
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         """Read the database directly; only valid while the server is stopped."""
         assert not self.alive(), "DuckDB allows one process: stop the server first"
@@ -221,6 +232,7 @@ def make_server(tmp_path: Path, **env: str) -> Server:
     disabled_token, disabled = ring.create("prod", [ORIGIN])
     ring.update(disabled.key_id, enabled=False)
     keys["disabled"] = disabled_token
+    keys["admin_token"], _ = TokenRing(data_dir).create(Role.ADMIN, "tests")
     return Server(data_dir=data_dir, port=free_port(), keys=keys, env=env)
 
 

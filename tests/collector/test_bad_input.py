@@ -449,7 +449,7 @@ def test_config_endpoint(srv: Server) -> None:
 
 
 def test_metrics_carry_reason_codes_only(srv: Server) -> None:
-    text = httpx.get(f"{srv.url}/metrics").text
+    text = srv.read("/metrics").text
     assert "stumble_events_rejected" in text
     assert 'reason="pii.kz_iin"' in text
     for value in PLANTED:

@@ -185,9 +185,9 @@ def assert_acked_stored_once(srv: Server, ledger: Ledger) -> Outcome:
     return outcome
 
 
-def metric(client: httpx.Client, name: str) -> float:
-    """One sample of an unlabelled metric from ``/metrics``."""
-    response = client.get("/metrics")
+def metric(client: httpx.Client, name: str, srv: Server) -> float:
+    """One sample of an unlabelled metric from ``/metrics`` (read with the admin's token)."""
+    response = client.get("/metrics", headers={"Authorization": f"Bearer {srv.admin_token}"})
     assert response.status_code == 200, f"/metrics answered {response.status_code}"
     for line in response.text.splitlines():
         sample, _, value = line.partition(" ")
@@ -408,7 +408,7 @@ def test_spool_bound_answers_503_until_the_loader_catches_up(tmp_path: Path) -> 
             full = post_until_status(client, ledger, 503, within_s=30)
             assert full.json()["error"] == "spool.spool_full"
             assert int(full.headers["retry-after"]) >= 1
-            depth = metric(client, "stumble_spool_unloaded_bytes")
+            depth = metric(client, "stumble_spool_unloaded_bytes", srv)
             assert depth > 64 * 1024, "the spool depth is not visible in /metrics"
             print(f"spool full after {len(ledger.acked)} acked events; unloaded bytes {depth:.0f}")
             post_until_status(client, ledger, 202, within_s=30, pause_s=0.25)
@@ -467,8 +467,8 @@ def test_storage_full_spool_absorbs_then_503_then_drains_without_loss(tmp_path: 
             full = post_until_status(client, ledger, 503, within_s=60, pause_s=0.05)
             assert full.json()["error"] == "spool.spool_full"
             assert int(full.headers["retry-after"]) >= 1
-            assert metric(client, "stumble_loader_errors_total") >= 1
-            assert client.get("/api/v1/health").json()["loader"]["last_error"] == "StorageError"
+            assert metric(client, "stumble_loader_errors_total", srv) >= 1
+            assert srv.read("/api/v1/health").json()["loader"]["last_error"] == "StorageError"
             print(f"storage full: {len(ledger.acked)} events acked into the spool before 503")
             filler.unlink()
             post_until_status(client, ledger, 202, within_s=30, pause_s=0.25)
@@ -505,7 +505,7 @@ def post_concurrently(srv: Server, body: dict[str, Any], copies: int) -> list[ht
 def wait_for_loaded_rows(srv: Server, rows: int, within_s: float = 20) -> None:
     deadline = time.monotonic() + within_s
     with client_for(srv) as client:
-        while metric(client, "stumble_loader_rows_total") < rows:
+        while metric(client, "stumble_loader_rows_total", srv) < rows:
             assert time.monotonic() < deadline, "the loader did not load the first copies"
             time.sleep(0.1)
 

@@ -8,23 +8,23 @@ import contextlib
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import msgspec
 import pytest
 import uvicorn
-from starlette.requests import Request
 
+from stumble.access.roles import Role
+from stumble.access.tokens import TokenRing
 from stumble.analytics.funnels import FunnelResult
 from stumble.analytics.results import Report
+from stumble.app import create_app
 from stumble.cli.main import main
-from stumble.app import CollectorServices, create_app
 from stumble.config import Settings
 from stumble.reports.catalog import REPORTS
-from stumble.web.api import AccessPolicy, Viewer, every_caller_is_analyst, report_routes
 
 SCENARIO = "create_service_request"
 EXTRA: dict[str, dict[str, str]] = {
@@ -48,19 +48,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(
-    data_dir: Path, access: AccessPolicy = every_caller_is_analyst
-) -> Iterator[httpx.Client]:
-    """The collector app with the report routes, served by uvicorn on a loopback port."""
-
-    def routes(services: CollectorServices) -> list[Any]:
-        return report_routes(services, access=access)
-
+def serving(data_dir: Path, role: Role = Role.ANALYST) -> Iterator[httpx.Client]:
+    """The whole app served by uvicorn on a loopback port; the client carries an API token of
+    ``role`` (made for it before the server starts) and ``client.tokens`` has one per role."""
+    tokens = {
+        each: TokenRing(data_dir).create(each, f"api_tests_{each}_{uuid.uuid4().hex[:8]}")[0]
+        for each in Role
+    }
     settings = Settings(data_dir=str(data_dir), loader_interval_s=0.2)
     port = free_port()
-    config = uvicorn.Config(
-        create_app(settings, extra_routes=routes), host="127.0.0.1", port=port, log_level="warning"
-    )
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="api-test-server", daemon=True)
     thread.start()
@@ -68,38 +65,37 @@ def serving(
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
         time.sleep(0.05)
+    headers = {"Authorization": f"Bearer {tokens[role]}"}
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60, headers=headers) as http:
+            http.tokens = tokens  # type: ignore[attr-defined]
             yield http
     finally:
         server.should_exit = True
         thread.join(timeout=30)
 
 
-async def header_policy(request: Request) -> Viewer | None:
-    """For the tests: an analyst unless headers say otherwise (an async policy works too)."""
-    role = request.headers.get("x-test-role", "analyst")
-    if role == "-":
-        return None
-    k = int(request.headers.get("x-test-k", "5"))
-    return Viewer(role=role, min_group_size=k)  # type: ignore[arg-type]
+def as_role(client: httpx.Client, role: Role) -> dict[str, str]:
+    return {"Authorization": f"Bearer {client.tokens[role]}"}  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="module")
 def client(data_dir: Path) -> Iterator[httpx.Client]:
-    with serving(data_dir, header_policy) as http:
+    with serving(data_dir) as http:
         yield http
 
 
 def test_the_index_lists_every_report(client: httpx.Client) -> None:
-    response = client.get("/api/v1/reports")
-    assert response.status_code == 200
-    assert [r["name"] for r in response.json()["reports"]] == list(REPORTS)
+    admin = client.get("/api/v1/reports", headers=as_role(client, Role.ADMIN))
+    assert [r["name"] for r in admin.json()["reports"]] == list(REPORTS)
+    analyst = client.get("/api/v1/reports")  # aggregates only: data health is not theirs
+    assert [r["name"] for r in analyst.json()["reports"]] == [n for n in REPORTS if n != "health"]
 
 
 @pytest.mark.parametrize("name", sorted(REPORTS))
 def test_every_report_answers_typed_json(client: httpx.Client, name: str) -> None:
-    response = client.get(f"/api/v1/reports/{name}", params=EXTRA.get(name, {}))
+    admin = as_role(client, Role.ADMIN)
+    response = client.get(f"/api/v1/reports/{name}", params=EXTRA.get(name, {}), headers=admin)
     assert response.status_code == 200, response.text
     assert response.headers["cache-control"] == "no-store"
     report = msgspec.json.decode(response.content, type=Report[REPORTS[name].result_type])  # type: ignore[valid-type]
@@ -135,26 +131,22 @@ def test_bad_requests_get_a_reason_code(client: httpx.Client) -> None:
     assert extra.status_code == 400 and "1 unknown parameter(s)" in extra.json()["message"]
 
 
-def test_the_access_seam_decides_who_reads_what_and_with_which_k(client: httpx.Client) -> None:
+def test_roles_decide_who_reads_what_and_k_can_only_go_up(client: httpx.Client) -> None:
     funnel = {"scenario": SCENARIO}
-    nobody = client.get("/api/v1/reports/funnel", params=funnel, headers={"x-test-role": "-"})
+    nobody = client.get("/api/v1/reports/funnel", params=funnel, headers={"Authorization": ""})
     assert (nobody.status_code, nobody.json()["error"]) == (401, "access.unauthenticated")
-    auditor = {"x-test-role": "auditor"}
+    auditor = as_role(client, Role.AUDITOR)
     denied = client.get("/api/v1/reports/funnel", params=funnel, headers=auditor)
     assert (denied.status_code, denied.json()["error"]) == (403, "access.forbidden")
     assert client.get("/api/v1/reports/health", headers=auditor).status_code == 200
     listed = client.get("/api/v1/reports", headers=auditor).json()["reports"]
     assert [r["name"] for r in listed] == ["health"]
-    strict = {"x-test-role": "analyst", "x-test-k": "100000"}
-    response = client.get("/api/v1/reports/funnel", params=funnel, headers=strict)
-    report = msgspec.json.decode(response.content, type=Report[FunnelResult])
-    assert report.meta.min_group_size == 100_000
+    strict = client.get("/api/v1/reports/funnel", params={**funnel, "k": "1000"})
+    report = msgspec.json.decode(strict.content, type=Report[FunnelResult])
+    assert report.meta.min_group_size == 1000
     assert all(step.hidden for step in report.data.total().steps)
-
-
-def test_until_the_dashboard_every_caller_is_an_analyst_with_k_5() -> None:
-    request = Request({"type": "http", "headers": [], "method": "GET", "path": "/"})
-    assert every_caller_is_analyst(request) == Viewer(role="analyst", min_group_size=5)
+    lower = client.get("/api/v1/reports/funnel", params={**funnel, "k": "1"})
+    assert (lower.status_code, lower.json()["error"]) == (400, "report.bad_param")
 
 
 def test_error_messages_never_echo_what_the_caller_sent(client: httpx.Client) -> None:

@@ -4,6 +4,7 @@ failure (bad settings, a database held by a running server, no data directory) i
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from stumble.config import Settings, SettingsError, load_settings
@@ -73,3 +74,23 @@ def expected_failure(error: Exception) -> CommandError | None:
     if isinstance(error, OSError) and error.filename is not None:
         return CommandError(f"{error.strerror}: {error.filename}")
     return None
+
+
+TOKEN_VARIABLE = "STUMBLE_TOKEN"  # noqa: S105 - the variable's name, not a token
+
+
+def server_headers() -> dict[str, str]:
+    """Headers for ``--server`` calls: the API token from ``STUMBLE_TOKEN`` (an environment
+    variable, not a flag, so the token stays out of shell history and process lists)."""
+    token = os.environ.get(TOKEN_VARIABLE, "").strip()
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def refused_by_server(status: int) -> str:
+    """What to say when a server refuses a ``--server`` call for want of a credential."""
+    if status == 401:
+        return (
+            f"the server wants an API token: set {TOKEN_VARIABLE} "
+            "(stumble tokens create --role analyst --name NAME on the server)"
+        )
+    return f"the server answered {status}: this token's role may not read it"

@@ -9,6 +9,7 @@ into the database. It is added once: a database that already holds events is lef
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import time
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from stumble.access.keys import DEV_KEY_FILE, KeyRing, KeyRingError, normalise_origin
+from stumble.access.roles import Role
 from stumble.cli.common import CommandError, add_data_options, settings_from
 from stumble.cli.serve import bootstrap_data_dir, dev_key
 from stumble.config import Settings
@@ -23,6 +25,9 @@ from stumble.config import Settings
 if TYPE_CHECKING:  # the collector is imported when a command runs: `stumble --help` stays fast
     from stumble.app import CollectorServices
 
+DEMO_ADMIN: Final = "demo_admin"
+DEMO_ADMIN_LIFETIME: Final = dt.timedelta(days=1)
+SIGN_IN_LINK_LIFETIME: Final = dt.timedelta(hours=1)
 DEFAULT_HISTORY_DAYS: Final = 21
 DEFAULT_HISTORY_SESSIONS: Final = 3000
 HISTORY_USER_AGENT: Final = "stumble-demo-history"
@@ -166,6 +171,25 @@ def _fill_once(settings: Settings, write_key: str, days: int, sessions: int) -> 
     )
 
 
+# --- signing in -------------------------------------------------------------------------------
+
+
+def admin_sign_in_link(services: CollectorServices, settings: Settings) -> str:
+    """A one-time link that signs a browser in as the demo's admin.
+
+    Tokens are shown once and stored hashed, so each start replaces the demo's admin token
+    (``demo_admin``) with a new one; the link is redeemable once, within the hour, in this
+    process (sessions live in its memory)."""
+    now = dt.datetime.now(dt.UTC)
+    tokens = services.tokens
+    if any(token.name == DEMO_ADMIN and token.is_active(now) for token in tokens.list()):
+        tokens.revoke(DEMO_ADMIN, now=now)
+    _, token = tokens.create(Role.ADMIN, DEMO_ADMIN, DEMO_ADMIN_LIFETIME, now=now)
+    code = services.sessions.create_one_time_link(token, SIGN_IN_LINK_LIFETIME, now)
+    host = "127.0.0.1" if settings.host in WILDCARD_HOSTS else settings.host
+    return f"http://{host}:{settings.port}/signin/{code}"
+
+
 # --- the command --------------------------------------------------------------------------
 
 
@@ -194,7 +218,6 @@ def print_urls(settings: Settings, new_key: str | None) -> None:
 def _demo(args: argparse.Namespace) -> int:
     from stumble.app import create_app  # noqa: PLC0415
     from stumble.collector.server import serve  # noqa: PLC0415 - only serving commands need it
-    from stumble.web.api import report_routes  # noqa: PLC0415
     from stumble.web.demo_routes import demo_routes  # noqa: PLC0415
 
     settings = settings_from(args, host=args.host, port=args.port)
@@ -209,13 +232,10 @@ def _demo(args: argparse.Namespace) -> int:
     write_key = ensure_demo_key(settings)
     if not args.no_history:
         _fill_once(settings, write_key, args.history_days, args.history_sessions)
-    print_urls(settings, new_key)
     app = create_app(
-        settings,
-        extra_routes=lambda services: [
-            *report_routes(services),
-            *demo_routes(services, write_key=write_key),
-        ],
+        settings, extra_routes=lambda services: demo_routes(services, write_key=write_key)
     )
+    print_urls(settings, new_key)
+    print(f"  sign in:      {admin_sign_in_link(app.state.services, settings)}   (admin, once)")
     serve(app, settings)
     return 0

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stumble.cli.common import add_data_options, settings_from
+from stumble.cli.common import add_data_options, refused_by_server, server_headers, settings_from
 
 if TYPE_CHECKING:
     from stumble.analytics.results import Report
@@ -137,9 +137,16 @@ def _from_server(url: str, name: str, params: dict[str, str]) -> Report[Any]:
     from stumble.reports.catalog import REPORTS  # noqa: PLC0415
 
     try:
-        response = httpx.get(f"{url.rstrip('/')}/api/v1/reports/{name}", params=params, timeout=120)
+        response = httpx.get(
+            f"{url.rstrip('/')}/api/v1/reports/{name}",
+            params=params,
+            headers=server_headers(),
+            timeout=120,
+        )
     except httpx.HTTPError as error:
         raise ReportError(f"cannot reach {url} ({type(error).__name__})") from None
+    if response.status_code in (401, 403):
+        raise ReportError(refused_by_server(response.status_code), 2)
     if response.status_code != 200:
         try:
             body = response.json()

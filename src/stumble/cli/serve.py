@@ -13,7 +13,9 @@ from stumble.cli.common import (
     CONFIG_FILE,
     CommandError,
     add_data_options,
+    refused_by_server,
     require_data_dir,
+    server_headers,
     settings_from,
 )
 from stumble.config import Settings, render_default_config
@@ -74,12 +76,13 @@ def print_welcome(settings: Settings, new_key: str | None) -> None:
         "-H 'Content-Type: application/json' -d @batch.json"
     )
     print(f"browser SDK: <script src='{base}/sdk/stumble.js'></script>")
+    print("read the reports: stumble tokens create --role analyst --name ux_team, then")
+    print(f"  curl -H 'Authorization: Bearer <token>' {base}/api/v1/reports")
 
 
 def _serve(args: argparse.Namespace) -> int:
     from stumble.app import create_app  # noqa: PLC0415
     from stumble.collector.server import serve  # noqa: PLC0415 - only serving commands need it
-    from stumble.web.api import report_routes  # noqa: PLC0415
 
     settings = settings_from(args, host=args.host, port=args.port)
     logging.basicConfig(
@@ -87,7 +90,7 @@ def _serve(args: argparse.Namespace) -> int:
     )
     new_key = bootstrap_data_dir(settings)
     # Opens the database: a server already running on this directory stops us before the welcome.
-    app = create_app(settings, extra_routes=report_routes)
+    app = create_app(settings)
     print_welcome(settings, new_key)
     serve(app, settings)
     return 0
@@ -118,9 +121,13 @@ def _health_from_server(url: str) -> dict[str, Any]:
     import httpx  # noqa: PLC0415
 
     try:
-        response = httpx.get(f"{url.rstrip('/')}/api/v1/health", timeout=30)
+        response = httpx.get(
+            f"{url.rstrip('/')}/api/v1/health", headers=server_headers(), timeout=30
+        )
     except httpx.HTTPError as error:
         raise CommandError(f"cannot reach {url} ({type(error).__name__})") from None
+    if response.status_code in (401, 403):
+        raise CommandError(refused_by_server(response.status_code))
     if response.status_code != 200:
         raise CommandError(f"the server answered {response.status_code}")
     report: dict[str, Any] = response.json()

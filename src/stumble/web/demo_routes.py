@@ -35,6 +35,7 @@ from starlette.routing import BaseRoute, Route
 
 from stumble.access.keys import DEV_KEY_FILE
 from stumble.app import CollectorServices
+from stumble.web.access import PUBLIC, declared
 
 PAGE_FILES: Final = {
     "index.html": "text/html; charset=utf-8",
@@ -352,10 +353,14 @@ def demo_routes(
     backend: DemoBackend | None = None,
 ) -> list[BaseRoute]:
     """The demo's routes. ``write_key`` defaults to the dev key saved in the data directory
-    (read per request, so a key made after start-up is picked up)."""
-    return [
+    (read per request, so a key made after start-up is picked up).
+
+    All public: they are the demo service desk's own pages and stand-in back end, not stumble's
+    data (its config script holds only the dev write key, which reads nothing)."""
+    routes = [
         Route("/demo", _to_app, methods=["GET"]),
         Route("/demo/config.js", _config_script(services, write_key), methods=["GET"]),
         *(backend or DemoBackend()).routes(),
         Route("/demo/{path:path}", _page, methods=["GET"]),
     ]
+    return [declared(route, PUBLIC) for route in routes]

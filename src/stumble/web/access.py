@@ -1,0 +1,165 @@
+"""Who may call each route: every route declares it, and the default is nobody.
+
+A route is made with ``secured(path, endpoint, access, methods)``, which records its
+``RouteAccess`` on the route and wraps the endpoint with the check. ``undeclared_routes(app)``
+lists routes made any other way; ``create_app`` refuses to start with one, and a test walks the
+route table against every kind of caller.
+
+Three kinds of access:
+
+- ``PUBLIC``: liveness, readiness, the SDK files (and the demo's own pages);
+- ``WRITE_KEY``: ingest and ``/v1/config``, which authenticate their write key themselves;
+- ``requires(permission)``: an API token (``Authorization: Bearer sta_…``) or a browser session
+  cookie whose role grants the permission (``stumble.access.roles``). A session must also send
+  its CSRF token (``X-CSRF-Token``) on anything but GET and HEAD. A write key is not a token:
+  it reads nothing.
+
+Answers: 401 ``access.unauthenticated`` (no valid credential), 403 ``access.forbidden`` (the role
+does not grant it, or a missing CSRF token). The resolved ``Principal`` is in
+``request.state.principal`` for handlers (audit records name it; reports read its k).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from stumble.access.roles import Permission, Role
+from stumble.access.sessions import CSRF_HEADER_NAME, SESSION_COOKIE_NAME, SessionStore
+from stumble.access.tokens import TokenRing
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+SAFE_METHODS: Final = frozenset({"GET", "HEAD"})
+NO_STORE: Final = {"cache-control": "no-store"}
+
+
+@dataclass(frozen=True, slots=True)
+class RouteAccess:
+    """What a route needs: nothing (public), a write key, or any one of some permissions."""
+
+    kind: str  # "public" | "write_key" | "permission"
+    permissions: tuple[Permission, ...] = ()
+
+    def describe(self) -> str:
+        return " or ".join(self.permissions) if self.permissions else self.kind
+
+    def granted_to(self, role: Role) -> bool:
+        return any(role.grants(permission) for permission in self.permissions)
+
+
+PUBLIC: Final = RouteAccess("public")
+WRITE_KEY: Final = RouteAccess("write_key")
+
+
+def requires(*permissions: Permission) -> RouteAccess:
+    """A route for callers whose role grants at least one of ``permissions``."""
+    assert permissions
+    return RouteAccess("permission", permissions)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request acts as: a token's name (or a browser session of that token) and role."""
+
+    name: str
+    role: Role
+    via: str  # "token" | "session"
+    csrf_token: str | None = None
+
+
+class Credentials:
+    """Turns a request's credentials into a ``Principal``: the server's tokens and sessions."""
+
+    def __init__(self, tokens: TokenRing, sessions: SessionStore) -> None:
+        self.tokens = tokens
+        self.sessions = sessions
+
+    def principal(self, request: Request, now: dt.datetime) -> Principal | None:
+        scheme, _, text = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and text:
+            token = self.tokens.authenticate(text.strip(), now)
+            return Principal(token.name, token.role, "token") if token else None
+        session_id = request.cookies.get(SESSION_COOKIE_NAME)
+        session = self.sessions.lookup(session_id, now) if session_id else None
+        if session is None:
+            return None
+        token = self.tokens.active(session.token_id, now)
+        name = token.name if token else session.token_id
+        return Principal(name, session.role, "session", session.csrf_token)
+
+
+def secured(
+    path: str,
+    endpoint: Endpoint,
+    access: RouteAccess,
+    methods: Sequence[str],
+    credentials: Credentials | None = None,
+    *,
+    name: str | None = None,
+) -> Route:
+    """A route that declares who may call it; permission routes need ``credentials``."""
+    if access.kind == "permission":
+        assert credentials is not None, f"{path} needs credentials to check {access.describe()}"
+        endpoint = _checked(endpoint, access, credentials)
+    route = Route(path, endpoint, methods=list(methods), name=name)
+    route.access = access  # type: ignore[attr-defined]  # read by undeclared_routes and tests
+    return route
+
+
+def declared(route: BaseRoute, access: RouteAccess) -> BaseRoute:
+    """Declare the access of a route made elsewhere (a raw ASGI endpoint such as ingest)."""
+    route.access = access  # type: ignore[attr-defined]
+    return route
+
+
+def access_of(route: BaseRoute) -> RouteAccess | None:
+    found = getattr(route, "access", None)
+    return found if isinstance(found, RouteAccess) else None
+
+
+def undeclared_routes(app: Starlette) -> list[str]:
+    """Paths of routes that say nothing about who may call them (mounts included)."""
+    return [
+        route.path if isinstance(route, Route | Mount) else repr(route)
+        for route in app.routes
+        if access_of(route) is None
+    ]
+
+
+def _checked(endpoint: Endpoint, access: RouteAccess, credentials: Credentials) -> Endpoint:
+    @functools.wraps(endpoint)
+    async def guarded(request: Request) -> Response:
+        principal = credentials.principal(request, dt.datetime.now(dt.UTC))
+        if principal is None:
+            return refusal(401, "access.unauthenticated")
+        if not access.granted_to(principal.role):
+            return refusal(403, "access.forbidden")
+        if principal.via == "session" and request.method not in SAFE_METHODS:
+            presented = request.headers.get(CSRF_HEADER_NAME)
+            if principal.csrf_token is None or not _same(principal.csrf_token, presented):
+                return refusal(403, "access.csrf")
+        request.state.principal = principal
+        return await endpoint(request)
+
+    return guarded
+
+
+def _same(expected: str, presented: str | None) -> bool:
+    import hmac  # noqa: PLC0415 - only state-changing session requests need it
+
+    return presented is not None and hmac.compare_digest(expected, presented)
+
+
+def refusal(status: int, code: str) -> Response:
+    headers = dict(NO_STORE)
+    if status == 401:
+        headers["www-authenticate"] = 'Bearer realm="stumble"'
+    return JSONResponse({"error": code, "status": status}, status, headers=headers)

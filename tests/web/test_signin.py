@@ -1,0 +1,106 @@
+"""Browser sign-in on a real server: token → cookie, CSRF on changes, sign-out, revocation
+seen within a second, one-time links that work once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from tests.web.test_api import free_port
+
+from stumble.access.roles import Role
+from stumble.access.tokens import TokenRing
+from stumble.app import create_app
+from stumble.config import Settings
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Starlette, str, dict[str, str]]]:
+    data_dir = tmp_path / "data"
+    ring = TokenRing(data_dir)
+    tokens = {role.value: ring.create(role, f"signin_{role}")[0] for role in Role}
+    app = create_app(Settings(data_dir=str(data_dir)))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    yield app, f"http://127.0.0.1:{port}", tokens
+    server.should_exit = True
+    thread.join(timeout=30)
+
+
+def sign_in(client: httpx.Client, token: str) -> str:
+    answer = client.post("/api/v1/session", json={"token": token})
+    assert answer.status_code == 200, answer.text
+    cookie = answer.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    csrf: str = answer.json()["csrf_token"]
+    return csrf
+
+
+def test_a_token_becomes_a_session_and_changes_need_the_csrf_token(
+    served: tuple[Starlette, str, dict[str, str]],
+) -> None:
+    _, url, tokens = served
+    with httpx.Client(base_url=url) as client:
+        csrf = sign_in(client, tokens["analyst"])
+        assert client.get("/api/v1/reports").status_code == 200
+        assert client.get("/metrics").status_code == 403  # an analyst reads aggregates only
+        refused = client.delete("/api/v1/session")
+        assert (refused.status_code, refused.json()["error"]) == (403, "access.csrf")
+        wrong = client.delete("/api/v1/session", headers={"X-CSRF-Token": "x" * 43})
+        assert wrong.status_code == 403
+        assert client.delete("/api/v1/session", headers={"X-CSRF-Token": csrf}).status_code == 200
+        assert client.get("/api/v1/reports").status_code == 401
+
+
+def test_a_wrong_token_gets_one_generic_answer(
+    served: tuple[Starlette, str, dict[str, str]],
+) -> None:
+    _, url, _ = served
+    answer = httpx.post(url + "/api/v1/session", json={"token": "sta_nothing_here"})
+    assert (answer.status_code, answer.json()["error"]) == (401, "access.unauthenticated")
+    assert "set-cookie" not in answer.headers
+    assert httpx.post(url + "/api/v1/session", content=b"{").status_code == 400
+
+
+def test_revoking_a_token_ends_its_sessions_within_a_second_or_so(
+    served: tuple[Starlette, str, dict[str, str]], tmp_path: Path
+) -> None:
+    _, url, tokens = served
+    with httpx.Client(base_url=url) as client:
+        sign_in(client, tokens["engineer"])
+        assert client.get("/metrics").status_code == 200
+        TokenRing(tmp_path / "data").revoke("signin_engineer")  # as `stumble tokens revoke`
+        deadline = time.monotonic() + 3
+        while client.get("/metrics").status_code == 200:
+            assert time.monotonic() < deadline, "the revoked token's session still works"
+            time.sleep(0.1)
+        assert client.get("/metrics").status_code == 401
+        bearer = {"Authorization": f"Bearer {tokens['engineer']}"}
+        assert httpx.get(url + "/metrics", headers=bearer).status_code == 401
+
+
+def test_a_one_time_link_signs_in_once(served: tuple[Starlette, str, dict[str, str]]) -> None:
+    app, url, _ = served
+    services = app.state.services
+    now = dt.datetime.now(dt.UTC)
+    token = next(t for t in services.tokens.list() if t.name == "signin_admin")
+    code = services.sessions.create_one_time_link(token, dt.timedelta(minutes=5), now)
+    with httpx.Client(base_url=url) as client:
+        first = client.get(f"/signin/{code}")
+        assert first.status_code == 303
+        assert client.get("/api/v1/health").status_code == 200  # signed in as the admin
+    again = httpx.get(f"{url}/signin/{code}")
+    assert (again.status_code, again.json()["error"]) == (401, "signin.link_used_or_expired")
