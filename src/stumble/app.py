@@ -21,11 +21,20 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
+import msgspec
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from stumble.access.audit import (
+    Actor,
+    AuditAction,
+    AuditDetail,
+    AuditError,
+    AuditLog,
+    read_records,
+)
 from stumble.access.keys import KeyRing, WriteKey
 from stumble.access.pseudonyms import EventIdKey, SessionKeyRing
 from stumble.access.roles import Permission
@@ -59,6 +68,9 @@ from stumble.web.signin import session_routes
 
 READ_METRICS: Final = Permission.READ_METRICS
 READ_HEALTH: Final = Permission.READ_HEALTH
+READ_AUDIT: Final = Permission.READ_AUDIT
+AUDIT_DIGEST_CHECK_S: Final = 30.0
+AUDIT_READ_LIMIT: Final = 1000
 
 log = logging.getLogger("stumble.collector")
 DB_FILE: Final = "stumble.duckdb"
@@ -85,6 +97,9 @@ class CollectorServices:
         self.tokens = TokenRing(self.data_dir)
         self.sessions = SessionStore(self.tokens)
         self.credentials = Credentials(self.tokens, self.sessions)
+        self.audit = AuditLog.in_data_dir(
+            self.data_dir, digest_interval_s=settings.audit_digest_interval_s
+        )
         self.plan: TrackingPlan = load_plan(
             Path(settings.plan) if settings.plan else default_plan_path()
         )
@@ -132,6 +147,7 @@ class CollectorServices:
             )
         self.store.migrate()
         self.loader.run_once()  # catch up before taking traffic
+        self.audit.open()
 
     def start_loader(self) -> None:
         self.loader.start()
@@ -140,6 +156,8 @@ class CollectorServices:
         self.spool.close()
         self.loader.stop()
         self.store.close()
+        with contextlib.suppress(AuditError):  # the shutdown digest is best effort
+            self.audit.close()
 
     def time_rules(self) -> TimeRules:
         return TimeRules(
@@ -201,10 +219,12 @@ def create_app(
         # Clean batches up to 64 KiB never leave the loop, so they pay nothing for it.
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         reload_task = asyncio.create_task(_reload_credentials_forever(services))
+        digest_task = asyncio.create_task(_sign_audit_log_forever(services.audit))
         try:
             yield
         finally:
             reload_task.cancel()
+            digest_task.cancel()
             batch_endpoint.close()
             await asyncio.to_thread(services.close)
 
@@ -220,7 +240,8 @@ def create_app(
             "/api/v1/health", _health_endpoint(services), requires(READ_HEALTH), ["GET"], creds
         ),
         *report_routes(services, creds),
-        *session_routes(creds, secure_cookies=False),
+        *session_routes(creds, services.audit, secure_cookies=False),
+        secured("/api/v1/audit", _audit_endpoint(services), requires(READ_AUDIT), ["GET"], creds),
     ]
     if extra_routes is not None:
         routes.extend(extra_routes(services))
@@ -231,6 +252,16 @@ def create_app(
     app.state.services = services
     add_security(app, allowed_hosts(settings))
     return app
+
+
+async def _sign_audit_log_forever(audit: AuditLog) -> None:
+    """A digest record every ``audit_digest_interval_s`` (the log checks whether one is due)."""
+    while True:
+        await asyncio.sleep(AUDIT_DIGEST_CHECK_S)
+        try:
+            await asyncio.to_thread(audit.maybe_write_digest)
+        except AuditError as error:
+            log.warning("could not sign the audit log: %s", type(error).__name__)
 
 
 async def _reload_credentials_forever(services: CollectorServices) -> None:
@@ -313,6 +344,33 @@ def _metrics_endpoint(services: CollectorServices) -> Callable[[Request], Any]:
         return PlainTextResponse(body, media_type="text/plain; version=0.0.4")
 
     return metrics
+
+
+def _audit_endpoint(services: CollectorServices) -> Callable[[Request], Any]:
+    """``GET /api/v1/audit?since=<epoch ms>``: the latest records (auditor, admin); reading
+    the log is itself recorded, and refused when that record cannot be written."""
+
+    async def audit(request: Request) -> Response:
+        since = request.query_params.get("since", "0")
+        if not since.isdigit():
+            return JSONResponse({"error": "audit.bad_since", "status": 400}, 400)
+        actor = Actor.token(request.state.principal.name)
+        detail = AuditDetail(route="/api/v1/audit", filters=("since",))
+        try:
+            await asyncio.to_thread(
+                services.audit.record, actor, AuditAction.AUDIT_READ, detail=detail
+            )
+        except AuditError:
+            return JSONResponse({"error": "audit.unavailable", "status": 503}, 503)
+        reading = await asyncio.to_thread(read_records, services.audit.path, since_ms=int(since))
+        records = reading.records[-AUDIT_READ_LIMIT:]
+        body = {
+            "records": msgspec.to_builtins(records),
+            "unreadable_lines": reading.unreadable_lines,
+        }
+        return JSONResponse(body, headers={"cache-control": "no-store"})
+
+    return audit
 
 
 def _health_endpoint(services: CollectorServices) -> Callable[[Request], Any]:

@@ -104,3 +104,34 @@ def test_a_one_time_link_signs_in_once(served: tuple[Starlette, str, dict[str, s
         assert client.get("/api/v1/health").status_code == 200  # signed in as the admin
     again = httpx.get(f"{url}/signin/{code}")
     assert (again.status_code, again.json()["error"]) == (401, "signin.link_used_or_expired")
+
+
+def test_sign_ins_are_audited_and_readable_by_an_auditor(
+    served: tuple[Starlette, str, dict[str, str]],
+) -> None:
+    _, url, tokens = served
+    httpx.post(url + "/api/v1/session", json={"token": tokens["analyst"]})
+    httpx.post(url + "/api/v1/session", json={"token": "sta_aigerim_nurlanova_921029350851"})
+    auditor = {"Authorization": f"Bearer {tokens['auditor']}"}
+    answer = httpx.get(url + "/api/v1/audit", headers=auditor)
+    assert answer.status_code == 200
+    records = answer.json()["records"]
+    actions = [(r["action"], r["outcome"], r["actor"].get("name")) for r in records]
+    assert ("signin.success", "ok", "signin_analyst") in actions
+    assert ("signin.failure", "denied", None) in [(a, o, None) for a, o, _ in actions]
+    assert "nurlanova" not in answer.text and "921029350851" not in answer.text
+    analyst = {"Authorization": f"Bearer {tokens['analyst']}"}
+    assert httpx.get(url + "/api/v1/audit", headers=analyst).status_code == 403
+
+
+def test_no_audit_record_no_sign_in(
+    served: tuple[Starlette, str, dict[str, str]], tmp_path: Path
+) -> None:
+    """Fail closed: with the audit log unwritable, signing in is refused, not silently done."""
+    _, url, tokens = served
+    log = tmp_path / "data" / "audit" / "audit.log"
+    log.rename(log.with_name("moved-away.log"))
+    log.mkdir()  # the log's path is now a directory: nothing can be appended
+    answer = httpx.post(url + "/api/v1/session", json={"token": tokens["analyst"]})
+    assert (answer.status_code, answer.json()["error"]) == (503, "audit.unavailable")
+    assert "set-cookie" not in answer.headers

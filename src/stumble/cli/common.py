@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stumble.config import Settings, SettingsError, load_settings
 
@@ -76,6 +78,9 @@ def expected_failure(error: Exception) -> CommandError | None:
     return None
 
 
+if TYPE_CHECKING:  # the audit module is imported only when a change is made
+    from stumble.access.audit import AuditAction, AuditDetail, Outcome
+
 TOKEN_VARIABLE = "STUMBLE_TOKEN"  # noqa: S105 - the variable's name, not a token
 
 
@@ -94,3 +99,36 @@ def refused_by_server(status: int) -> str:
             "(stumble tokens create --role analyst --name NAME on the server)"
         )
     return f"the server answered {status}: this token's role may not read it"
+
+
+def audit_change(data_dir: Path, action: AuditAction, detail: AuditDetail) -> None:
+    """Record a change made from the command line before it is made: when the audit log
+    cannot be written, the change is refused (``CommandError``), as the server refuses it."""
+    from stumble.access.audit import AuditError, Outcome  # noqa: PLC0415
+
+    try:
+        _record_from_cli(data_dir, action, detail, Outcome.OK)
+    except AuditError as error:
+        raise CommandError(f"{error}; nothing was changed") from None
+
+
+def _record_from_cli(
+    data_dir: Path, action: AuditAction, detail: AuditDetail, outcome: Outcome
+) -> None:
+    from stumble.access.audit import Actor, AuditLog  # noqa: PLC0415
+
+    audit = AuditLog.in_data_dir(data_dir)
+    audit.open()
+    audit.record(Actor.cli(), action, outcome, detail)
+    audit.close()
+
+
+def audit_revocation(data_dir: Path, action: AuditAction, target: str) -> None:
+    """Record a revocation already made; if the log cannot be written, say so on stderr (a
+    revocation is never undone for want of its record)."""
+    from stumble.access.audit import AuditDetail, AuditError, Outcome  # noqa: PLC0415
+
+    try:
+        _record_from_cli(data_dir, action, AuditDetail(target=target), Outcome.OK)
+    except AuditError as error:
+        print(f"warning: revoked, but not recorded in the audit log: {error}", file=sys.stderr)

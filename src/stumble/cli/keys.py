@@ -7,8 +7,9 @@ from pathlib import Path
 
 import msgspec
 
+from stumble.access.audit import AuditAction, AuditDetail
 from stumble.access.keys import KeyRing, KeyRingError, WriteKey
-from stumble.cli.common import add_data_options, settings_from
+from stumble.cli.common import add_data_options, audit_change, audit_revocation, settings_from
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -49,8 +50,11 @@ def _ring(args: argparse.Namespace) -> KeyRing:
 
 
 def _create(args: argparse.Namespace) -> int:
+    ring = _ring(args)
+    detail = AuditDetail(environment=args.env)
+    audit_change(ring.path.parent, AuditAction.WRITE_KEY_CREATE, detail)
     try:
-        token, record = _ring(args).create(args.env, args.origin, args.sample_rate, args.label)
+        token, record = ring.create(args.env, args.origin, args.sample_rate, args.label)
     except (KeyRingError, msgspec.ValidationError) as error:
         print(f"error: {error}")
         return 1
@@ -77,11 +81,14 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
+    ring = _ring(args)
     try:
-        _ring(args).revoke(args.key_id)
+        ring.revoke(args.key_id)
     except KeyRingError as error:
         print(f"error: {error}")
         return 1
+    # Revoking is the safe direction: it is never held back for the audit log, only recorded.
+    audit_revocation(ring.path.parent, AuditAction.WRITE_KEY_REVOKE, args.key_id)
     print(f"revoked {args.key_id}")
     return 0
 
@@ -96,8 +103,11 @@ def _update(args: argparse.Namespace) -> int:
         from stumble.access.keys import normalise_origin  # noqa: PLC0415
 
         changes["origins"] = [normalise_origin(o) for o in args.origin]
+    ring = _ring(args)
+    detail = AuditDetail(target=args.key_id, settings=tuple(sorted(changes)))
+    audit_change(ring.path.parent, AuditAction.WRITE_KEY_UPDATE, detail)
     try:
-        _ring(args).update(args.key_id, **changes)
+        ring.update(args.key_id, **changes)
     except (KeyRingError, msgspec.ValidationError) as error:
         print(f"error: {error}")
         return 1

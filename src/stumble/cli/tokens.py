@@ -9,9 +9,17 @@ from typing import Final
 
 import msgspec
 
+from stumble.access.audit import AuditAction, AuditDetail
 from stumble.access.roles import Role
-from stumble.access.tokens import Token, TokenError, TokenRing, from_ms
-from stumble.cli.common import CommandError, add_data_options, require_data_dir, settings_from
+from stumble.access.tokens import Token, TokenError, TokenRing, check_token_name, from_ms
+from stumble.cli.common import (
+    CommandError,
+    add_data_options,
+    audit_change,
+    audit_revocation,
+    require_data_dir,
+    settings_from,
+)
 
 MAX_LIFETIME: Final = timedelta(days=3650)
 _RELATIVE_EXPIRY: Final = re.compile(r"([0-9]{1,7})([dhm])")
@@ -80,6 +88,11 @@ def _create(args: argparse.Namespace) -> int:
     lifetime = None if args.expires is None else parse_expiry(args.expires, now)
     ring = _ring(args)
     try:
+        check_token_name(args.name)  # before it is written anywhere, the audit log included
+    except TokenError as error:
+        raise CommandError(str(error)) from None
+    audit_change(ring.path.parent, AuditAction.TOKEN_CREATE, AuditDetail(target=args.name))
+    try:
         text, token = ring.create(Role(args.role), args.name, lifetime, now=now)
     except TokenError as error:
         raise CommandError(str(error)) from None
@@ -112,6 +125,9 @@ def _revoke(args: argparse.Namespace) -> int:
         tokens = ring.revoke(args.token)
     except TokenError as error:
         raise CommandError(str(error)) from None
+    # Revoking is the safe direction: it is never held back for the audit log, only recorded.
+    for token in tokens:
+        audit_revocation(ring.path.parent, AuditAction.TOKEN_REVOKE, token.token_id)
     for token in tokens:
         assert token.revoked_at_ms is not None  # revoke() returns revoked tokens only
         when = _utc_text(token.revoked_at_ms)

@@ -8,10 +8,13 @@
   and sends the browser on to the reports.
 
 Wrong tokens get one generic 401: nothing says whether a token exists, expired or was revoked.
+Every sign-in, successful or not, is in the audit log before the answer is sent; when the log
+cannot be written, signing in is refused with 503 (fail closed).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Final
 
@@ -20,11 +23,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute
 
+from stumble.access.audit import Actor, AuditAction, AuditDetail, AuditError, AuditLog, Outcome
 from stumble.access.roles import Permission
 from stumble.access.sessions import SESSION_COOKIE_NAME, BrowserSession, SessionError
 from stumble.web.access import NO_STORE, PUBLIC, Credentials, refusal, requires, secured
 
 MAX_SIGNIN_BODY: Final = 4096
+SIGNIN_ROUTE: Final = "/api/v1/session"
+LINK_ROUTE: Final = "/signin/:code"
+SIGNED_IN: Final = (AuditAction.SIGNIN_SUCCESS, Outcome.OK, SIGNIN_ROUTE)
 AFTER_SIGNIN: Final = "/api/v1/reports"
 
 
@@ -32,8 +39,19 @@ class SignInRequest(msgspec.Struct, forbid_unknown_fields=True):
     token: str
 
 
-def session_routes(credentials: Credentials, *, secure_cookies: bool) -> list[BaseRoute]:
+def session_routes(
+    credentials: Credentials, audit: AuditLog, *, secure_cookies: bool
+) -> list[BaseRoute]:
     sessions, tokens = credentials.sessions, credentials.tokens
+
+    async def audited(actor: Actor, action: AuditAction, outcome: Outcome, route: str) -> bool:
+        """Whether the record was written (fsynced) and the action may go ahead."""
+        detail = AuditDetail(route=route)
+        try:
+            await asyncio.to_thread(audit.record, actor, action, outcome, detail)
+        except AuditError:
+            return False
+        return True
 
     def with_cookie(response: Response, session: BrowserSession) -> Response:
         cookie = sessions.cookie_for(session, secure=secure_cookies)
@@ -57,7 +75,13 @@ def session_routes(credentials: Credentials, *, secure_cookies: bool) -> list[Ba
         now = dt.datetime.now(dt.UTC)
         token = tokens.authenticate(asked.token, now)
         if token is None:
+            # Who failed is unknown (the text offered is never recorded): the system notes it.
+            denied = AuditAction.SIGNIN_FAILURE, Outcome.DENIED, SIGNIN_ROUTE
+            if not await audited(Actor.system(), *denied):
+                return refusal(503, "audit.unavailable")
             return refusal(401, "access.unauthenticated")
+        if not await audited(Actor.token(token.name), *SIGNED_IN):
+            return refusal(503, "audit.unavailable")
         try:
             session = sessions.sign_in(token, now)
         except SessionError:
@@ -77,7 +101,14 @@ def session_routes(credentials: Credentials, *, secure_cookies: bool) -> list[Ba
     async def redeem(request: Request) -> Response:
         session = sessions.redeem(request.path_params["code"], dt.datetime.now(dt.UTC))
         if session is None:
+            denied = AuditAction.SIGNIN_FAILURE, Outcome.DENIED, LINK_ROUTE
+            await audited(Actor.system(), *denied)  # a spent link gives nothing either way
             return refusal(401, "signin.link_used_or_expired")
+        token = tokens.active(session.token_id, dt.datetime.now(dt.UTC))
+        who = Actor.token(token.name) if token else Actor.system()
+        if not await audited(who, AuditAction.SIGNIN_SUCCESS, Outcome.OK, LINK_ROUTE):
+            sessions.sign_out(session.session_id)
+            return refusal(503, "audit.unavailable")
         return with_cookie(RedirectResponse(AFTER_SIGNIN, 303, headers=NO_STORE), session)
 
     anyone_signed_in = requires(*Permission)
