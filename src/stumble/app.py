@@ -28,7 +28,6 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from stumble.access.audit import (
-    Actor,
     AuditAction,
     AuditDetail,
     AuditError,
@@ -57,6 +56,8 @@ from stumble.web.access import (
     PUBLIC,
     WRITE_KEY,
     Credentials,
+    ProxySignOn,
+    actor_of,
     declared,
     requires,
     secured,
@@ -96,7 +97,9 @@ class CollectorServices:
         self.keys = KeyRing(self.data_dir)
         self.tokens = TokenRing(self.data_dir)
         self.sessions = SessionStore(self.tokens)
-        self.credentials = Credentials(self.tokens, self.sessions)
+        self.credentials = Credentials(
+            self.tokens, self.sessions, ProxySignOn.from_settings(settings)
+        )
         self.audit = AuditLog.in_data_dir(
             self.data_dir, digest_interval_s=settings.audit_digest_interval_s
         )
@@ -240,7 +243,7 @@ def create_app(
             "/api/v1/health", _health_endpoint(services), requires(READ_HEALTH), ["GET"], creds
         ),
         *report_routes(services, creds),
-        *session_routes(creds, services.audit, secure_cookies=False),
+        *session_routes(creds, services.audit, secure_cookies=bool(settings.tls_cert)),
         secured("/api/v1/audit", _audit_endpoint(services), requires(READ_AUDIT), ["GET"], creds),
     ]
     if extra_routes is not None:
@@ -354,7 +357,7 @@ def _audit_endpoint(services: CollectorServices) -> Callable[[Request], Any]:
         since = request.query_params.get("since", "0")
         if not since.isdigit():
             return JSONResponse({"error": "audit.bad_since", "status": 400}, 400)
-        actor = Actor.token(request.state.principal.name)
+        actor = actor_of(request.state.principal)
         detail = AuditDetail(route="/api/v1/audit", filters=("since",))
         try:
             await asyncio.to_thread(

@@ -7,6 +7,7 @@ Precedence: built-in default < config file < environment variable < command-line
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import os
 from pathlib import Path
@@ -80,8 +81,27 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Host names the server answers to (the Host header); empty means loopback names and the
     bind address. Set it to the public name when serving other machines (DNS-rebinding guard)."""
 
+    tls_cert: str = ""
+    """PEM certificate file: with ``tls_key``, the server speaks HTTPS itself (and session
+    cookies are Secure). Empty: plain HTTP, for loopback or behind a TLS-terminating proxy."""
+    tls_key: str = ""
+    """PEM private key file for ``tls_cert``."""
+    trusted_proxies: list[str] = msgspec.field(default_factory=list)
+    """CIDRs of reverse proxies (oauth2-proxy, Keycloak, Authelia) whose sign-on headers are
+    believed; the headers from any other peer are ignored. Required for ``sso_user_header``."""
+    sso_user_header: str = ""
+    """Header carrying the signed-in user from a trusted proxy (``X-Forwarded-User``); empty
+    turns header sign-on off."""
+    sso_groups_header: str = "X-Forwarded-Groups"
+    """Header carrying the user's groups (comma-separated) from a trusted proxy."""
+    sso_group_roles: dict[str, str] = msgspec.field(default_factory=dict)
+    """Group → role (``admin``, ``engineer``, ``analyst``, ``auditor``); a user with several
+    groups gets the role that grants most; a user with no mapped group gets nothing."""
+
     def validate(self) -> None:
         """Refuse combinations that each pass their own bounds but cannot work together."""
+        self._validate_sign_on()
+        self._validate_tls()
         if self.rate_limit_events_per_s > 0 and self.rate_limit_burst < self.max_events_per_batch:
             # A full batch costs more than the bucket can ever hold: it would get 429 forever.
             raise SettingsError(
@@ -89,6 +109,26 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                 f"max_events_per_batch ({self.max_events_per_batch}) while "
                 "rate_limit_events_per_s is above 0"
             )
+
+    def _validate_sign_on(self) -> None:
+        if self.sso_user_header and not self.trusted_proxies:
+            # Grafana's auth proxy without its spoofing defence: anyone could send the header.
+            raise SettingsError(
+                "sso_user_header is set but trusted_proxies is empty: header sign-on needs the "
+                "addresses of the proxies allowed to send it"
+            )
+        for cidr in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise SettingsError("trusted_proxies holds an entry that is not a CIDR") from None
+        roles = {"admin", "engineer", "analyst", "auditor"}
+        if any(role not in roles for role in self.sso_group_roles.values()):
+            raise SettingsError(f"sso_group_roles maps to a role outside {sorted(roles)}")
+
+    def _validate_tls(self) -> None:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise SettingsError("tls_cert and tls_key go together: set both or neither")
 
 
 class SettingsError(ValueError):

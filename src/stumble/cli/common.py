@@ -42,6 +42,7 @@ def settings_from(args: argparse.Namespace, **overrides: object) -> Settings:
     for name, value in overrides.items():
         if value is not None:
             setattr(settings, name, value)
+    settings.validate()  # flags can combine into what the file alone could not (--tls-cert)
     return settings
 
 

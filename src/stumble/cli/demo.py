@@ -55,6 +55,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     add_data_options(demo)
     demo.add_argument("--host", help="bind address (default 127.0.0.1)")
+    demo.add_argument("--tls-cert", help="PEM certificate: serve HTTPS (with --tls-key)")
+    demo.add_argument("--tls-key", help="PEM private key of --tls-cert")
     demo.add_argument("--port", type=int, help="port (default 8710)")
     demo.add_argument(
         "--history-days",
@@ -220,7 +222,9 @@ def _demo(args: argparse.Namespace) -> int:
     from stumble.collector.server import serve  # noqa: PLC0415 - only serving commands need it
     from stumble.web.demo_routes import demo_routes  # noqa: PLC0415
 
-    settings = settings_from(args, host=args.host, port=args.port)
+    settings = settings_from(
+        args, host=args.host, port=args.port, tls_cert=args.tls_cert, tls_key=args.tls_key
+    )
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )

@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = sub.add_parser("serve", help="run the collector, loader and API on one port")
     add_data_options(serve)
     serve.add_argument("--host", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--tls-cert", help="PEM certificate: serve HTTPS (with --tls-key)")
+    serve.add_argument("--tls-key", help="PEM private key of --tls-cert")
     serve.add_argument("--port", type=int, help="port (default 8710)")
     serve.set_defaults(func=_serve)
 
@@ -84,7 +86,9 @@ def _serve(args: argparse.Namespace) -> int:
     from stumble.app import create_app  # noqa: PLC0415
     from stumble.collector.server import serve  # noqa: PLC0415 - only serving commands need it
 
-    settings = settings_from(args, host=args.host, port=args.port)
+    settings = settings_from(
+        args, host=args.host, port=args.port, tls_cert=args.tls_cert, tls_key=args.tls_key
+    )
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )

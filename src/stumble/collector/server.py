@@ -196,11 +196,27 @@ def serve(app: ASGIApp, settings: Settings) -> None:
         loop="uvloop",
         timeout_keep_alive=30,
         limit_concurrency=settings.max_connections,
+        ssl_certfile=settings.tls_cert or None,
+        ssl_keyfile=settings.tls_key or None,
     )
+    warn_if_exposed(settings)
     server = uvicorn.Server(config)
     server.run()
     if not server.started:
         raise SystemExit(STARTUP_FAILURE)
+
+
+WILDCARD_BINDS: Final = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 - names, not a bind
+
+
+def warn_if_exposed(settings: Settings) -> None:
+    """Serving every interface in plain HTTP with no proxy in front sends tokens and cookies
+    in clear across the network: say so (it may be a lab; it must not be a surprise)."""
+    if settings.host in WILDCARD_BINDS and not settings.tls_cert and not settings.trusted_proxies:
+        log.warning(
+            "listening on all interfaces without TLS or a trusted proxy: API tokens and session "
+            "cookies would cross the network in clear; use --tls-cert/--tls-key or a proxy"
+        )
 
 
 def _raise_open_file_limit(wanted: int) -> None:

@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
+import ipaddress
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -32,12 +35,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from stumble.access.audit import Actor
 from stumble.access.roles import Permission, Role
 from stumble.access.sessions import CSRF_HEADER_NAME, SESSION_COOKIE_NAME, SessionStore
 from stumble.access.tokens import TokenRing
+from stumble.config import Settings
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 SAFE_METHODS: Final = frozenset({"GET", "HEAD"})
+SSO_REQUEST_HEADER: Final = "X-Stumble-Request"
 NO_STORE: Final = {"cache-control": "no-store"}
 
 
@@ -71,22 +77,93 @@ class Principal:
 
     name: str
     role: Role
-    via: str  # "token" | "session"
+    via: str  # "token" | "session" | "sso"
     csrf_token: str | None = None
 
 
-class Credentials:
-    """Turns a request's credentials into a ``Principal``: the server's tokens and sessions."""
+@dataclass(frozen=True, slots=True)
+class ProxySignOn:
+    """Corporate single sign-on through a reverse proxy (Grafana's auth-proxy model).
 
-    def __init__(self, tokens: TokenRing, sessions: SessionStore) -> None:
+    The user and groups headers are believed **only** from a TCP peer inside
+    ``trusted``; from anyone else they are ignored, as if absent (settings refuse header
+    sign-on without trusted proxies). Groups map to roles; the role granting most wins.
+    """
+
+    user_header: str
+    groups_header: str
+    group_roles: dict[str, Role]
+    trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ProxySignOn | None:
+        if not settings.sso_user_header:
+            return None
+        return cls(
+            settings.sso_user_header,
+            settings.sso_groups_header,
+            {group: Role(role) for group, role in settings.sso_group_roles.items()},
+            tuple(ipaddress.ip_network(cidr, strict=False) for cidr in settings.trusted_proxies),
+        )
+
+    def principal(self, request: Request) -> Principal | None:
+        if not self._from_trusted_proxy(request):
+            return None
+        user = request.headers.get(self.user_header, "").strip()
+        if not user:
+            return None
+        groups = request.headers.get(self.groups_header, "").split(",")
+        roles = [self.group_roles[g.strip()] for g in groups if g.strip() in self.group_roles]
+        if not roles:
+            return None
+        role = max(roles, key=lambda candidate: len(candidate.permissions))
+        return Principal(_login_for_records(user), role, "sso")
+
+    def _from_trusted_proxy(self, request: Request) -> bool:
+        peer = request.client.host if request.client else ""
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:
+            return False
+        return any(address in network for network in self.trusted)
+
+
+_LOGIN: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def _login_for_records(user: str) -> str:
+    """The login as the audit log may hold it: an identifier, never an e-mail address; other
+    forms are replaced by a stable digest (``sso_`` + 16 hex digits) the proxy's logs resolve."""
+    if _LOGIN.fullmatch(user):
+        return user
+    return "sso_" + hashlib.sha256(user.encode()).hexdigest()[:16]
+
+
+def actor_of(principal: Principal) -> Actor:
+    """Who the audit log names for a request."""
+    return Actor.sso(principal.name) if principal.via == "sso" else Actor.token(principal.name)
+
+
+class Credentials:
+    """Turns a request's credentials into a ``Principal``: an API token, a trusted proxy's
+    sign-on headers, or a browser session, in that order."""
+
+    def __init__(
+        self, tokens: TokenRing, sessions: SessionStore, sign_on: ProxySignOn | None = None
+    ) -> None:
         self.tokens = tokens
         self.sessions = sessions
+        self.sign_on = sign_on
 
     def principal(self, request: Request, now: dt.datetime) -> Principal | None:
         scheme, _, text = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer" and text:
             token = self.tokens.authenticate(text.strip(), now)
             return Principal(token.name, token.role, "token") if token else None
+        if self.sign_on is not None:
+            signed_on = self.sign_on.principal(request)
+            if signed_on is not None:
+                return signed_on
         session_id = request.cookies.get(SESSION_COOKIE_NAME)
         session = self.sessions.lookup(session_id, now) if session_id else None
         if session is None:
@@ -142,14 +219,24 @@ def _checked(endpoint: Endpoint, access: RouteAccess, credentials: Credentials) 
             return refusal(401, "access.unauthenticated")
         if not access.granted_to(principal.role):
             return refusal(403, "access.forbidden")
-        if principal.via == "session" and request.method not in SAFE_METHODS:
-            presented = request.headers.get(CSRF_HEADER_NAME)
-            if principal.csrf_token is None or not _same(principal.csrf_token, presented):
-                return refusal(403, "access.csrf")
+        if request.method not in SAFE_METHODS and not _csrf_safe(principal, request):
+            return refusal(403, "access.csrf")
         request.state.principal = principal
         return await endpoint(request)
 
     return guarded
+
+
+def _csrf_safe(principal: Principal, request: Request) -> bool:
+    """A change made with an ambient credential must prove it came from our own pages: a
+    session sends its CSRF token; behind a sign-on proxy, a custom header (which no other
+    site can add without a CORS preflight that stumble never answers)."""
+    if principal.via == "session":
+        presented = request.headers.get(CSRF_HEADER_NAME)
+        return principal.csrf_token is not None and _same(principal.csrf_token, presented)
+    if principal.via == "sso":
+        return request.headers.get(SSO_REQUEST_HEADER) == "1"
+    return True  # a bearer token is never sent by a browser on its own
 
 
 def _same(expected: str, presented: str | None) -> bool:
