@@ -44,6 +44,8 @@ import httpx
 import uvloop
 
 from stumble.access.keys import KeyRing
+from stumble.access.roles import Role
+from stumble.access.tokens import TokenRing
 from stumble.app import CollectorServices
 from stumble.cli.common import CONFIG_FILE
 from stumble.config import load_settings
@@ -117,6 +119,7 @@ class Collector:
     def __init__(self, *, fsync: bool, loader_interval_s: float) -> None:
         self.data_dir = Path(tempfile.mkdtemp(prefix="stumble-bench-"))
         self.token, _ = KeyRing(self.data_dir).create("prod", ["http://127.0.0.1"])
+        self.reader, _ = TokenRing(self.data_dir).create(Role.ENGINEER, "benchmark")
         self.port = free_port()
         self.env = {
             **os.environ,
@@ -177,7 +180,8 @@ class Collector:
 
     def metrics(self) -> dict[str, float]:
         """Unlabelled samples of ``/metrics`` (labelled ones summed by name)."""
-        text = httpx.get(f"{self.url}/metrics", timeout=10).text
+        headers = {"Authorization": f"Bearer {self.reader}"}
+        text = httpx.get(f"{self.url}/metrics", headers=headers, timeout=10).text
         samples: dict[str, float] = {}
         for line in text.splitlines():
             if not line or line.startswith("#"):

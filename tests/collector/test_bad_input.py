@@ -157,7 +157,7 @@ def test_huge_headers_are_refused_and_server_stays_up(srv: Server) -> None:
 def test_slow_client_gets_408_and_others_are_served(srv: Server) -> None:
     with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as sock:
         sock.sendall(
-            b"POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"POST /v1/batch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             + f"Authorization: Bearer {srv.keys['prod']}\r\n".encode()
             + b'Content-Length: 1000\r\n\r\n{"events":'
         )

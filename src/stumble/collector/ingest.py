@@ -138,19 +138,8 @@ class BatchIngest:
             max_workers=1, thread_name_prefix="stumble-admission"
         )
 
-        # Labelled metric children, looked up once: labels() costs more than the increment.
-        self._requests_by_status: dict[int, Any] = {}
-        self._accepted_in: dict[str, Any] = {}
-
     def close(self) -> None:
         self._admission_thread.shutdown(wait=False, cancel_futures=True)
-
-    def _requests_with(self, status: int) -> Any:
-        counter = self._requests_by_status.get(status)
-        if counter is None:
-            counter = self.metrics.requests.labels(status=str(status))
-            self._requests_by_status[status] = counter
-        return counter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = _headers(scope)
@@ -174,8 +163,8 @@ class BatchIngest:
         except HttpRefusalError as refusal:
             await self._refuse(send, refusal, origin if key else None, key)
             return
-        self.metrics.ack_latency.observe(time.perf_counter() - started)
-        self._requests_with(status).inc()
+        self.metrics.ingest.ack_latency.observe(time.perf_counter() - started)
+        self.metrics.ingest.requests[status] += 1
         await _respond(send, status, payload, _cors_headers(origin, key))
 
     # --- steps ---------------------------------------------------------------------------
@@ -315,17 +304,13 @@ class BatchIngest:
             by_reason.labels(reason=reason).inc(count)
 
     def _count_stored(self, admission: Admission, request: RequestContext) -> None:
-        env = request.key.environment
-        accepted = self._accepted_in.get(env)
-        if accepted is None:
-            accepted = self._accepted_in[env] = self.metrics.accepted.labels(environment=env)
-        accepted.inc(len(admission.stored))
-        self.metrics.batch_size.observe(admission.count)
+        self.metrics.ingest.accepted[request.key.environment] += len(admission.stored)
+        self.metrics.ingest.batch_size.observe(admission.count)
 
     async def _refuse(
         self, send: Send, refusal: HttpRefusalError, origin: str | None, key: WriteKey | None
     ) -> None:
-        self._requests_with(refusal.status).inc()
+        self.metrics.ingest.requests[refusal.status] += 1
         extra = _cors_headers(origin, key)
         if refusal.retry_after_s is not None:
             extra.append((b"retry-after", str(refusal.retry_after_s).encode()))
