@@ -18,12 +18,15 @@ from tests.storage.conftest import (
     write_segment,
 )
 
+from stumble.events import StoredEvent
 from stumble.storage import (
     DEFAULT_DEDUPE_WINDOW_MS,
     LATEST_VERSION,
+    EventPosition,
     EventStore,
     IngestCount,
     LoadResult,
+    RawEventQuery,
     SegmentError,
     StorageError,
 )
@@ -217,6 +220,90 @@ def test_count_events_per_environment(store: EventStore) -> None:
 
     assert (store.count_events(), store.count_events("production")) == (5, 3)
     assert (store.count_events("staging"), store.count_events("nowhere")) == (2, 0)
+
+
+# --- raw reads: one page at a time ---------------------------------------------------------------
+
+
+def _everything(**fields: object) -> RawEventQuery:
+    return RawEventQuery(since_ms=0, received_since_ms=0, **fields)  # type: ignore[arg-type]
+
+
+def _time_order(rows: list[StoredEvent]) -> list[StoredEvent]:
+    return sorted(rows, key=lambda row: (row.ts, row.event_id))
+
+
+def test_read_raw_is_newest_first_unless_asked_otherwise(store: EventStore) -> None:
+    rows = [
+        make_event(kind, ts=BASE_MS + i * 10, received_at=BASE_MS) for i, kind in enumerate(KINDS)
+    ]
+    rows.append(every_field_event())
+    store.write_rows(rows)
+
+    assert store.read_raw(_everything(limit=100)) == _time_order(rows)[::-1]
+    assert store.read_raw(_everything(newest_first=False)) == _time_order(rows)
+    assert store.read_raw(_everything(limit=3)) == _time_order(rows)[::-1][:3]
+
+
+def test_read_raw_filters_by_environment_name_screen_and_session(store: EventStore) -> None:
+    wanted = make_event("action", session_id="s_a", screen_id="search", event_name="go")
+    store.write_rows(
+        [
+            wanted,
+            make_event("action", session_id="s_a", screen_id="search", event_name="other"),
+            make_event("action", session_id="s_a", screen_id="home", event_name="go"),
+            make_event("action", session_id="s_b", screen_id="search", event_name="go"),
+            make_event(
+                "action", session_id="s_a", screen_id="search", event_name="go", environment="dev"
+            ),
+        ]
+    )
+    query = _everything(
+        environment="production", event_name="go", screen_id="search", session_id="s_a"
+    )
+
+    assert store.read_raw(query) == [wanted]
+    assert len(store.read_raw(_everything(session_id="s_a"))) == 4
+    assert store.read_raw(_everything(session_id="s_nobody")) == []
+
+
+def test_read_raw_bounds_event_time_and_receive_time(store: EventStore) -> None:
+    since = BASE_MS + DAY_MS
+    inside = make_event("action", ts=since, received_at=since)
+    # The client's clock says "recent", but the server received it before the window: out.
+    received_early = make_event("action", ts=since + 5, received_at=since - 1)
+    # Received recently, dated before the window: out too.
+    dated_early = make_event("action", ts=since - 1, received_at=since + 5)
+    at_the_end = make_event("action", ts=since + 100, received_at=since + 100)
+    store.write_rows([inside, received_early, dated_early, at_the_end])
+
+    query = RawEventQuery(since_ms=since, received_since_ms=since, until_ms=since + 100)
+    assert store.read_raw(query) == [inside]  # until is exclusive
+    open_ended = RawEventQuery(since_ms=since, received_since_ms=since)
+    assert store.read_raw(open_ended) == [at_the_end, inside]
+
+
+@pytest.mark.parametrize("newest_first", [True, False])
+def test_read_raw_pages_return_every_row_once(store: EventStore, newest_first: bool) -> None:
+    # Ties on ts are the hard part: the cursor must break them by event_id.
+    rows = [make_event("action", ts=BASE_MS + i // 3) for i in range(23)]
+    store.write_rows(rows)
+    seen: list[StoredEvent] = []
+    after: EventPosition | None = None
+    while True:
+        page = store.read_raw(_everything(limit=4, after=after, newest_first=newest_first))
+        seen.extend(page)
+        if len(page) < 4:
+            break
+        after = EventPosition(page[-1].ts, page[-1].event_id)
+
+    expected = _time_order(rows)
+    assert seen == (expected[::-1] if newest_first else expected)
+
+
+def test_read_raw_refuses_an_empty_page() -> None:
+    with pytest.raises(ValueError, match="at least one row"):
+        _everything(limit=0)
 
 
 # --- retention -----------------------------------------------------------------------------------

@@ -77,6 +77,42 @@ class QueryResult:
 
 
 @dataclass(frozen=True, slots=True)
+class EventPosition:
+    """A row's place in time order: (``ts``, ``event_id``), unique per stored row, so a page of
+    raw events can resume exactly after its last row (keyset pagination)."""
+
+    ts: int
+    event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RawEventQuery:
+    """Which stored rows ``read_raw`` returns, in time order, one page at a time.
+
+    ``since_ms``/``until_ms`` bound the skew-corrected event time ``ts`` (``[since, until)``);
+    ``received_since_ms`` bounds the server's receive time. The caller (``stumble.raw_events``)
+    sets both lower bounds to the raw window, so an event whose client clock claims "recent"
+    but that arrived long ago stays out, and so does one that arrived recently dated long ago.
+    ``None`` filters mean any value. ``after`` continues from a previous page's last row.
+    """
+
+    since_ms: int
+    received_since_ms: int
+    until_ms: int | None = None
+    environment: str | None = None
+    event_name: str | None = None
+    screen_id: str | None = None
+    session_id: str | None = None
+    after: EventPosition | None = None
+    limit: int = 100
+    newest_first: bool = True
+
+    def __post_init__(self) -> None:
+        if self.limit < 1:
+            raise ValueError("a raw event query returns at least one row per page")
+
+
+@dataclass(frozen=True, slots=True)
 class IngestCount:
     """One quarantine counter: how many events (or fields) were rejected or redacted, and why.
 
@@ -143,6 +179,12 @@ class EventStore(abc.ABC):
         self, environment: str | None = None, session_id: str | None = None
     ) -> list[StoredEvent]:
         """Stored rows back as ``StoredEvent``, in time order (raw-event views and tests)."""
+
+    @abc.abstractmethod
+    def read_raw(self, query: RawEventQuery) -> list[StoredEvent]:
+        """One page of stored rows matching ``query``, ordered by (``ts``, ``event_id``),
+        newest first unless ``query.newest_first`` is false, strictly after ``query.after``
+        in that order, at most ``query.limit`` rows."""
 
     @abc.abstractmethod
     def add_ingest_counts(self, rows: Sequence[IngestCount]) -> None:

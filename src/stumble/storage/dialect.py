@@ -27,6 +27,7 @@ import msgspec
 import msgspec.inspect as msgspec_inspect
 
 from stumble.events import StoredEvent
+from stumble.storage.base import RawEventQuery
 
 
 class ColumnType(enum.Enum):
@@ -281,6 +282,42 @@ class DuckDBDialect:
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         columns = ", ".join(self._to_wire(c) for c in EVENT_COLUMNS)
         return f"SELECT {columns} FROM events{where} ORDER BY ts, CAST(event_id AS VARCHAR)"  # noqa: S608
+
+    def select_raw_events(self, query: RawEventQuery) -> tuple[str, list[object]]:
+        """One page of raw rows (as ``select_events``) and its parameters, keyset-paginated on
+        (``ts``, ``event_id``): DuckDB orders UUIDs as their canonical text, like the other
+        backends, so every backend pages alike."""
+        conditions = [
+            "ts >= epoch_ms(CAST(? AS BIGINT))",
+            "received_at >= epoch_ms(CAST(? AS BIGINT))",
+        ]
+        params: list[object] = [query.since_ms, query.received_since_ms]
+        for condition, value in (
+            ("ts < epoch_ms(CAST(? AS BIGINT))", query.until_ms),
+            ("environment = ?", query.environment),
+            ("event_name = ?", query.event_name),
+            ("screen_id = ?", query.screen_id),
+            ("session_id = ?", query.session_id),
+        ):
+            if value is not None:
+                conditions.append(condition)
+                params.append(value)
+        direction = "DESC" if query.newest_first else "ASC"
+        if query.after is not None:
+            # (ts, event_id) beyond the cursor, spelled so the bare ``ts`` bound can use the
+            # row groups' zone maps
+            beyond = "<" if query.newest_first else ">"
+            conditions.append(
+                f"ts {beyond}= epoch_ms(CAST(? AS BIGINT)) AND "
+                f"(ts {beyond} epoch_ms(CAST(? AS BIGINT)) OR event_id {beyond} CAST(? AS UUID))"
+            )
+            params.extend((query.after.ts, query.after.ts, query.after.event_id))
+        columns = ", ".join(self._to_wire(c) for c in EVENT_COLUMNS)
+        sql = (
+            f"SELECT {columns} FROM events WHERE {' AND '.join(conditions)} "  # noqa: S608
+            f"ORDER BY ts {direction}, event_id {direction} LIMIT ?"
+        )
+        return sql, [*params, query.limit]
 
     def _to_wire(self, column: Column) -> str:
         if column.type is ColumnType.TIMESTAMP_MS:

@@ -70,6 +70,7 @@ from stumble.storage.base import (
     IngestCount,
     LoadResult,
     QueryResult,
+    RawEventQuery,
     ReadOnlyQueryError,
     SegmentError,
     StorageError,
@@ -284,6 +285,12 @@ class DuckDBStore(EventStore):
             by_environment=environment is not None, by_session=session_id is not None
         )
         params = [value for value in (environment, session_id) if value is not None]
+        with _storage_errors(), self.reader() as cursor:
+            rows = cursor.execute(sql, params).fetchall()
+        return [_stored_event(row) for row in rows]
+
+    def read_raw(self, query: RawEventQuery) -> list[StoredEvent]:
+        sql, params = self._sql.select_raw_events(query)
         with _storage_errors(), self.reader() as cursor:
             rows = cursor.execute(sql, params).fetchall()
         return [_stored_event(row) for row in rows]

@@ -27,6 +27,7 @@ from stumble.storage.base import (
     IngestCount,
     LoadResult,
     QueryResult,
+    RawEventQuery,
     SegmentError,
     StorageError,
     sum_ingest_counts,
@@ -132,6 +133,13 @@ class MemoryStore(EventStore):
             ]
         return sorted(selected, key=lambda row: (row.ts, row.event_id))
 
+    def read_raw(self, query: RawEventQuery) -> list[StoredEvent]:
+        with self._lock:
+            self._require_open()
+            selected = [msgspec.structs.replace(row) for row in self._rows if _matches(row, query)]
+        selected.sort(key=_position, reverse=query.newest_first)
+        return selected[: query.limit]
+
     def count_events(self, environment: str | None = None) -> int:
         with self._lock:
             self._require_open()
@@ -226,6 +234,34 @@ def _integers_in_range(row: StoredEvent) -> bool:
         if value is not None and not low <= value <= high:
             return False
     return True
+
+
+def _matches(row: StoredEvent, query: RawEventQuery) -> bool:
+    wanted = (
+        (query.environment, row.environment),
+        (query.event_name, row.event_name),
+        (query.screen_id, row.screen_id),
+        (query.session_id, row.session_id),
+    )
+    return (
+        row.ts >= query.since_ms
+        and row.received_at >= query.received_since_ms
+        and (query.until_ms is None or row.ts < query.until_ms)
+        and all(value in (None, actual) for value, actual in wanted)
+        and _beyond_cursor(row, query)
+    )
+
+
+def _beyond_cursor(row: StoredEvent, query: RawEventQuery) -> bool:
+    """Whether the row comes after ``query.after`` in the query's order."""
+    if query.after is None:
+        return True
+    after = (query.after.ts, query.after.event_id)
+    return _position(row) < after if query.newest_first else _position(row) > after
+
+
+def _position(row: StoredEvent) -> tuple[int, str]:
+    return row.ts, row.event_id
 
 
 def _first_copies(rows: Iterable[StoredEvent]) -> list[StoredEvent]:
