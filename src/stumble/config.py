@@ -73,6 +73,9 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     audit_digest_interval_s: Annotated[float, Meta(ge=60)] = 3600.0
     """Seconds between audit digest records, which sign the audit log's hash chain (one is also
     written at shutdown); records after the latest digest are not yet covered by a signature."""
+    raw_access_days: Annotated[int, Meta(ge=1, le=90)] = 7
+    """How far back engineers may read raw events and session timelines (even where retention
+    keeps rows longer); everyone else reads aggregates only."""
     retry_after_s: Annotated[int, Meta(ge=1)] = 5
     """Retry-After seconds sent with 503 answers."""
     log_level: str = "INFO"

@@ -32,7 +32,12 @@ from stumble.web.access import (
 from stumble.web.demo_routes import demo_routes
 
 # Values for the path parameters of the route table, so every route can be called.
-PATH_VALUES = {"{name}": "funnel", "{code}": "no_such_code", "{path:path}": "x"}
+PATH_VALUES = {
+    "{name}": "funnel",
+    "{code}": "no_such_code",
+    "{path:path}": "x",
+    "{pseudonym}": "h_abcdefghijklmnop",
+}
 # Routes whose handler narrows the route's access per path value (a report's own permission).
 NARROWED = {
     "/api/v1/reports/{name}": [

@@ -97,7 +97,7 @@ def refused_by_server(status: int) -> str:
     if status == 401:
         return (
             f"the server wants an API token: set {TOKEN_VARIABLE} "
-            "(stumble tokens create --role analyst --name NAME on the server)"
+            "(stumble tokens create --role ROLE --name NAME on the server)"
         )
     return f"the server answered {status}: this token's role may not read it"
 

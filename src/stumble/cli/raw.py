@@ -181,10 +181,7 @@ def _from_files(
 
 
 def _window_days(settings: Settings) -> int:
-    from stumble.raw_events import DEFAULT_WINDOW_DAYS  # noqa: PLC0415
-
-    # raw_access_days joins Settings with the server's wiring; until then, the default
-    return int(getattr(settings, "raw_access_days", DEFAULT_WINDOW_DAYS))
+    return settings.raw_access_days
 
 
 def _read_store(
