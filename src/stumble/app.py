@@ -135,6 +135,7 @@ class CollectorServices:
             session_keys=self.session_keys,
             retention_days=settings.retention_raw_days,
             interval_s=settings.loader_interval_s,
+            audit=self.audit,
         )
         self.metrics.bind_spool(self.spool.stats, self._loader_lag_s)
 
@@ -150,8 +151,8 @@ class CollectorServices:
                 report.lines_dropped,
             )
         self.store.migrate()
-        self.loader.run_once()  # catch up before taking traffic
         self.audit.open()
+        self.loader.run_once()  # catch up before taking traffic
 
     def start_loader(self) -> None:
         self.loader.start()

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stumble.access.audit import Actor, AuditAction, AuditDetail, AuditError, AuditLog, Outcome
 from stumble.access.pseudonyms import SessionKeyRing
 from stumble.collector.metrics import CollectorMetrics
 from stumble.collector.quarantine import CountKey, Quarantine
@@ -55,6 +56,7 @@ class Loader:
         retention_days: Mapping[str, int],
         interval_s: float = 0.5,
         clock: Callable[[], float] = time.time,
+        audit: AuditLog | None = None,
     ) -> None:
         self.spool = spool
         self.store = store
@@ -64,6 +66,7 @@ class Loader:
         self.retention_days = dict(retention_days)
         self.interval_s = interval_s
         self.clock = clock
+        self.audit = audit
         self.status = LoaderStatus()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -154,9 +157,26 @@ class Loader:
         for environment, days in self.retention_days.items():
             deleted = self.store.delete_expired(environment, now_ms - days * DAY_MS)
             self.status.retention_deleted[environment] = deleted
+            if deleted:
+                self._audit(
+                    AuditAction.RETENTION_RUN, AuditDetail(environment=environment, rows=deleted)
+                )
         removed = self.session_keys.destroy_expired(now_ms)
         if removed:
             log.info("destroyed %d expired session keys", len(removed))
+        for name in removed:
+            self._audit(
+                AuditAction.SESSION_KEY_DESTROY, AuditDetail(target=name.removesuffix(".key"))
+            )
+
+    def _audit(self, action: AuditAction, detail: AuditDetail) -> None:
+        """Deletion is an obligation: it is recorded, never held back for want of the record."""
+        if self.audit is None:
+            return
+        try:
+            self.audit.record(Actor.system(), action, Outcome.OK, detail)
+        except AuditError as error:
+            log.warning("%s not recorded in the audit log: %s", action, type(error).__name__)
 
     def _set_aside(self, path: Path) -> None:
         """A segment whose content cannot be loaded must not block every later one.
