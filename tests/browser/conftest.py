@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from typing import Any
 import duckdb
 import httpx
 import pytest
-from tests.collector.conftest import wait_until_up
+from tests.collector.conftest import free_port, wait_until_up
 
 from stumble.access.keys import KeyRing, parse_key_id
 from stumble.access.roles import Role
@@ -40,13 +39,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from typing import Any
 import duckdb
 import httpx
 import pytest
-from tests.collector.conftest import wait_until_up
+from tests.collector.conftest import free_port, wait_until_up
 
 from stumble.access.keys import KeyRing
 from stumble.app import CollectorServices
@@ -31,13 +30,6 @@ def stored(data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
         return con.execute(sql).fetchall()
     finally:
         con.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 # --- the write key ---------------------------------------------------------------------------

@@ -4,17 +4,14 @@ caller, on a real server. A route added without a declaration fails here (and at
 from __future__ import annotations
 
 import datetime as dt
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Route
-from tests.web.test_api import free_port
+from tests.web.serving import served
 
 from stumble.access.keys import KeyRing
 from stumble.access.roles import Permission, Role
@@ -87,17 +84,8 @@ def callers(data_dir: Path) -> dict[str, dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def base_url(app: Starlette, callers: dict[str, dict[str, str]]) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with served(app) as url:
+        yield url
 
 
 def _path(route: Route) -> str:

@@ -5,9 +5,6 @@ fetched over HTTP as typed JSON."""
 from __future__ import annotations
 
 import contextlib
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +12,7 @@ from pathlib import Path
 import httpx
 import msgspec
 import pytest
-import uvicorn
+from tests.web.serving import served
 
 from stumble.access.roles import Role
 from stumble.access.tokens import TokenRing
@@ -40,13 +37,6 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def serving(data_dir: Path, role: Role = Role.ANALYST) -> Iterator[httpx.Client]:
     """The whole app served by uvicorn on a loopback port; the client carries an API token of
@@ -56,23 +46,13 @@ def serving(data_dir: Path, role: Role = Role.ANALYST) -> Iterator[httpx.Client]
         for each in Role
     }
     settings = Settings(data_dir=str(data_dir), loader_interval_s=0.2)
-    port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="api-test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
     headers = {"Authorization": f"Bearer {tokens[role]}"}
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60, headers=headers) as http:
-            http.tokens = tokens  # type: ignore[attr-defined]
-            yield http
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with (
+        served(create_app(settings)) as url,
+        httpx.Client(base_url=url, timeout=60, headers=headers) as http,
+    ):
+        http.tokens = tokens  # type: ignore[attr-defined]
+        yield http
 
 
 def as_role(client: httpx.Client, role: Role) -> dict[str, str]:

@@ -7,7 +7,6 @@ import contextlib
 import datetime as dt
 import random
 import string
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,9 +15,8 @@ from pathlib import Path
 import httpx
 import msgspec
 import pytest
-import uvicorn
 from starlette.applications import Starlette
-from tests.web.test_api import free_port
+from tests.web.serving import served
 
 from stumble.access.audit import Actor, AuditAction, AuditLog, AuditRecord, read_records
 from stumble.access.roles import Role
@@ -74,21 +72,11 @@ def serving_raw(
     audit = audit or AuditLog.in_data_dir(data_dir)
     credentials = Credentials(ring, SessionStore(ring))
     app = Starlette(routes=raw_routes(_Services(store), credentials, audit))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="raw-test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
     headers = {"Authorization": f"Bearer {tokens[Role.ENGINEER]}"}
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60, headers=headers) as http:
+        with served(app) as url, httpx.Client(base_url=url, timeout=60, headers=headers) as http:
             yield RawServer(http, tokens, names, audit.path)
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
         store.close()
 
 

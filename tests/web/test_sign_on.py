@@ -7,15 +7,11 @@ import contextlib
 import shutil
 import ssl
 import subprocess
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from tests.web.test_api import free_port
+from tests.web.serving import served
 
 from stumble.app import create_app
 from stumble.config import Settings, SettingsError
@@ -23,23 +19,8 @@ from stumble.config import Settings, SettingsError
 SSO_GROUPS = {"ux": "analyst", "ops": "admin"}
 
 
-@contextlib.contextmanager
-def serving(settings: Settings, **tls: str) -> Iterator[str]:
-    app = create_app(settings)
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **tls)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline
-        time.sleep(0.05)
-    try:
-        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+def serving(settings: Settings, **tls: str) -> contextlib.AbstractContextManager[str]:
+    return served(create_app(settings), **tls)
 
 
 def sso_settings(data_dir: Path, trusted: list[str]) -> Settings:

@@ -4,16 +4,14 @@ seen within a second, one-time links that work once."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
-from tests.web.test_api import free_port
+from tests.web import serving
 
 from stumble.access.roles import Role
 from stumble.access.tokens import TokenRing
@@ -27,17 +25,8 @@ def served(tmp_path: Path) -> Iterator[tuple[Starlette, str, dict[str, str]]]:
     ring = TokenRing(data_dir)
     tokens = {role.value: ring.create(role, f"signin_{role}")[0] for role in Role}
     app = create_app(Settings(data_dir=str(data_dir)))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    yield app, f"http://127.0.0.1:{port}", tokens
-    server.should_exit = True
-    thread.join(timeout=30)
+    with serving.served(app) as url:
+        yield app, url, tokens
 
 
 def sign_in(client: httpx.Client, token: str) -> str:
