@@ -169,6 +169,20 @@ class PlanRules:
         }
         self.context = {dim: frozenset(values) for dim, values in plan.context.items()}
         self.routes = DeclaredRoutes(plan.routes)
+        # Memos of pure judgements: real traffic repeats a few routes and context combinations
+        # endlessly. Bounded: cleared when full, so no stream of values can grow them.
+        self.route_verdicts: dict[str, _RouteVerdict] = {}
+        self.clean_contexts: dict[Context, tuple[Context, tuple[Finding, ...]]] = {}
+
+
+MEMO_MAX: Final = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class _RouteVerdict:
+    stored: str | None
+    detectors: tuple[Detector, ...]
+    reasons: tuple[str, ...]  # schema.not_a_route / plan.route_not_declared, when they apply
 
 
 _RULES_CACHE: dict[int, PlanRules] = {}
@@ -221,7 +235,7 @@ def _judge(event: Event, rules: PlanRules, *, screened_clean: bool) -> GuardResu
         if not screened_clean:
             _check_strings(event, findings, changes)
         _check_shapes(event, findings, changes)
-        _template_routes(event, rules.routes, findings, changes)
+        _template_routes(event, rules, findings, changes)
         _check_closed_fields(event, event_rules, findings, changes)
         context = _check_context(event.context, rules, findings, screened_clean=screened_clean)
         if context is not event.context:
@@ -312,30 +326,40 @@ def _check_shapes(event: Event, findings: list[Finding], changes: dict[str, Any]
 
 
 def _template_routes(
-    event: Event, declared: DeclaredRoutes, findings: list[Finding], changes: dict[str, Any]
+    event: Event, rules: PlanRules, findings: list[Finding], changes: dict[str, Any]
 ) -> None:
     """A route is kept only as a template the plan declares (or the longest declared prefix)."""
     for field in _LAYOUTS[event.kind].routes:
         raw = getattr(event, field)
         if raw is None:
             continue
-        template, detectors = _template(raw)
-        for detector in detectors:
+        verdict = _route_verdict(raw, rules)
+        for detector in verdict.detectors:
             _drop_or_reject(
                 Finding(r.pii_reason(detector), f"$.{field}"),
                 action_for(detector, droppable=True),
                 findings,
                 droppable=True,
             )
+        findings.extend(Finding(reason, f"$.{field}") for reason in verdict.reasons)
+        if verdict.stored != raw:
+            changes[field] = verdict.stored
+
+
+def _route_verdict(raw: str, rules: PlanRules) -> _RouteVerdict:
+    verdict = rules.route_verdicts.get(raw)
+    if verdict is None:
+        template, detectors = _template(raw)
         if template is None:
-            findings.append(Finding(r.SCHEMA_NOT_A_ROUTE, f"$.{field}"))
+            verdict = _RouteVerdict(None, detectors, (r.SCHEMA_NOT_A_ROUTE,))
         else:
-            resolved = declared.resolve(template)
-            if not resolved.exact:
-                findings.append(Finding(r.PLAN_ROUTE_NOT_DECLARED, f"$.{field}"))
-            template = resolved.route
-        if template != raw:
-            changes[field] = template
+            resolved = rules.routes.resolve(template)
+            undeclared = () if resolved.exact else (r.PLAN_ROUTE_NOT_DECLARED,)
+            verdict = _RouteVerdict(resolved.route, detectors, undeclared)
+        if len(rules.route_verdicts) >= MEMO_MAX:
+            rules.route_verdicts.clear()
+        rules.route_verdicts[raw] = verdict
+    return verdict
 
 
 def _template(raw: str) -> tuple[str | None, tuple[Detector, ...]]:
@@ -383,6 +407,22 @@ def _check_closed_fields(
 
 
 def _check_context(
+    context: Context, rules: PlanRules, findings: list[Finding], *, screened_clean: bool
+) -> Context:
+    if not screened_clean:
+        return _judge_context(context, rules, findings, screened_clean=False)
+    known = rules.clean_contexts.get(context)
+    if known is None:
+        found: list[Finding] = []
+        known = (_judge_context(context, rules, found, screened_clean=True), tuple(found))
+        if len(rules.clean_contexts) >= MEMO_MAX:
+            rules.clean_contexts.clear()
+        rules.clean_contexts[context] = known
+    findings.extend(known[1])
+    return known[0]
+
+
+def _judge_context(
     context: Context, rules: PlanRules, findings: list[Finding], *, screened_clean: bool
 ) -> Context:
     dropped: dict[str, None] = {}
