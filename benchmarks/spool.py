@@ -6,6 +6,7 @@ A drain thread removes sealed segments as a loader that keeps up would, so the r
 the spool, not the disk filling up. Prints figures; asserts nothing about timing.
 
     .venv/bin/python benchmarks/spool.py [--seconds 2] [--producers 1,16,64,256] [--dir PATH]
+        [--encrypt]   (encryption at rest: one AES-GCM frame per payload, a fresh data key)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import msgspec
 
+from stumble.encryption import DataKeyRing, generate_key_text, parse_keys
 from stumble.events import StoredEvent
 from stumble.spool import Spool, SpoolConfig, SpoolStats
 
@@ -93,8 +95,16 @@ async def run_producers(spool: Spool, payload: bytes, producers: int, seconds: f
     return sum(counts)
 
 
-def measure(directory: Path, payload: bytes, producers: int, seconds: float, fsync: bool) -> Result:
-    spool = Spool(directory, SpoolConfig(fsync=fsync))
+def measure(
+    directory: Path,
+    payload: bytes,
+    producers: int,
+    seconds: float,
+    fsync: bool,
+    *,
+    keys: DataKeyRing | None = None,
+) -> Result:
+    spool = Spool(directory, SpoolConfig(fsync=fsync), data_keys=keys)
     spool.open()
     stop = threading.Event()
     drainer = threading.Thread(target=drain, args=(spool, stop))
@@ -114,7 +124,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="duration of each case")
     parser.add_argument("--producers", default="1,16,64,256", help="comma-separated counts")
     parser.add_argument("--dir", type=Path, default=None, help="where to put the spool")
+    parser.add_argument("--encrypt", action="store_true", help="encryption at rest on")
     args = parser.parse_args()
+    keys = parse_keys(generate_key_text(), "benchmark") if args.encrypt else None
     producer_counts = [int(n) for n in args.producers.split(",")]
 
     print(f"{'payload':>18} {'producers':>9} {'fsync':>5} {'appends/s':>11} {'MB/s':>8} "
@@ -126,7 +138,7 @@ def main() -> None:
             for fsync in (True, False):
                 with tempfile.TemporaryDirectory(dir=args.dir) as scratch:
                     result = measure(
-                        Path(scratch) / "spool", payload, producers, args.seconds, fsync
+                        Path(scratch) / "spool", payload, producers, args.seconds, fsync, keys=keys
                     )
                 print(
                     f"{label:>18} {producers:>9} {'on' if fsync else 'off':>5} "

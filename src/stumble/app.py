@@ -47,6 +47,7 @@ from stumble.collector.metrics import CollectorMetrics
 from stumble.collector.offline import OfflineIngest
 from stumble.collector.quarantine import Quarantine
 from stumble.config import Settings
+from stumble.encryption import DataKeyRing, load_data_keys
 from stumble.events import IDENTIFIER_MAX_LENGTH, IDENTIFIER_PATTERN, ROUTE_MAX_LENGTH
 from stumble.plan.load import default_plan_path, load_plan
 from stumble.plan.model import TrackingPlan
@@ -95,6 +96,8 @@ class CollectorServices:
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         secrets_dir = self.data_dir / "secrets"
         secrets_dir.mkdir(mode=0o700, exist_ok=True)
+        # Encryption at rest: on when a data key is configured (file or STUMBLE_DATA_KEY).
+        self.data_keys: DataKeyRing | None = load_data_keys(settings.data_key_file, self.data_dir)
         self.keys = KeyRing(self.data_dir)
         self.tokens = TokenRing(self.data_dir)
         self.sessions = SessionStore(self.tokens)
@@ -102,7 +105,9 @@ class CollectorServices:
             self.tokens, self.sessions, ProxySignOn.from_settings(settings)
         )
         self.audit = AuditLog.in_data_dir(
-            self.data_dir, digest_interval_s=settings.audit_digest_interval_s
+            self.data_dir,
+            digest_interval_s=settings.audit_digest_interval_s,
+            data_keys=self.data_keys,
         )
         self.plan: TrackingPlan = load_plan(
             Path(settings.plan) if settings.plan else default_plan_path()
@@ -117,11 +122,13 @@ class CollectorServices:
                 fsync=settings.spool_fsync,
                 retry_after_s=float(settings.retry_after_s),
             ),
+            data_keys=self.data_keys,
         )
         self.store = store or DuckDBStore(
             self.data_dir / DB_FILE,
             threads=settings.duckdb_threads,
             memory_limit=settings.duckdb_memory_limit,
+            data_keys=self.data_keys,
         )
         self.session_keys = SessionKeyRing(secrets_dir)
         self.enricher = Enricher(self.session_keys, EventIdKey(secrets_dir))
@@ -180,6 +187,7 @@ class CollectorServices:
             work_dir=self.data_dir / "offline",
             max_events=self.settings.max_events_per_batch,
             quarantine=self.quarantine,
+            data_keys=self.data_keys,
         )
 
     def batch_endpoint(self) -> BatchIngest:
@@ -368,7 +376,9 @@ def _audit_endpoint(services: CollectorServices) -> Callable[[Request], Any]:
             )
         except AuditError:
             return JSONResponse({"error": "audit.unavailable", "status": 503}, 503)
-        reading = await asyncio.to_thread(read_records, services.audit.path, since_ms=int(since))
+        reading = await asyncio.to_thread(
+            read_records, services.audit.path, since_ms=int(since), data_keys=services.data_keys
+        )
         records = reading.records[-AUDIT_READ_LIMIT:]
         body = {
             "records": msgspec.to_builtins(records),

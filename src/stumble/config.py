@@ -76,6 +76,10 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     raw_access_days: Annotated[int, Meta(ge=1, le=90)] = 7
     """How far back engineers may read raw events and session timelines (even where retention
     keeps rows longer); everyone else reads aggregates only."""
+    data_key_file: str = ""
+    """Path of the file holding the data keys for encryption at rest (one base64 key per line,
+    the first encrypts; mode 0600; outside the data directory). Empty: no encryption, unless the
+    keys come from the STUMBLE_DATA_KEY variable instead (never put a key in this file)."""
     retry_after_s: Annotated[int, Meta(ge=1)] = 5
     """Retry-After seconds sent with 503 answers."""
     log_level: str = "INFO"

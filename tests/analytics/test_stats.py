@@ -49,8 +49,10 @@ def _duckdb_quantile(values: list[float], q: float) -> float:
     row = (
         _duckdb()
         .execute(
-            f"SELECT quantile_cont(v, {q!r}::DOUBLE) FROM (SELECT unnest(?::DOUBLE[]) AS v)",
-            [values],
+            # q bound, not inlined: DuckDB 1.4 reads a 16-digit decimal literal as a DOUBLE
+            # one ulp away from Python's (0.9543827815191721 became 0.954382781519172)
+            "SELECT quantile_cont(v, ?::DOUBLE) FROM (SELECT unnest(?::DOUBLE[]) AS v)",
+            [q, values],
         )
         .fetchone()
     )

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import msgspec
 
+from stumble.encryption import load_data_keys
 from stumble.events import StoredEvent
 from stumble.spool import Spool, SpoolConfig, SpoolUnavailable
 
@@ -60,7 +61,8 @@ async def produce_forever(spool: Spool, events_per_payload: int) -> None:
 
 async def append_forever(directory: Path, producers: int) -> None:
     config = SpoolConfig(max_segment_bytes=32 * 1024, max_segment_age_s=0.05)
-    spool = Spool(directory, config)
+    # Encrypted when the parent sets STUMBLE_DATA_KEY (the encrypted spool's crash test).
+    spool = Spool(directory, config, data_keys=load_data_keys("", directory))
     spool.open()
     await asyncio.gather(*(produce_forever(spool, 1 + n % 4) for n in range(producers)))
 

@@ -7,11 +7,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import msgspec
 import pytest
 
+from stumble.encryption import DataKeyRing, generate_key_text, parse_keys
 from stumble.events import StoredEvent
 from stumble.storage import DuckDBStore, EventStore, MemoryStore
+from stumble.storage.duckdb_encryption import httpfs_extension_path
 
 BASE_MS = 1_717_200_000_000  # 2024-06-01T00:00:00Z
 DAY_MS = 24 * 3600 * 1000
@@ -124,12 +127,26 @@ def session_rows(
     ]
 
 
-@pytest.fixture(params=["duckdb-file", "duckdb-memory", "memory"])
+def make_data_keys() -> DataKeyRing:
+    """A fresh data key ring; skips the test where DuckDB cannot write encrypted files."""
+    if httpfs_extension_path() is None:
+        pytest.skip(f"no httpfs extension for DuckDB {duckdb.__version__}: encryption off")
+    return parse_keys(generate_key_text(), "test keys")
+
+
+@pytest.fixture(params=["duckdb-file", "duckdb-encrypted", "duckdb-memory", "memory"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore]:
-    """Every backend; the contract suite runs once per backend."""
+    """Every backend; the contract suite runs once per backend (and on an encrypted file)."""
     backend: EventStore
     if request.param == "duckdb-file":
         backend = DuckDBStore(tmp_path / "stumble.duckdb", threads=2, memory_limit="1GB")
+    elif request.param == "duckdb-encrypted":
+        backend = DuckDBStore(
+            tmp_path / "stumble.duckdb",
+            threads=2,
+            memory_limit="1GB",
+            data_keys=make_data_keys(),
+        )
     elif request.param == "duckdb-memory":
         backend = DuckDBStore(":memory:", threads=2)
     else:

@@ -53,6 +53,13 @@ What it cannot detect:
   The key protects against whoever can change the log but not read the secrets (a copied log,
   a backup, an account with access to ``audit/`` only).
 
+Encryption at rest. With data keys (``stumble.encryption``) each line is one AES-GCM frame in
+base64, under the current key: still one line per record, appended, fsynced and cut the same
+way. The hashes and signatures cover the plaintext record, so re-encrypting the log under a
+new key (``rekey_log``) leaves every digest valid, and a line changed in any byte no longer
+authenticates (``edited``). ``audit.head`` holds the digest's line as stored. Lines written
+before encryption was turned on stay readable as they are, until a rotation encrypts them.
+
 Errors: ``AuditError`` is the root; ``AuditUnavailableError`` means "the record was not
 written" (refuse the action). ``ValueError`` from ``Actor`` or ``AuditDetail`` means the caller
 tried to log something that is not an identifier or count — a bug to fix, not a 503.
@@ -79,6 +86,17 @@ from typing import BinaryIO, Final, TypeVar
 import msgspec
 from msgspec.structs import force_setattr
 
+from stumble.encryption import (
+    AUDIT,
+    DamagedFrameError,
+    DataKeyError,
+    DataKeyRing,
+    FrameOpener,
+    FrameSealer,
+    is_encrypted_line,
+    open_line,
+    seal_line,
+)
 from stumble.privacy.detectors import Detector, detect
 
 GENESIS: Final = "0" * 64
@@ -319,6 +337,27 @@ def iso_utc(at_ms: int) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+class _LineCodec:
+    """Stored lines <-> canonical record JSON: a frame under the data keys, or as is."""
+
+    def __init__(self, keys: DataKeyRing | None) -> None:
+        self.keys = keys
+        self._sealer = None if keys is None else FrameSealer(keys, AUDIT)
+        self._opener = None if keys is None else FrameOpener(keys, AUDIT)
+
+    def store(self, plaintext: bytes) -> bytes:
+        return plaintext if self._sealer is None else seal_line(self._sealer, plaintext)
+
+    def read(self, stored: bytes) -> bytes:
+        """The record JSON of a stored line; ``DamagedFrameError`` for an encrypted line that
+        does not authenticate, ``DataKeyError`` for one whose key is not configured."""
+        if not is_encrypted_line(stored):
+            return stored
+        if self._opener is None:
+            raise DataKeyError("the audit log is encrypted: set data_key_file or STUMBLE_DATA_KEY")
+        return open_line(self._opener, stored)
+
+
 # --- files: paths, the key, private directories -------------------------------------------
 
 
@@ -471,12 +510,14 @@ def _cut_torn_tail(fd: int, size: int) -> tuple[int, int]:
     return end, size - end
 
 
-def _read_chain_head(fd: int, end: int) -> _ChainHead:
+def _read_chain_head(fd: int, end: int, codec: _LineCodec) -> _ChainHead:
     last: AuditRecord | None = None
     for line in _lines_backwards(fd, end):
         try:
-            record = _decoder.decode(line)
-        except msgspec.DecodeError:
+            record = _decoder.decode(codec.read(line))
+        except DataKeyError as error:
+            raise AuditUnavailableError(f"the audit log cannot be read: {error}") from None
+        except (msgspec.DecodeError, DamagedFrameError):
             raise AuditUnavailableError(
                 "the audit log's last records cannot be read, so new ones cannot chain to them; "
                 "run `stumble audit verify`, and move the damaged log aside to start a new one"
@@ -509,7 +550,9 @@ class AuditLog:
         *,
         digest_interval_s: float = DIGEST_INTERVAL_S,
         clock: Callable[[], float] = time.time,
+        data_keys: DataKeyRing | None = None,
     ) -> None:
+        """``data_keys`` encrypts every line written (and reads encrypted lines)."""
         self.path = path
         self.head_path = head_path_for(path)
         self.key_path = key_path
@@ -519,6 +562,9 @@ class AuditLog:
         self._fd: int | None = None
         self._head: _ChainHead | None = None
         self._key: bytes | None = None
+        self._codec = _LineCodec(data_keys)
+        self._last_line = b""
+        """The latest line appended, as stored (what the head file copies)."""
 
     @classmethod
     def in_data_dir(
@@ -527,9 +573,16 @@ class AuditLog:
         *,
         digest_interval_s: float = DIGEST_INTERVAL_S,
         clock: Callable[[], float] = time.time,
+        data_keys: DataKeyRing | None = None,
     ) -> AuditLog:
         paths = audit_paths(data_dir)
-        return cls(paths.log, paths.key, digest_interval_s=digest_interval_s, clock=clock)
+        return cls(
+            paths.log,
+            paths.key,
+            digest_interval_s=digest_interval_s,
+            clock=clock,
+            data_keys=data_keys,
+        )
 
     def open(self) -> None:
         """Open the log and read the key now (creating them, the log with its first digest;
@@ -648,7 +701,7 @@ class AuditLog:
         if known is not None and size == known.end:
             return
         end, cut = _cut_torn_tail(fd, size)
-        self._head = _read_chain_head(fd, end)
+        self._head = _read_chain_head(fd, end, self._codec)
         if self._head.count == 0:
             self._append_digest(self._now_ms())  # a log opens with a digest: see the head file
         if cut:
@@ -689,7 +742,7 @@ class AuditLog:
     def _append(self, record: AuditRecord) -> AuditRecord:
         fd = self._fd
         assert fd is not None, "only called under _locked"
-        line = _encoder.encode(record) + b"\n"
+        line = self._codec.store(_encoder.encode(record)) + b"\n"
         try:
             _write_all(fd, line)
             os.fsync(fd)
@@ -697,6 +750,7 @@ class AuditLog:
             self._cut_back(fd)
             raise
         self._head = self._chain().after(record, len(line))
+        self._last_line = line
         return record
 
     def _cut_back(self, fd: int) -> None:
@@ -730,7 +784,7 @@ class AuditLog:
             prev_sha256=head.sha256,
         )
         record = self._append(_with_sha256(digest))
-        _write_head(self.head_path, _encoder.encode(record) + b"\n")
+        _write_head(self.head_path, self._last_line)
         return record
 
     def _digest_if_due(self, at_ms: int) -> AuditRecord | None:
@@ -792,16 +846,18 @@ class _HeadFile:
     """The latest digest as the head file keeps it."""
 
     seq: int
-    line: bytes
-    """The digest's line, newline included, as it must appear in the log."""
+    record: bytes
+    """The digest record's JSON, as the log's line must hold it (decrypted: a rotation
+    re-encrypts the log and the head file one after the other)."""
 
 
 class _Verifier:
     """Checks lines in order, carrying the chain head and the latest digest's signature."""
 
-    def __init__(self, key: bytes, head: _HeadFile | None) -> None:
+    def __init__(self, key: bytes, head: _HeadFile | None, codec: _LineCodec) -> None:
         self.key = key
         self.head = head
+        self.codec = codec
         self.lines = 0
         self.records = 0
         self.digests = 0
@@ -816,10 +872,16 @@ class _Verifier:
 
     def feed(self, number: int, line: bytes) -> BrokenRecord | None:
         try:
-            record = _decoder.decode(line)
+            plaintext = self.codec.read(line)
+        except DamagedFrameError:
+            return BrokenRecord(
+                number, BreakReason.EDITED, "its encrypted line does not authenticate"
+            )
+        try:
+            record = _decoder.decode(plaintext)
         except msgspec.DecodeError:
             return BrokenRecord(number, BreakReason.MALFORMED, "not an audit record")
-        broken = self._check_record(number, line, record)
+        broken = self._check_record(number, line, plaintext, record)
         if broken is None:
             self._advance(record)
         return broken
@@ -835,8 +897,10 @@ class _Verifier:
             f"{self.head.seq}: records were cut off the end",
         )
 
-    def _check_record(self, number: int, line: bytes, record: AuditRecord) -> BrokenRecord | None:
-        if _encoder.encode(record) != line or _record_sha256(record) != record.sha256:
+    def _check_record(
+        self, number: int, line: bytes, plaintext: bytes, record: AuditRecord
+    ) -> BrokenRecord | None:
+        if _encoder.encode(record) != plaintext or _record_sha256(record) != record.sha256:
             return BrokenRecord(number, BreakReason.EDITED, "its contents do not match its sha256")
         if record.seq != number or record.prev_sha256 != self.sha256:
             return BrokenRecord(
@@ -848,7 +912,7 @@ class _Verifier:
             broken = self._check_seal(number, record.at_ms, record.seal)
             if broken is not None:
                 return broken
-        if self.head is not None and self.head.seq == number and self.head.line != line + b"\n":
+        if self.head is not None and self.head.seq == number and self.head.record != plaintext:
             return BrokenRecord(
                 number, BreakReason.BAD_DIGEST, "it is not the digest the head file holds"
             )
@@ -900,31 +964,36 @@ def _snapshot_lines(log: BinaryIO) -> Iterator[bytes]:
         yield line
 
 
-def _read_head_file(path: Path) -> _HeadFile | None:
+def _read_head_file(path: Path, codec: _LineCodec) -> _HeadFile | None:
     """The head file's digest; None when there is none; ``ValueError`` when it holds
     anything but one digest line."""
     try:
         line = path.read_bytes()
     except FileNotFoundError:
         return None
-    try:
-        record = _decoder.decode(line)
-    except msgspec.DecodeError:
-        raise ValueError("not a digest record") from None
-    if record.seal is None or not line.endswith(b"\n"):
+    if not line.endswith(b"\n"):
         raise ValueError("not a digest record")
-    return _HeadFile(record.seq, line)
-
-
-def verify(path: Path, key: bytes) -> VerifyResult:
-    """Check the hash chain, every digest's signature and the head file; report the first
-    broken record. A missing log with a head file is a log cut to nothing."""
     try:
-        head = _read_head_file(head_path_for(path))
+        plaintext = codec.read(line[:-1])
+        record = _decoder.decode(plaintext)
+    except (msgspec.DecodeError, DamagedFrameError):
+        raise ValueError("not a digest record") from None
+    if record.seal is None:
+        raise ValueError("not a digest record")
+    return _HeadFile(record.seq, plaintext)
+
+
+def verify(path: Path, key: bytes, *, data_keys: DataKeyRing | None = None) -> VerifyResult:
+    """Check the hash chain, every digest's signature and the head file; report the first
+    broken record. A missing log with a head file is a log cut to nothing. ``DataKeyError``
+    when encrypted lines need a data key that is not configured."""
+    codec = _LineCodec(data_keys)
+    try:
+        head = _read_head_file(head_path_for(path), codec)
     except ValueError:
         unreadable = BrokenRecord(0, BreakReason.MALFORMED, "the head file is not a digest record")
-        return _Verifier(key, None).result(unreadable)
-    verifier = _Verifier(key, head)
+        return _Verifier(key, None, codec).result(unreadable)
+    verifier = _Verifier(key, head, codec)
     try:
         log = path.open("rb")
     except FileNotFoundError:
@@ -950,18 +1019,67 @@ class AuditReading:
     """Lines that are not records, or a last line cut part-way (``verify`` says more)."""
 
 
-def read_records(path: Path, *, since_ms: int = 0) -> AuditReading:
-    """The records at or after ``since_ms``, without checking the chain (that is ``verify``)."""
+def read_records(
+    path: Path, *, since_ms: int = 0, data_keys: DataKeyRing | None = None
+) -> AuditReading:
+    """The records at or after ``since_ms``, without checking the chain (that is ``verify``).
+    ``DataKeyError`` when encrypted lines need a data key that is not configured."""
+    codec = _LineCodec(data_keys)
     records: list[AuditRecord] = []
     unreadable: list[int] = []
     with path.open("rb") as log:
         for number, raw in enumerate(_snapshot_lines(log), 1):
             try:
-                record = _decoder.decode(raw) if raw.endswith(b"\n") else None
-            except msgspec.DecodeError:
+                record = _decoder.decode(codec.read(raw[:-1])) if raw.endswith(b"\n") else None
+            except (msgspec.DecodeError, DamagedFrameError):
                 record = None
             if record is None:
                 unreadable.append(number)
             elif record.at_ms >= since_ms:
                 records.append(record)
     return AuditReading(tuple(records), tuple(unreadable))
+
+
+def rekey_log(paths: AuditPaths, data_keys: DataKeyRing) -> int:
+    """Re-encrypt every line of the log and the head file under the current data key (plain
+    lines get encrypted); records, hashes and signatures stay as they were, so ``verify``
+    still passes. Holds the log's ``flock`` meanwhile; run it with the server stopped. Returns
+    the lines rewritten. ``AuditError`` names a line that cannot be read (nothing changes)."""
+    if not paths.log.exists():
+        return 0
+    codec = _LineCodec(data_keys)
+    with paths.log.open("rb") as log:
+        fcntl.flock(log.fileno(), fcntl.LOCK_EX)
+        try:
+            lines = [_rekeyed_line(codec, number, raw) for number, raw in enumerate(log, 1)]
+            _replace_file(paths.log, b"".join(lines))
+            try:
+                head = _read_head_file(paths.head, codec)
+            except ValueError:
+                raise AuditError(f"{paths.head} is not a digest record") from None
+            if head is not None and head.seq <= len(lines):
+                _write_head(paths.head, lines[head.seq - 1])
+        finally:
+            fcntl.flock(log.fileno(), fcntl.LOCK_UN)
+    return len(lines)
+
+
+def _rekeyed_line(codec: _LineCodec, number: int, raw: bytes) -> bytes:
+    if not raw.endswith(b"\n"):
+        raise AuditError(f"line {number} of the audit log is torn; open the log first")
+    try:
+        return codec.store(codec.read(raw[:-1])) + b"\n"
+    except DamagedFrameError:
+        raise AuditError(f"line {number} of the audit log does not authenticate") from None
+
+
+def _replace_file(path: Path, content: bytes) -> None:
+    temporary = path.with_name(path.name + ".rekey")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        _write_all(fd, content)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    temporary.replace(path)
+    _fsync_dir(path.parent)

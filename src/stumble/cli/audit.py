@@ -26,6 +26,7 @@ from stumble.access.audit import (
     verify,
 )
 from stumble.cli.common import CommandError, add_data_options, settings_from
+from stumble.encryption import DataKeyRing, load_data_keys
 
 _AGE = re.compile(r"^(\d{1,5})([dh])$")
 _SECONDS_PER_UNIT = {"d": 86_400, "h": 3_600}
@@ -60,6 +61,12 @@ def _existing_paths(args: argparse.Namespace) -> AuditPaths:
     return paths
 
 
+def _data_keys(args: argparse.Namespace) -> DataKeyRing | None:
+    """The data keys that decrypt an encrypted log (encryption at rest), if configured."""
+    settings = settings_from(args)
+    return load_data_keys(settings.data_key_file, Path(settings.data_dir))
+
+
 def _verify(args: argparse.Namespace) -> int:
     paths = _existing_paths(args)
     try:
@@ -68,7 +75,7 @@ def _verify(args: argparse.Namespace) -> int:
         raise CommandError(f"no audit key at {paths.key}: digests cannot be checked") from None
     except AuditError as error:
         raise CommandError(str(error)) from None
-    result = verify(paths.log, key)
+    result = verify(paths.log, key, data_keys=_data_keys(args))
     print(_summary(result))
     return 0 if result.ok else 1
 
@@ -87,7 +94,8 @@ def _summary(result: VerifyResult) -> str:
 
 def _show(args: argparse.Namespace) -> int:
     since_ms = _since_ms(args.since, time.time()) if args.since else 0
-    reading = read_records(_existing_paths(args).log, since_ms=since_ms)
+    paths = _existing_paths(args)
+    reading = read_records(paths.log, since_ms=since_ms, data_keys=_data_keys(args))
     if args.json:
         print(msgspec.json.encode(reading.records).decode())
     else:

@@ -57,7 +57,7 @@ def require_data_dir(settings: Settings) -> Path:
     return data_dir
 
 
-def expected_failure(error: Exception) -> CommandError | None:
+def expected_failure(error: Exception) -> CommandError | None:  # noqa: PLR0911 - one per kind
     """The one-line form of a failure the user can meet and fix; None for anything else (a
     bug keeps its traceback)."""
     if isinstance(error, CommandError):
@@ -65,7 +65,12 @@ def expected_failure(error: Exception) -> CommandError | None:
     if isinstance(error, SettingsError):
         return CommandError(str(error), 2)
     # Imported only once something failed: `stumble --help` stays free of DuckDB.
+    from stumble.encryption import EncryptionError  # noqa: PLC0415
     from stumble.storage.base import DatabaseInUseError, StorageError  # noqa: PLC0415
+    from stumble.storage.duckdb_encryption import DatabaseKeyError  # noqa: PLC0415
+
+    if isinstance(error, EncryptionError | DatabaseKeyError):
+        return CommandError(f"encryption at rest: {error}", 2)
 
     if isinstance(error, DatabaseInUseError):
         return CommandError(
@@ -81,6 +86,7 @@ def expected_failure(error: Exception) -> CommandError | None:
 
 if TYPE_CHECKING:  # the audit module is imported only when a change is made
     from stumble.access.audit import AuditAction, AuditDetail, Outcome
+    from stumble.encryption import DataKeyRing
 
 TOKEN_VARIABLE = "STUMBLE_TOKEN"  # noqa: S105 - the variable's name, not a token
 
@@ -118,10 +124,19 @@ def _record_from_cli(
 ) -> None:
     from stumble.access.audit import Actor, AuditLog  # noqa: PLC0415
 
-    audit = AuditLog.in_data_dir(data_dir)
+    audit = AuditLog.in_data_dir(data_dir, data_keys=data_keys_of(data_dir))
     audit.open()
     audit.record(Actor.cli(), action, outcome, detail)
     audit.close()
+
+
+def data_keys_of(data_dir: Path) -> DataKeyRing | None:
+    """The data keys (encryption at rest) for a data directory's own settings file and the
+    environment, for commands that are given only the directory."""
+    from stumble.encryption import load_data_keys  # noqa: PLC0415
+
+    settings = load_settings(data_dir / CONFIG_FILE)
+    return load_data_keys(settings.data_key_file, data_dir)
 
 
 def audit_revocation(data_dir: Path, action: AuditAction, target: str) -> None:

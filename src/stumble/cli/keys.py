@@ -44,6 +44,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     update.add_argument("--origin", action="append", help="replace allowed origins (repeat)")
     update.set_defaults(func=_update)
 
+    from stumble.cli import datakeys  # noqa: PLC0415 - encryption at rest: data keys
+
+    datakeys.register_actions(actions)
+
 
 def _ring(args: argparse.Namespace) -> KeyRing:
     return KeyRing(Path(settings_from(args).data_dir))

@@ -31,6 +31,7 @@ from stumble.cli.common import (
     server_headers,
     settings_from,
 )
+from stumble.encryption import load_data_keys
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -196,7 +197,12 @@ def _read_store(
     if not path.exists():
         raise CommandError(f"no database at {path}; run `stumble serve` or `stumble simulate`")
     # DatabaseInUseError (a server holds the file) becomes one line in `main`
-    store = DuckDBStore(path, threads=settings.duckdb_threads, migrate=False)
+    store = DuckDBStore(
+        path,
+        threads=settings.duckdb_threads,
+        migrate=False,
+        data_keys=load_data_keys(settings.data_key_file, data_dir),
+    )
     try:
         return read(store, request)
     finally:
@@ -207,7 +213,11 @@ def _audit(data_dir: Path, settings: Settings, route: str, request: RawRequest, 
     from stumble.access.audit import Actor, AuditError, AuditLog  # noqa: PLC0415
     from stumble.raw_events import record_raw_read  # noqa: PLC0415
 
-    audit = AuditLog.in_data_dir(data_dir, digest_interval_s=settings.audit_digest_interval_s)
+    audit = AuditLog.in_data_dir(
+        data_dir,
+        digest_interval_s=settings.audit_digest_interval_s,
+        data_keys=load_data_keys(settings.data_key_file, data_dir),
+    )
     try:
         record_raw_read(audit, Actor.cli(), route, request, rows)
     except AuditError as error:

@@ -115,8 +115,16 @@ def _from_files(args: argparse.Namespace, name: str, params: dict[str, str]) -> 
     if not path.exists():
         raise ReportError(f"no database at {path}; run `stumble serve` or `stumble simulate`")
     plan = load_plan(Path(settings.plan) if settings.plan else default_plan_path())
+    from stumble.encryption import load_data_keys  # noqa: PLC0415
+    from stumble.storage.duckdb_encryption import DatabaseKeyError  # noqa: PLC0415
+
+    data_keys = load_data_keys(settings.data_key_file, Path(settings.data_dir))
     try:
-        store = DuckDBStore(path, threads=settings.duckdb_threads, migrate=False)
+        store = DuckDBStore(
+            path, threads=settings.duckdb_threads, migrate=False, data_keys=data_keys
+        )
+    except DatabaseKeyError:
+        raise  # one line of its own: see cli.common.expected_failure
     except StorageError:
         raise ReportError(
             "the database is in use (a running server holds it); use --server URL"

@@ -20,6 +20,7 @@ from stumble.admission import AdmissionRules, Arrival, admit_events
 from stumble.collector.enrich import Enricher, RequestContext
 from stumble.collector.quarantine import Quarantine, utc_day
 from stumble.collector.useragent import classify_user_agent
+from stumble.encryption import SPOOL, DataKeyRing, FrameSealer
 from stumble.events import Event
 from stumble.storage import EventStore
 
@@ -48,7 +49,9 @@ class OfflineIngest:
         work_dir: Path,
         max_events: int,
         quarantine: Quarantine | None = None,
+        data_keys: DataKeyRing | None = None,
     ) -> None:
+        """With ``data_keys`` the segment written for loading is encrypted like the spool's."""
         self.rules = rules
         self.key = key
         self.enricher = enricher
@@ -59,7 +62,8 @@ class OfflineIngest:
         self.result = OfflineResult()
         self._lines: list[bytes] = []
         self._rows = 0
-        work_dir.mkdir(parents=True, exist_ok=True)
+        self._sealer = None if data_keys is None else FrameSealer(data_keys, SPOOL)
+        work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def add(
         self,
@@ -101,7 +105,10 @@ class OfflineIngest:
         if not self._rows:
             return
         segment = self.work_dir / f"offline-{uuid.uuid4().hex}.ndjson"
-        segment.write_bytes(b"".join(self._lines))
+        if self._sealer is None:
+            segment.write_bytes(b"".join(self._lines))
+        else:  # one frame per batch, as the spool writes them
+            segment.write_bytes(b"".join(self._sealer.seal(lines) for lines in self._lines))
         self._lines, self._rows = [], 0
         try:
             loaded = self.store.load_segment(segment)

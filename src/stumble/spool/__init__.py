@@ -16,6 +16,10 @@ same transaction as its rows, then calls ``Spool.remove``. Sequence numbers only
 across restarts, so a segment name is never reused. ``Spool.open`` cuts a torn tail left by a
 killed process back to the last whole line and seals what it kept.
 
+With a data key (encryption at rest, ``stumble.encryption``) each appended payload is written
+as one AES-GCM frame instead of plain lines; group commit, sealing and the torn-tail cut are
+the same, a whole frame that authenticates playing the part of a whole line.
+
 Failures surface as ``SpoolUnavailable`` (answer 503 with ``Retry-After``), never as a partial
 line on disk: a failed write is cut back and the next append tries again for real.
 """

@@ -1,10 +1,13 @@
 """Segment files on disk: naming, listing, scanning for a torn tail, sealing and recovery.
 
-A segment is an NDJSON file named by a 12-digit sequence number. The one being written is
-``seg-<seq>.open``; sealing renames it to ``seg-<seq>.ndjson``, after which it never changes
-until the loader deletes it. Functions here do no locking: the reader side (listing sealed
-segments, deleting a loaded one) is safe from any process, the write side belongs to the
-``Spool`` that holds the directory lock.
+A segment is an NDJSON file named by a 12-digit sequence number; with encryption at rest it
+holds encrypted frames instead, one per appended payload (``stumble.encryption``), and the
+first byte tells which. A whole frame that authenticates plays the part of a whole line.
+
+The segment being written is ``seg-<seq>.open``; sealing renames it to ``seg-<seq>.ndjson``,
+after which it never changes until the loader deletes it. Functions here do no locking: the
+reader side (listing sealed segments, deleting a loaded one) is safe from any process, the
+write side belongs to the ``Spool`` that holds the directory lock.
 """
 
 from __future__ import annotations
@@ -17,6 +20,18 @@ from pathlib import Path
 from typing import Final
 
 import msgspec
+
+from stumble.encryption import (
+    HEADER,
+    HEADER_BYTES,
+    MAGIC,
+    TAG_BYTES,
+    DamagedFrameError,
+    DataKeyError,
+    FrameOpener,
+    frame_bounds,
+    is_encrypted,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -165,41 +180,91 @@ def truncate_and_sync(path: Path, length: int) -> None:
         os.close(fd)
 
 
-def cut_torn_tail(path: Path) -> TailRepair:
-    """Keep the longest prefix of whole JSON-object lines, drop the rest, fsync either way.
+def segment_is_encrypted(path: Path) -> bool:
+    """Whether the segment holds encrypted frames (an empty one holds nothing either way)."""
+    with path.open("rb") as stream:
+        return is_encrypted(stream.read(1))
+
+
+def valid_frame_prefix(path: Path, opener: FrameOpener) -> tuple[int, int]:
+    """(bytes, lines) of the longest prefix made of whole frames that authenticate.
+
+    ``DataKeyError`` when a whole frame names a key that is not configured: that is not a
+    torn tail, and cutting it would destroy acknowledged events."""
+    data = path.read_bytes()
+    valid_bytes = lines = 0
+    view = memoryview(data)
+    for start, end in frame_bounds(view):
+        try:
+            plaintext = opener.open(view[start:end])
+        except DamagedFrameError:
+            break
+        except DataKeyError as error:
+            raise DataKeyError(f"spool segment {path.name}: {error}") from None
+        valid_bytes = end
+        lines += plaintext.count(b"\n")
+    return valid_bytes, lines
+
+
+def cut_torn_tail(path: Path, opener: FrameOpener | None = None) -> TailRepair:
+    """Keep the longest prefix of whole JSON-object lines (or whole frames that authenticate,
+    in an encrypted segment), drop the rest, fsync either way.
 
     The fsync matters even when nothing is cut: lines written but not yet fsynced when the
     previous process died are still in the page cache, and a sealed segment must be durable.
+    A torn encrypted frame counts as one dropped line: what it held cannot be read.
     """
-    valid_bytes, lines_kept = valid_prefix(path)
     size = path.stat().st_size
-    lines_dropped = count_lines_after(path, valid_bytes) if size > valid_bytes else 0
+    if segment_is_encrypted(path):
+        if opener is None:
+            raise DataKeyError(f"spool segment {path.name} is encrypted but no data key is set")
+        valid_bytes, lines_kept = valid_frame_prefix(path, opener)
+        lines_dropped = 1 if size > valid_bytes else 0
+    else:
+        valid_bytes, lines_kept = valid_prefix(path)
+        lines_dropped = count_lines_after(path, valid_bytes) if size > valid_bytes else 0
     truncate_and_sync(path, valid_bytes)
     return TailRepair(lines_kept, lines_dropped, size - valid_bytes)
 
 
 def ends_with_newline(path: Path) -> bool:
-    """The cheap check for a sealed segment: its last byte is a newline (or it is empty)."""
+    """The cheap check for a sealed segment: its last byte is a newline (or it is empty); for
+    an encrypted one, its frame headers lead exactly to its end (nothing is decrypted)."""
     with path.open("rb") as stream:
-        if stream.seek(0, os.SEEK_END) == 0:
+        size = stream.seek(0, os.SEEK_END)
+        if size == 0:
             return True
+        stream.seek(0)
+        if is_encrypted(stream.read(1)):
+            return _frames_reach_end(stream.fileno(), size)
         stream.seek(-1, os.SEEK_END)
         return stream.read(1) == b"\n"
 
 
-def recover_segments(directory: Path) -> RecoveryReport:
+def _frames_reach_end(fd: int, size: int) -> bool:
+    position = 0
+    while size - position >= HEADER_BYTES:
+        magic, _, _, _, length = HEADER.unpack(os.pread(fd, HEADER_BYTES, position))
+        if magic != MAGIC or length < TAG_BYTES:
+            return False
+        position += HEADER_BYTES + length
+    return position == size
+
+
+def recover_segments(directory: Path, opener: FrameOpener | None = None) -> RecoveryReport:
     """Repair what a killed process left: cut torn tails, seal every non-empty ``.open`` segment.
 
     Empty ``.open`` segments are left in place: the highest one may be the only record of the
     sequence reached, so the ``Spool`` deletes them only after its new active segment exists.
+    ``opener`` decrypts encrypted segments (None: there is no data key).
     """
     segments = list_segments(directory)
     tally = _RecoveryTally()
     for segment in segments:
         if not segment.sealed:
-            tally.add_open(segment, cut_torn_tail(segment.path))
+            tally.add_open(segment, cut_torn_tail(segment.path, opener))
         elif not ends_with_newline(segment.path):
-            tally.add_repaired_sealed(segment, cut_torn_tail(segment.path))
+            tally.add_repaired_sealed(segment, cut_torn_tail(segment.path, opener))
     fsync_directory(directory)
     next_sequence = segments[-1].sequence + 1 if segments else 1
     return tally.report(next_sequence)

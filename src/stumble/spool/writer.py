@@ -5,6 +5,10 @@ everything queued, writes it with one ``os.write`` loop and makes it durable wit
 ``fdatasync``, then resolves every waiter at once: while one fsync runs the next group
 gathers, so concurrent requests share fsyncs and durability stays cheap.
 
+With a data key (``stumble.encryption``) each payload becomes one encrypted frame as the
+writer thread takes it: the group is still one write and one ``fdatasync``, and a payload's
+frame is never split, so a crash tears at most the last frame, which recovery cuts.
+
 A failed write or fsync is cut back off the segment (``ftruncate`` to the length before the
 group), every waiter of the group gets ``SpoolUnavailable`` and the next group simply tries
 again, so the spool heals by itself when space returns.
@@ -30,6 +34,14 @@ from typing import Final, Self
 
 import msgspec
 
+from stumble.encryption import (
+    HEADER_BYTES,
+    SPOOL,
+    TAG_BYTES,
+    DataKeyRing,
+    FrameOpener,
+    FrameSealer,
+)
 from stumble.spool.segments import (
     LOCK_FILE_NAME,
     RecoveryReport,
@@ -55,6 +67,7 @@ GROUP_SIZE_BOUNDS: Final = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0
 RESYNC_INTERVAL_S: Final = 5.0
 # A writer backlog drains within one fsync, so a short retry is enough.
 BACKLOG_RETRY_AFTER_S: Final = 1.0
+FRAME_OVERHEAD: Final = HEADER_BYTES + TAG_BYTES
 
 WriteFunction = Callable[[int, memoryview], int]
 SyncFunction = Callable[[int], None]
@@ -203,10 +216,16 @@ class Spool:
         *,
         write: WriteFunction = os.write,
         fdatasync: SyncFunction = os.fdatasync,
+        data_keys: DataKeyRing | None = None,
     ) -> None:
-        """``write`` and ``fdatasync`` exist for fault-injection tests only."""
+        """``data_keys`` turns encryption at rest on (payloads are written as frames under the
+        current key; recovery reads every configured key). ``write`` and ``fdatasync`` exist
+        for fault-injection tests only."""
         self.directory = Path(directory)
         self.config = config or SpoolConfig()
+        self.data_keys = data_keys
+        self._sealer: FrameSealer | None = None
+        self._frame_overhead = 0 if data_keys is None else FRAME_OVERHEAD
         self._write = write
         self._fdatasync = fdatasync
         self._cond = threading.Condition()  # guards the queue, counters, metrics and state
@@ -249,7 +268,11 @@ class Spool:
             self._state = "closed"
 
     def _recover_and_start(self) -> RecoveryReport:
-        report = recover_segments(self.directory)
+        keys = self.data_keys
+        opener = None if keys is None else FrameOpener(keys, SPOOL)
+        report = recover_segments(self.directory, opener)
+        # A fresh salt per open: frame counters restart, so the subkey must not repeat.
+        self._sealer = None if keys is None else FrameSealer(keys, SPOOL)
         self._next_sequence = report.next_sequence
         with self._io_lock:
             self._segment = self._create_segment()
@@ -423,18 +446,24 @@ class Spool:
         chunk_bytes = 0
         limit = self.config.max_segment_bytes
         for item in group:
-            if self._active.length + chunk_bytes + len(item.payload) > limit:
+            size = len(item.payload) + self._frame_overhead
+            if self._active.length + chunk_bytes + size > limit:
                 if chunk:
                     self._commit_chunk(chunk)
                     chunk, chunk_bytes = [], 0
                 self._try_roll()
             chunk.append(item)
-            chunk_bytes += len(item.payload)
+            chunk_bytes += size
         if chunk:
             self._commit_chunk(chunk)
 
     def _commit_chunk(self, chunk: list[_Pending]) -> None:
-        data = b"".join(item.payload for item in chunk)
+        queued = sum(len(item.payload) for item in chunk)
+        sealer = self._sealer
+        if sealer is None:
+            data = b"".join(item.payload for item in chunk)
+        else:  # one frame per payload, so a torn write loses at most the last payload
+            data = b"".join(sealer.seal(item.payload) for item in chunk)
         failure: _Failure | None = None
         fsync_seconds: float | None = None
         with self._io_lock:
@@ -443,7 +472,7 @@ class Spool:
                 fsync_seconds = self._write_durably(segment, data)
             except OSError as exc:
                 failure = self._undo_failed_write(segment, exc)
-        self._account(len(chunk), len(data), failure, fsync_seconds)
+        self._account(len(chunk), queued, len(data), failure, fsync_seconds)
         _settle(chunk, failure)
 
     def _write_durably(self, segment: _ActiveSegment, data: bytes) -> float | None:
@@ -477,18 +506,24 @@ class Spool:
         return _Failure(reason, self.config.retry_after_s)
 
     def _account(
-        self, payloads: int, size: int, failure: _Failure | None, fsync_seconds: float | None
+        self,
+        payloads: int,
+        queued: int,
+        written: int,
+        failure: _Failure | None,
+        fsync_seconds: float | None,
     ) -> None:
+        """``queued``: payload bytes leaving the queue; ``written``: bytes on disk (frames)."""
         with self._cond:
-            self._pending_bytes -= size
+            self._pending_bytes -= queued
             metrics = self._metrics
             metrics.groups.observe(payloads)
             if fsync_seconds is not None:
                 metrics.fsync.observe(fsync_seconds)
             if failure is None:
-                self._unloaded_bytes += size
+                self._unloaded_bytes += written
                 metrics.appends += payloads
-                metrics.appended_bytes += size
+                metrics.appended_bytes += written
             else:
                 metrics.reject(failure.reason, payloads)
 
