@@ -15,7 +15,6 @@ import datetime as dt
 import gc
 import logging
 import os
-import sys
 from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from pathlib import Path
@@ -77,7 +76,6 @@ AUDIT_READ_LIMIT: Final = 1000
 
 log = logging.getLogger("stumble.collector")
 DB_FILE: Final = "stumble.duckdb"
-GIL_SWITCH_INTERVAL_S: Final = 0.001
 SDK_FILES: Final = {
     "stumble.js": "text/javascript",
     "stumble.mjs": "text/javascript",
@@ -227,10 +225,6 @@ def create_app(
         # again (measured: 27 ms pauses that fed the p99 of the 202).
         gc.collect()
         gc.freeze()
-        # Hostile and large batches are judged on the admission thread; a 1 ms GIL switch
-        # interval (5 ms by default) lets the event loop answer everyone else meanwhile.
-        # Clean batches up to 64 KiB never leave the loop, so they pay nothing for it.
-        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         reload_task = asyncio.create_task(_reload_credentials_forever(services))
         digest_task = asyncio.create_task(_sign_audit_log_forever(services.audit))
         try:

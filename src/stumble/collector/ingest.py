@@ -16,6 +16,7 @@ import asyncio
 import concurrent.futures
 import logging
 import math
+import sys
 import time
 import zlib
 from collections import Counter
@@ -61,6 +62,7 @@ ones and flagged ones (whose events take the detectors) go to the admission thre
 request holds the loop for long."""
 _EVENT_ID_KEY: Final = b'"event_id"'
 _T = TypeVar("_T")
+BUSY_SWITCH_INTERVAL_S: Final = 0.001
 _encode: Final = msgspec.json.Encoder().encode
 
 
@@ -137,6 +139,8 @@ class BatchIngest:
         self._admission_thread = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="stumble-admission"
         )
+        self._busy = 0  # admission jobs in flight; the switch interval is lowered while > 0
+        self._idle_switch_interval = sys.getswitchinterval()
 
     def close(self) -> None:
         self._admission_thread.shutdown(wait=False, cancel_futures=True)
@@ -253,8 +257,19 @@ class BatchIngest:
         }
 
     async def _off_the_loop(self, work: Callable[..., _T], *args: Any) -> _T:
+        """Run CPU work on the admission thread. While it runs, the GIL switch interval drops
+        to 1 ms so the event loop keeps answering everyone else; measured, keeping it there
+        all the time costs a fifth of clean throughput, so it is restored once idle."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._admission_thread, work, *args)
+        if self._busy == 0:
+            sys.setswitchinterval(BUSY_SWITCH_INTERVAL_S)
+        self._busy += 1
+        try:
+            return await loop.run_in_executor(self._admission_thread, work, *args)
+        finally:
+            self._busy -= 1
+            if self._busy == 0:
+                sys.setswitchinterval(self._idle_switch_interval)
 
     def _admit(self, body: bytes, request: RequestContext) -> tuple[Admission, bytes]:
         """Decode, admit and encode the spool lines: pure CPU work, on the loop or a thread."""
