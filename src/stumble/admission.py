@@ -24,6 +24,7 @@ import msgspec
 
 from stumble import reasons as r
 from stumble.events import (
+    EVENT_ID_SHAPE,
     Batch,
     Event,
     bare_batch_decoder,
@@ -266,13 +267,13 @@ def _decode_leniently(body: bytes) -> Batch:
     the standard library reads it, so the other events of the batch can still be judged (the
     broken one is then refused on its own). NaN and Infinity stay refused: they are not JSON.
     """
-    reason = explain_envelope(body)
     try:
         value = json.loads(body, parse_constant=_refuse_constant)
     except (ValueError, RecursionError):
-        raise BatchRefusedError(400, reason) from None
-    if envelope_shape_problem(value) is not None:
-        raise BatchRefusedError(400, reason)
+        raise BatchRefusedError(400, explain_envelope(body)) from None
+    problem = envelope_shape_problem(value)
+    if problem is not None:
+        raise BatchRefusedError(400, problem)
     events = value if isinstance(value, list) else value["events"]
     sent_at = value.get("sent_at") if isinstance(value, dict) else None
     raws = [msgspec.Raw(json.dumps(event).encode()) for event in events]
@@ -291,9 +292,7 @@ def _decode_one(raw: msgspec.Raw) -> Event | SchemaFailure:
     return event
 
 
-_EVENT_ID_IN_JSON: Final = re.compile(
-    rb'"event_id"\s*:\s*"([0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12})"'
-)
+_EVENT_ID_IN_JSON: Final = re.compile(rf'"event_id"\s*:\s*"({EVENT_ID_SHAPE})"'.encode())
 
 
 def _schema_failure(raw: bytes) -> SchemaFailure:
@@ -309,7 +308,7 @@ def _schema_failure(raw: bytes) -> SchemaFailure:
     return SchemaFailure(event_id, finding)
 
 
-_UUID_RE: Final = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+_EVENT_ID: Final = re.compile(EVENT_ID_SHAPE)
 
 
 def _first_pii_hit(value: object) -> Finding | None:
@@ -329,7 +328,7 @@ def _strings_with_paths(value: object, path: str, depth: int) -> list[tuple[str,
     found: list[tuple[str, str]] = []
     if isinstance(value, dict):
         for key, item in value.items():
-            if key == "event_id" and isinstance(item, str) and _UUID_RE.fullmatch(item):
+            if key == "event_id" and isinstance(item, str) and _EVENT_ID.fullmatch(item):
                 continue  # a well-formed UUID's hex digits are not a finding (see the screen)
             child = f"{path}.{key}" if key in KNOWN_NAMES else f"{path}.*"
             found.append((child + "#key", str(key)))

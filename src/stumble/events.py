@@ -40,10 +40,10 @@ Fingerprint = Identifier
 """A hash of normalised stack frames made by the SDK. It is screened like any identifier:
 a hex hash could carry a card number's digits, so the SDK encodes hashes in base 36."""
 
-EventId = Annotated[
-    str,
-    Meta(pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"),
-]
+EVENT_ID_SHAPE: Final = (
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+EventId = Annotated[str, Meta(pattern=f"^{EVENT_ID_SHAPE}$")]
 """A client-made UUID, stable across retries; the storage layer deduplicates on it."""
 
 RawRoute = Annotated[str, Meta(min_length=1, max_length=2048)]
@@ -66,7 +66,7 @@ detectors by chance (16% of UUIDs, every 32-hex id), yet a session id is never s
 sent: it is re-keyed with the daily key first. Any other session id is screened as usual."""
 
 REKEYED_FIELDS: Final[dict[str, re.Pattern[str]]] = {
-    "event_id": re.compile(UUID_SHAPE),
+    "event_id": re.compile(EVENT_ID_SHAPE),
     "session_id": re.compile(SESSION_ID_SHAPES),
 }
 """Fields storage never keeps as sent (each is replaced by an HMAC under a server key), so a

@@ -21,7 +21,6 @@ only be removed once a rotation has completed.
 
 from __future__ import annotations
 
-import fcntl
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +41,8 @@ from stumble.encryption import (
     fsync_directory,
     is_encrypted,
 )
-from stumble.spool.segments import LOCK_FILE_NAME, list_segments, recover_segments
-from stumble.spool.writer import SpoolUnavailable
+from stumble.spool.segments import list_segments, recover_segments
+from stumble.spool.writer import lock_spool_directory
 from stumble.storage.duckdb_encryption import attach, enable_encrypted_writes, is_encrypted_database
 from stumble.storage.duckdb_store import CATALOG, ROW_GROUP_SIZE, database_path
 
@@ -70,7 +69,7 @@ class RekeyReport:
 def rekey_data_dir(data_dir: Path, keys: DataKeyRing) -> RekeyReport:
     """Re-encrypt everything in ``data_dir`` under ``keys.current`` (see the module doc)."""
     spool_dir = data_dir / "spool"
-    lock_fd = _lock_spool(spool_dir) if spool_dir.is_dir() else None
+    lock_fd = lock_spool_directory(spool_dir) if spool_dir.is_dir() else None
     try:
         segments = rekey_spool(spool_dir, keys) if spool_dir.is_dir() else 0
         database = rekey_database(database_path(data_dir), keys)
@@ -79,16 +78,6 @@ def rekey_data_dir(data_dir: Path, keys: DataKeyRing) -> RekeyReport:
         if lock_fd is not None:
             os.close(lock_fd)
     return RekeyReport(keys.current.hex_id, segments, database, audit_lines)
-
-
-def _lock_spool(spool_dir: Path) -> int:
-    fd = os.open(spool_dir / LOCK_FILE_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise SpoolUnavailable("spool_locked") from None
-    return fd
 
 
 # --- the spool ----------------------------------------------------------------------------

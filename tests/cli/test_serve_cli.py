@@ -26,25 +26,20 @@ def stumble(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def start_serve(data: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """``stumble serve`` as a user runs it, its output in ``log``."""
+    command = [sys.executable, "-m", "stumble.cli.main", "serve", "--data", str(data)]
+    with log.open("w") as out:
+        return subprocess.Popen(
+            [*command, "--port", str(port)], stdout=out, stderr=subprocess.STDOUT
+        )
+
+
 def test_first_start_creates_config_and_a_dev_key_and_says_how_to_use_them(tmp_path: Path) -> None:
     data = tmp_path / "data"
     port = free_port()
     log = tmp_path / "serve.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "stumble.cli.main",
-                "serve",
-                "--data",
-                str(data),
-                "--port",
-                str(port),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    process = start_serve(data, port, log)
     try:
         wait_until_up(process, f"http://127.0.0.1:{port}", log, path="/readyz")
         key = (data / "dev-write-key.txt").read_text().strip()
@@ -187,21 +182,7 @@ def test_first_start_makes_every_directory_0700_and_every_file_0600(tmp_path: Pa
     data = tmp_path / "data"
     port = free_port()
     log = tmp_path / "serve.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "stumble.cli.main",
-                "serve",
-                "--data",
-                str(data),
-                "--port",
-                str(port),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    process = start_serve(data, port, log)
     try:
         url = f"http://127.0.0.1:{port}"
         wait_until_up(process, url, log, path="/readyz")

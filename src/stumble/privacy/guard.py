@@ -92,10 +92,6 @@ class GuardResult:
     event_id: str | None = None
     """The client's event id when it was a valid UUID (safe to echo back), else None."""
 
-    @property
-    def redactions(self) -> int:
-        return len(self.findings) if self.outcome is Outcome.REDACTED else 0
-
 
 class _Reject(Exception):  # noqa: N818 - internal control flow, never escapes this module
     def __init__(self, finding: Finding) -> None:

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterator
 from typing import Final
 
-from stumble.events import SESSION_ID_SHAPES, UUID_SHAPE
+from stumble.events import EVENT_ID_SHAPE, SESSION_ID_SHAPES
 from stumble.privacy.detectors import name_words, person_name_among
 
 
@@ -55,7 +55,7 @@ _DIGIT_SEPARATORS: Final = b".-_:/"
 _LETTERS_ONLY: Final = bytes(b if chr(b).isascii() and chr(b).isalpha() else 32 for b in range(256))
 # Fields storage re-keys, when they have their declared shape (see ``REKEYED_FIELDS``).
 _EXEMPT_FROM_SCREEN: Final = re.compile(
-    rf'"(?:event_id"\s*:\s*"{UUID_SHAPE}|session_id"\s*:\s*"{SESSION_ID_SHAPES})"'.encode()
+    rf'"(?:event_id"\s*:\s*"{EVENT_ID_SHAPE}|session_id"\s*:\s*"{SESSION_ID_SHAPES})"'.encode()
 )
 
 

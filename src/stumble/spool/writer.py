@@ -253,7 +253,7 @@ class Spool:
             self._state = "opening"
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self._lock_fd = _lock_directory(self.directory)
+            self._lock_fd = lock_spool_directory(self.directory)
             return self._recover_and_start()
         except BaseException:
             self._abandon_open()
@@ -649,7 +649,7 @@ class _DiskSnapshot:
         return cls(total, sealed_bytes, sealed_count, age)
 
 
-def _lock_directory(directory: Path) -> int:
+def lock_spool_directory(directory: Path) -> int:
     """Hold an exclusive flock for the life of the spool; the kernel drops it if we die."""
     fd = os.open(directory / LOCK_FILE_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
