@@ -64,6 +64,7 @@ from stumble.web.access import (
     undeclared_routes,
 )
 from stumble.web.api import report_routes
+from stumble.web.dashboard import dashboard_routes
 from stumble.web.raw import raw_routes
 from stumble.web.security import add_security, allowed_hosts
 from stumble.web.signin import session_routes
@@ -250,6 +251,7 @@ def create_app(
         *raw_routes(services, creds, services.audit, raw_access_days=settings.raw_access_days),
         *session_routes(creds, services.audit, secure_cookies=bool(settings.tls_cert)),
         secured("/api/v1/audit", _audit_endpoint(services), requires(READ_AUDIT), ["GET"], creds),
+        *dashboard_routes(services, creds),
     ]
     if extra_routes is not None:
         routes.extend(extra_routes(services))

@@ -21,7 +21,15 @@ from stumble.plan.model import FunnelStep, Scenario, Thresholds, TrackingPlan
 from stumble.storage.dialect import EVENT_COLUMN_NAMES
 
 Dimension = Literal[
-    "role", "division", "device_type", "browser", "region", "ui_version", "experiment", "day"
+    "role",
+    "division",
+    "device_type",
+    "browser",
+    "region",
+    "ui_version",
+    "experiment",
+    "day",
+    "week",
 ]
 DIMENSIONS: Final[tuple[str, ...]] = get_args(Dimension)
 DEFAULT_ENVIRONMENT: Final = "prod"

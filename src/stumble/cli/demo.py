@@ -213,7 +213,8 @@ def print_urls(settings: Settings, new_key: str | None) -> None:
         print(f"created a dev write key (also in {settings.data_dir}/{DEV_KEY_FILE})")
     print(f"  demo app:     {base}/demo/   (UI 1.4.2: {base}/demo/?ui=1, 2.0.0: {base}/demo/?ui=2)")
     print(f"  browser SDK:  {base}/sdk/stumble.js")
-    print(f"  reports:      {base}/api/v1/reports   (after signing in with the link below)")
+    print(f"  dashboard:    {base}/   (sign in with the link below)")
+    print(f"  reports API:  {base}/api/v1/reports")
     print(f"  health:       {base}/api/v1/health   metrics: {base}/metrics")
 
 

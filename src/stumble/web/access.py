@@ -42,6 +42,8 @@ from stumble.access.tokens import TokenRing
 from stumble.config import Settings
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+Refuse = Callable[[Request, int, str], Response]
+"""How a route answers a refused request: JSON for the API, a page for the dashboard."""
 SAFE_METHODS: Final = frozenset({"GET", "HEAD"})
 SSO_REQUEST_HEADER: Final = "X-Stumble-Request"
 NO_STORE: Final = {"cache-control": "no-store"}
@@ -181,11 +183,14 @@ def secured(
     credentials: Credentials | None = None,
     *,
     name: str | None = None,
+    refuse: Refuse | None = None,
 ) -> Route:
-    """A route that declares who may call it; permission routes need ``credentials``."""
+    """A route that declares who may call it; permission routes need ``credentials``.
+
+    ``refuse`` shapes the 401/403 answer (default: the API's JSON ``refusal``)."""
     if access.kind == "permission":
         assert credentials is not None, f"{path} needs credentials to check {access.describe()}"
-        endpoint = _checked(endpoint, access, credentials)
+        endpoint = _checked(endpoint, access, credentials, refuse or _json_refusal)
     route = Route(path, endpoint, methods=list(methods), name=name)
     route.access = access  # type: ignore[attr-defined]  # read by undeclared_routes and tests
     return route
@@ -211,16 +216,18 @@ def undeclared_routes(app: Starlette) -> list[str]:
     ]
 
 
-def _checked(endpoint: Endpoint, access: RouteAccess, credentials: Credentials) -> Endpoint:
+def _checked(
+    endpoint: Endpoint, access: RouteAccess, credentials: Credentials, refuse: Refuse
+) -> Endpoint:
     @functools.wraps(endpoint)
     async def guarded(request: Request) -> Response:
         principal = credentials.principal(request, dt.datetime.now(dt.UTC))
         if principal is None:
-            return refusal(401, "access.unauthenticated")
+            return refuse(request, 401, "access.unauthenticated")
         if not access.granted_to(principal.role):
-            return refusal(403, "access.forbidden")
+            return refuse(request, 403, "access.forbidden")
         if request.method not in SAFE_METHODS and not _csrf_safe(principal, request):
-            return refusal(403, "access.csrf")
+            return refuse(request, 403, "access.csrf")
         request.state.principal = principal
         return await endpoint(request)
 
@@ -243,6 +250,10 @@ def _same(expected: str, presented: str | None) -> bool:
     import hmac  # noqa: PLC0415 - only state-changing session requests need it
 
     return presented is not None and hmac.compare_digest(expected, presented)
+
+
+def _json_refusal(_: Request, status: int, code: str) -> Response:
+    return refusal(status, code)
 
 
 def refusal(status: int, code: str) -> Response:

@@ -5,7 +5,7 @@
   the CSRF token back in ``X-CSRF-Token`` with every change.
 - ``DELETE /api/v1/session``: signs out (a session only, with its CSRF token).
 - ``GET /signin/{code}``: redeems a one-time link (``stumble demo`` prints one), sets the cookie
-  and sends the browser on to the reports.
+  and sends the browser on to the dashboard.
 
 Wrong tokens get one generic 401: nothing says whether a token exists, expired or was revoked.
 Every sign-in, successful or not, is in the audit log before the answer is sent; when the log
@@ -32,7 +32,8 @@ MAX_SIGNIN_BODY: Final = 4096
 SIGNIN_ROUTE: Final = "/api/v1/session"
 LINK_ROUTE: Final = "/signin/:code"
 SIGNED_IN: Final = (AuditAction.SIGNIN_SUCCESS, Outcome.OK, SIGNIN_ROUTE)
-AFTER_SIGNIN: Final = "/api/v1/reports"
+AFTER_SIGNIN: Final = "/"
+"""The dashboard's overview (roles without reports are sent on to their first page)."""
 
 
 class SignInRequest(msgspec.Struct, forbid_unknown_fields=True):

@@ -160,6 +160,14 @@ class SqlDialect(abc.ABC):
         """The UTC calendar date of a timestamp."""
 
     @abc.abstractmethod
+    def week(self, timestamp: str) -> str:
+        """The Monday (UTC) starting the ISO week of a timestamp, as a date."""
+
+    @abc.abstractmethod
+    def elements(self, array: str) -> str:
+        """One row per element of a list column (a set-returning expression)."""
+
+    @abc.abstractmethod
     def has_element(self, array: str, element: Sql) -> Sql:
         """Whether a list column contains a value."""
 

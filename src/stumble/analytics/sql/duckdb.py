@@ -58,6 +58,12 @@ class DuckDBSql(SqlDialect):
     def day(self, timestamp: str) -> str:
         return f"CAST({timestamp} AS DATE)"
 
+    def week(self, timestamp: str) -> str:
+        return f"CAST(date_trunc('week', {timestamp}) AS DATE)"
+
+    def elements(self, array: str) -> str:
+        return f"unnest({array})"
+
     def has_element(self, array: str, element: Sql) -> Sql:
         return render(f"list_contains({array}, {{element}})", element=element)
 

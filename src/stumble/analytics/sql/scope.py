@@ -36,6 +36,8 @@ def dimension_expr(dimension: Dimension | None, dialect: SqlDialect, prefix: str
         return "CAST(NULL AS VARCHAR)"
     if dimension == "day":
         return dialect.to_text(dialect.day(f"{prefix}ts"))
+    if dimension == "week":
+        return dialect.to_text(dialect.week(f"{prefix}ts"))
     return f"{prefix}{dimension}"
 
 
