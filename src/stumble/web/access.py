@@ -224,11 +224,12 @@ def _checked(
         principal = credentials.principal(request, dt.datetime.now(dt.UTC))
         if principal is None:
             return refuse(request, 401, "access.unauthenticated")
+        # Known before the permission check: a refusal page shows who is signed in.
+        request.state.principal = principal
         if not access.granted_to(principal.role):
             return refuse(request, 403, "access.forbidden")
         if request.method not in SAFE_METHODS and not _csrf_safe(principal, request):
             return refuse(request, 403, "access.csrf")
-        request.state.principal = principal
         return await endpoint(request)
 
     return guarded

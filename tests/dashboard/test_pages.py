@@ -1,0 +1,151 @@
+"""The report pages built from a real store: every number is the catalog's, every chart has
+its table, and the page parameters are checked."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from tests.dashboard.conftest import END, START, context, filters_for
+
+from stumble.analytics.funnels import FunnelResult
+from stumble.analytics.rendering import format_value
+from stumble.dashboard import pages
+from stumble.dashboard.context import PageParamError
+from stumble.dashboard.model import Chart, Page, ProblemList, TileGrid
+from stumble.plan.model import TrackingPlan
+from stumble.reports.catalog import run_report
+from stumble.storage import DuckDBStore
+
+REPORT_PAGES = {
+    "overview": pages.overview,
+    "funnel": pages.funnel,
+    "forms": pages.forms,
+    "operations": pages.operations,
+    "failures": pages.failures,
+    "compare": pages.compare,
+    "usage": pages.usage,
+    "health": pages.health,
+}
+
+
+def charts_of(page: Page) -> list[Chart]:
+    found: list[Chart] = []
+    for section in page.sections:
+        for block in section.blocks:
+            if isinstance(block, Chart):
+                found.append(block)
+            elif isinstance(block, TileGrid):
+                found.extend(t.trend for t in block.tiles if t.trend is not None)
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(REPORT_PAGES))
+def test_every_page_builds_with_drawable_charts_and_exportable_tables(
+    store: DuckDBStore, plan: TrackingPlan, name: str
+) -> None:
+    page = REPORT_PAGES[name](context(store, plan))
+    assert page.slug == name and page.question.endswith("?") and page.owner
+    charts = charts_of(page)
+    assert charts, "every report page draws something"
+    ids = [chart.id for chart in charts]
+    assert len(ids) == len(set(ids)), "chart ids name exports: unique per page"
+    tables = page.tables()
+    for chart in charts:
+        assert tables[chart.id] is chart.table
+        json.dumps(chart.spec)  # what the page embeds
+        assert chart.spec["data"]["values"] or not chart.table.rows or chart.small
+
+
+def test_the_funnel_page_shows_the_reports_numbers(store: DuckDBStore, plan: TrackingPlan) -> None:
+    ctx = context(store, plan, scenario="create_service_request", by="ui_version")
+    page = pages.funnel(ctx)
+    params = {**ctx.filters.report_params(), "scenario": "create_service_request"}
+    params["by"] = "ui_version"
+    report: FunnelResult = run_report(store, plan, "funnel", params, min_group_size=5).data
+    steps = page.tables()["funnel"].rows
+    assert [row[0] for row in steps] == report.steps
+    total = report.total()
+    assert [row[1] for row in steps] == [step.sessions for step in total.steps]
+    assert [row[2] for row in steps] == [step.conversion.value for step in total.steps]
+    by_group = page.tables()["by-group"].rows
+    assert [row[0] for row in by_group] == ["1.4.2", "2.0.0"]
+    assert page.extra_params == {"scenario": "create_service_request", "by": "ui_version"}
+
+
+def test_the_overview_compares_each_scenario_with_the_period_before(
+    store: DuckDBStore, plan: TrackingPlan
+) -> None:
+    filters = filters_for(START.replace(day=START.day + 7), END)  # the second week: UI 2.0.0
+    page = pages.overview(context(store, plan, filters))
+    problems = next(b for s in page.sections for b in s.blocks if isinstance(b, ProblemList))
+    assert problems.table.rows, "the seed story has problems above the plan's thresholds"
+    tiles = next(b for s in page.sections for b in s.blocks if isinstance(b, TileGrid)).tiles
+    assert [t.title for t in tiles] == [name.replace("_", " ") for name in plan.scenarios]
+    request = tiles[0]
+    params = {**filters.with_environment("prod").report_params()}
+    now = run_report(
+        store, plan, "funnel", {**params, "scenario": "create_service_request"}, min_group_size=5
+    ).data.total()
+    assert request.metrics[0].value == format_value(now.conversion.value, "share")
+    # 2.0.0 fixed the form: conversion rose significantly against the first week.
+    assert request.metrics[0].tone == "good" and request.metrics[0].direction == "up"
+    assert request.trend is not None
+    assert [row[0] for row in request.trend.table.rows] == ["2026-03-02", "2026-03-09"]
+
+
+def test_field_errors_are_ranked_by_time_lost(store: DuckDBStore, plan: TrackingPlan) -> None:
+    rows = pages.forms(context(store, plan)).tables()["field-errors"].rows
+    impacts = [row[-1] for row in rows]
+    assert impacts == sorted(impacts, reverse=True)
+    assert all(row[4] >= 5 for row in rows), "no row describes fewer than k sessions"
+
+
+def test_compare_picks_the_two_newest_versions_by_default(
+    store: DuckDBStore, plan: TrackingPlan
+) -> None:
+    page = pages.compare(context(store, plan))
+    pickers = {p.name: p.selected for p in page.pickers}
+    assert (pickers["mode"], pickers["a"], pickers["b"]) == ("versions", "1.4.2", "2.0.0")
+    windows = pages.compare(context(store, plan, mode="windows"))
+    assert "a" not in {p.name for p in windows.pickers}
+
+
+@pytest.mark.parametrize(
+    ("builder", "query", "named"),
+    [
+        (pages.funnel, {"scenario": "nope"}, "scenario"),
+        (pages.funnel, {"by": "person"}, "by"),
+        (pages.forms, {"form": "nope"}, "form"),
+        (pages.compare, {"mode": "everything"}, "mode"),
+        (pages.compare, {"mode": "flag"}, "flag"),
+    ],
+)
+def test_a_page_parameter_must_be_one_of_its_choices(
+    store: DuckDBStore,
+    plan: TrackingPlan,
+    builder: pages.PageBuilder,
+    query: dict[str, str],
+    named: str,
+) -> None:
+    with pytest.raises(PageParamError, match=named):
+        builder(context(store, plan, **query))
+
+
+def test_the_environment_with_data_is_chosen_and_others_offered(
+    store: DuckDBStore, plan: TrackingPlan
+) -> None:
+    ctx = context(store, plan)
+    assert ctx.filters.env == "prod"
+    assert [e.name for e in ctx.inventory.environments] == ["prod", "staging"]
+    assert ctx.inventory.ui_versions == ("2.0.0", "1.4.2")  # most recently seen first
+    staging = context(store, plan, filters_for(env="staging"))
+    assert staging.filters.env == "staging"
+
+
+def test_reports_are_shared_between_pages_through_the_cache(
+    store: DuckDBStore, plan: TrackingPlan
+) -> None:
+    ctx = context(store, plan)
+    first = ctx.report("funnel", {"scenario": "login"})
+    assert ctx.report("funnel", {"scenario": "login"}) is first
