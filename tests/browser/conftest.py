@@ -43,11 +43,14 @@ CHROMIUM_ARGS = [
 
 @dataclass
 class DemoServer:
-    """``stumble demo --no-history`` in a subprocess, on a loopback port of its own."""
+    """``stumble demo`` in a subprocess, on a loopback port of its own: ``--no-history``
+    unless ``history_sessions`` asks for simulated history (over ``history_days`` days)."""
 
     data_dir: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    history_sessions: int | None = None
+    history_days: int = 21
 
     @property
     def url(self) -> str:
@@ -78,7 +81,12 @@ class DemoServer:
 
     def start(self, timeout_s: float = 30.0) -> None:
         assert self.reader_token
-        command = [sys.executable, "-m", "stumble.cli.main", "demo", "--no-history"]
+        command = [sys.executable, "-m", "stumble.cli.main", "demo"]
+        if self.history_sessions is None:
+            command.append("--no-history")
+        else:
+            command += ["--history-days", str(self.history_days)]
+            command += ["--history-sessions", str(self.history_sessions)]
         command += ["--data", str(self.data_dir), "--port", str(self.port)]
         with self.log_path.open("ab") as log:
             env = {**os.environ, "STUMBLE_LOG_LEVEL": "INFO"}
