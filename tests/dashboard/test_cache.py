@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from stumble.dashboard.cache import ResultCache
 
 
@@ -46,8 +48,6 @@ def test_a_failed_computation_leaves_nothing_behind() -> None:
     def fail() -> int:
         raise RuntimeError("storage")
 
-    try:
+    with pytest.raises(RuntimeError):
         cache.get_or_compute("k", fail)
-    except RuntimeError:
-        pass
     assert cache.get_or_compute("k", lambda: 7) == 7

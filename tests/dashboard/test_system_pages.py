@@ -28,7 +28,7 @@ def test_the_plan_page_lists_every_scenario_and_event(plan: TrackingPlan) -> Non
 def test_the_admin_page_shows_keys_and_tokens_but_never_a_secret(tmp_path: Path) -> None:
     keys = KeyRing(tmp_path)
     key_text, key = keys.create("prod", origins=["https://desk.example"])
-    token_text, token = TokenRing(tmp_path).create(Role.ANALYST, "ux_team")
+    token_text, _ = TokenRing(tmp_path).create(Role.ANALYST, "ux_team")
     now = dt.datetime.now(dt.UTC)
     page = admin_page(keys.all(), TokenRing(tmp_path).list(), Settings(data_dir=str(tmp_path)), now)
     text = repr(page)

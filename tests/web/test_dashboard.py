@@ -228,8 +228,8 @@ def test_the_audit_page_records_its_own_reading(site: Site, data_dir: Path) -> N
 def test_raw_reads_from_the_page_are_audited(site: Site, data_dir: Path) -> None:
     page = site.get("/raw", Role.ENGINEER)
     assert page.status_code == 200
-    session = re.search(r"<td>(h_[a-z]{16})</td>", page.text)
-    assert session, "the raw page lists sessions by their pseudonym"
+    session = re.search(r'<td><a href="/raw/session/(h_[a-z]{16})">', page.text)
+    assert session, "the raw page links each session to its timeline"
     timeline = site.get(f"/raw/session/{session[1]}", Role.ENGINEER)
     assert timeline.status_code == 200
     routes = [

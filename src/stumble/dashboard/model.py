@@ -35,6 +35,12 @@ class Chart:
     table_open: bool = False
     """Show the table view unfolded (when its numbers are the page's answer)."""
 
+    @property
+    def empty(self) -> bool:
+        """Nothing to draw: no row was shown (too few sessions) or nothing happened."""
+        values = self.spec.get("data", {}).get("values")
+        return not values
+
 
 @dataclass(frozen=True, slots=True)
 class TableBlock:
@@ -42,6 +48,9 @@ class TableBlock:
     id: str
     table: Table
     exportable: bool = True
+    link_column: int | None = None
+    """A column whose values open a page: ``link_prefix`` + the value."""
+    link_prefix: str = ""
 
 
 @dataclass(frozen=True, slots=True)

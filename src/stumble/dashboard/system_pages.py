@@ -293,7 +293,7 @@ def raw_page(page: EventsPage, environment: str, window: str, next_link: str | N
             )
             for e in page.events
         ],
-        "session: a keyed pseudonym that changes daily; open it for the session's timeline",
+        "session: a keyed pseudonym that changes daily; follow it for the session's timeline",
     )
     return Page(
         slug="raw",
@@ -307,7 +307,13 @@ def raw_page(page: EventsPage, environment: str, window: str, next_link: str | N
                         f"Raw rows are readable for {window}; every read is in the audit log.",
                         "info",
                     ),
-                    TableBlock("events", table, exportable=False),
+                    TableBlock(
+                        "events",
+                        table,
+                        exportable=False,
+                        link_column=4,
+                        link_prefix="/raw/session/",
+                    ),
                     Pager(next_link),
                 ],
             ),
