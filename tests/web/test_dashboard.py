@@ -238,3 +238,20 @@ def test_raw_reads_from_the_page_are_audited(site: Site, data_dir: Path) -> None
         if r.action == AuditAction.RAW_READ and r.detail is not None
     ]
     assert routes[-2:] == ["/raw", "/raw/session/:id"]
+
+
+def test_a_long_table_shows_its_first_rows_and_sends_the_rest_to_the_csv() -> None:
+    from stumble.analytics.results import Column, Table
+    from stumble.dashboard.model import Page, Section, TableBlock
+    from stumble.web.dashboard import MAX_TABLE_ROWS, Renderer
+
+    rows = [(f"route_{i}", i) for i in range(MAX_TABLE_ROWS + 50)]
+    table = Table("Errors by route", (Column("route"), Column("events", "int")), rows)
+    page = Page("failures", "What breaks?", "team", [Section("s", [TableBlock("t", table)])])
+    html = (
+        Renderer()
+        .templates.get_template("page.html")
+        .render(assets={}, page=page, nav=[], current="", principal=None, bar=None, export_query="")
+    )
+    assert html.count("<tr>") == MAX_TABLE_ROWS + 1  # the header row, then the first rows
+    assert f"The first {MAX_TABLE_ROWS} of {len(rows)} rows" in html

@@ -98,6 +98,8 @@ STATIC_FILES: Final = {
     "charts.js": "text/javascript; charset=utf-8",
 }
 AUDIT_PAGE_LIMIT: Final = 200
+MAX_TABLE_ROWS: Final = 200
+"""Rows a table view shows (at 10M events a failures table has thousands: 2.5 MB of HTML)."""
 SIGNIN_PATH: Final = "/signin"
 EXPORT_ROUTE: Final = "/export/:page/:table"
 
@@ -165,6 +167,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.globals["max_table_rows"] = MAX_TABLE_ROWS
     env.filters["fmt"] = format_value
     env.filters["spec_json"] = _spec_json
     env.filters["is_number_column"] = lambda column: column.format != "text"
