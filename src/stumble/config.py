@@ -10,13 +10,17 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import os
+import re
+import zoneinfo
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 from msgspec import Meta
 
 ENV_PREFIX: Final = "STUMBLE_"
+_TEAM: Final = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_EMAIL: Final = re.compile(r"[^@\s]+@[^@\s]+")
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -105,10 +109,56 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Group → role (``admin``, ``engineer``, ``analyst``, ``auditor``); a user with several
     groups gets the role that grants most; a user with no mapped group gets nothing."""
 
+    review_timezone: str = ""
+    """IANA time zone of the review loop's calendar (digest day and time, alert days, fix
+    verification dates); empty: the server's local zone."""
+    digest_weekday: Literal[
+        "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"
+    ] = "monday"
+    """Day the server sends the weekly digest of the week before."""
+    digest_time: Annotated[str, Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = "09:00"
+    """Local time (``review_timezone``) at which the weekly digest is sent, HH:MM."""
+    team_emails: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    """Owner team (as the tracking plan names it) → e-mail addresses that receive its digest,
+    alerts and fix verdicts. Teams, never people, own things in the plan; the addresses are
+    the team's own (a list or alias)."""
+    team_webhooks: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    """Owner team → webhook URLs that receive a plain JSON body for each notification."""
+    team_chat_webhooks: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    """Owner team → Slack or Mattermost incoming-webhook URLs (``{"text": ...}`` bodies)."""
+    smtp_host: str = ""
+    """SMTP server for e-mail; empty: no e-mail is sent (webhooks still are)."""
+    smtp_port: Annotated[int, Meta(ge=1, le=65535)] = 587
+    """SMTP port (587 with STARTTLS, 25 inside a trusted network)."""
+    smtp_starttls: bool = True
+    """Upgrade the SMTP connection with STARTTLS before sending (refuse to send without it)."""
+    smtp_username: str = ""
+    """SMTP login; empty: no authentication."""
+    smtp_password_file: str = ""
+    """File holding the SMTP password (mode 0600); never the password itself in settings."""
+    smtp_sender: str = "stumble@localhost"
+    """The From address of stumble's mail."""
+    smtp_timeout_s: Annotated[float, Meta(gt=0)] = 30.0
+    """Seconds to wait for the SMTP server at each step."""
+    alert_interval_s: Annotated[float, Meta(ge=10)] = 300.0
+    """Seconds between evaluations of the alert rules inside the server."""
+    alert_min_sessions: Annotated[int, Meta(ge=1)] = 30
+    """Sessions each side of a comparison needs before a rule may fire."""
+    alert_alpha: Annotated[float, Meta(gt=0, lt=0.5)] = 0.01
+    """Significance level of a change-detection rule (a change must be this unlikely by
+    chance, after adjusting for every rule tested at once)."""
+    alert_pending_s: Annotated[float, Meta(ge=0)] = 900.0
+    """Seconds a rule must keep failing before it fires (Grafana's pending period)."""
+    alert_cooldown_s: Annotated[float, Meta(ge=0)] = 43_200.0
+    """Seconds after a notification during which the same rule does not notify again."""
+    fix_check_time: Annotated[str, Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = "08:00"
+    """Local time at which fixes whose verification date has come are verified, HH:MM."""
+
     def validate(self) -> None:
         """Refuse combinations that each pass their own bounds but cannot work together."""
         self._validate_sign_on()
         self._validate_tls()
+        self._validate_review()
         if self.rate_limit_events_per_s > 0 and self.rate_limit_burst < self.max_events_per_batch:
             # A full batch costs more than the bucket can ever hold: it would get 429 forever.
             raise SettingsError(
@@ -132,6 +182,24 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         roles = {"admin", "engineer", "analyst", "auditor"}
         if any(role not in roles for role in self.sso_group_roles.values()):
             raise SettingsError(f"sso_group_roles maps to a role outside {sorted(roles)}")
+
+    def _validate_review(self) -> None:
+        if self.review_timezone:
+            try:
+                zoneinfo.ZoneInfo(self.review_timezone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise SettingsError("review_timezone is not an IANA time zone") from None
+        routes = (self.team_emails, self.team_webhooks, self.team_chat_webhooks)
+        for team in itertools.chain.from_iterable(routes):
+            if not _TEAM.fullmatch(team):
+                raise SettingsError("team names in team_* settings must be plan identifiers")
+        for address in itertools.chain.from_iterable(self.team_emails.values()):
+            if not _EMAIL.fullmatch(address):
+                raise SettingsError("team_emails holds an entry that is not an e-mail address")
+        hooks = itertools.chain(self.team_webhooks.values(), self.team_chat_webhooks.values())
+        for url in itertools.chain.from_iterable(hooks):
+            if not url.startswith(("https://", "http://")):
+                raise SettingsError("team webhooks must be http:// or https:// URLs")
 
     def _validate_tls(self) -> None:
         if bool(self.tls_cert) != bool(self.tls_key):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 import string
 import time
@@ -20,6 +19,8 @@ from typing import Annotated, Final
 
 import msgspec
 from msgspec import Meta
+
+from stumble.files import private_dir, replace_private_file
 
 KEY_PREFIX: Final = "stk_"
 KEYS_FILE: Final = "keys.json"
@@ -162,13 +163,10 @@ class KeyRing:
         return key
 
     def _save(self) -> None:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the data directory
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_bytes(msgspec.json.format(msgspec.json.encode(KeyFile(self.all()))))
-        tmp.chmod(0o600)
-        with tmp.open("rb") as handle:
-            os.fsync(handle.fileno())
-        tmp.replace(self.path)
+        private_dir(self.path.parent)  # the data directory
+        replace_private_file(
+            self.path, msgspec.json.format(msgspec.json.encode(KeyFile(self.all())))
+        )
         self._mtime_ns = self.path.stat().st_mtime_ns
 
 

@@ -35,6 +35,7 @@ import msgspec
 from msgspec import Meta
 
 from stumble.access.roles import Permission, Role
+from stumble.files import replace_private_file
 
 TOKEN_PREFIX: Final = "sta_"  # noqa: S105 - the public prefix of every token, not a secret
 TOKENS_FILE: Final = "tokens.json"
@@ -270,7 +271,7 @@ class TokenRing:
     def _write(self, tokens: Iterable[Token]) -> None:
         ordered = sorted(tokens, key=lambda t: (t.created_at_ms, t.token_id))
         encoded = msgspec.json.encode(TokenFile(ordered))
-        _replace_private_file(self.path, msgspec.json.format(encoded))
+        replace_private_file(self.path, msgspec.json.format(encoded))
         self.reload()
 
 
@@ -344,21 +345,3 @@ def _read_tokens(path: Path) -> tuple[_FileSignature, list[Token]]:
         return signature, msgspec.json.decode(data, type=TokenFile).tokens
     except msgspec.DecodeError as error:  # msgspec names the field, never its value
         raise TokenError(f"{path} is damaged: {error}") from None
-
-
-def _replace_private_file(path: Path, data: bytes) -> None:
-    """Replace ``path`` atomically: 0600 from its first byte, fsynced with its directory, so
-    a revocation survives a power cut and no reader ever sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)  # left by a crash; we hold the lock, so no one else writes it
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
