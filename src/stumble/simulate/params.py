@@ -426,6 +426,20 @@ class SimulationParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
             "nothing, so every comparison between the halves must be 'no significant change'."
         ),
     ] = None
+    regression_at: Annotated[
+        dt.datetime | None,
+        described(
+            "A regression at a known moment (with its UTC offset): sessions that start at or "
+            "after it run `regression_operations` in place of `operations`; None: never."
+        ),
+    ] = None
+    regression_operations: Annotated[
+        dict[str, OperationParams],
+        described(
+            "Operations (keyed as in `operations`) that behave differently from `regression_at` "
+            "on: slower servers, more failures."
+        ),
+    ] = msgspec.field(default_factory=dict)
     scenario_weights: Annotated[
         dict[Scenario, Annotated[float, Meta(ge=0.0)]],
         described("Relative frequency of each session's main scenario."),
@@ -485,5 +499,12 @@ class SimulationParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
         for version in self.ui_versions():
             if version not in self.request_form.versions:
                 raise ValueError(f"request_form.versions has no entry for ui_version {version}")
+        unknown = sorted(set(self.regression_operations) - set(self.operations))
+        if unknown:
+            raise ValueError(f"regression_operations names operations not in operations: {unknown}")
+        if self.regression_operations and self.regression_at is None:
+            raise ValueError("regression_operations needs regression_at")
+        if self.regression_at is not None and self.regression_at.tzinfo is None:
+            raise ValueError("regression_at needs a UTC offset")
         if not any(self.scenario_weights.values()):
             raise ValueError("scenario_weights must have a positive weight")

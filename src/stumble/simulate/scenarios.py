@@ -98,7 +98,7 @@ class _StepPlan:
 
 def _plan_step(session: SessionBuilder, step: int, rules: Sequence[FieldErrorRule]) -> _StepPlan:
     tripped = _failed_attempts(session, rules)
-    submit = session.params.operations["request_submit"]
+    submit = session.operations["request_submit"]
     submit_problem = step == 3 and session.chance(submit.fail_rate + submit.timeout_rate)
     return _StepPlan(step, tripped, max(tripped.values(), default=0), submit_problem)
 
@@ -258,7 +258,7 @@ def _report_export(session: SessionBuilder) -> None:
 
 def _cancelled_export(session: SessionBuilder) -> None:
     """The person gives up waiting for a slow export and presses cancel."""
-    spec = session.params.operations["report_export"]
+    spec = session.operations["report_export"]
     running = session.start_operation(spec)
     session.wait(spec.server)
     session.navigate("cancel")

@@ -224,11 +224,21 @@ class World:
             for version in params.ui_versions()
         }
         self._lognormal: dict[int, tuple[float, float]] = {}
+        at = params.regression_at
+        self.regression_ms = None if at is None else round(at.timestamp() * 1000)
+        self.regressed_operations = {**params.operations, **params.regression_operations}
         self.pick_js_error = {
             version: WeightedChoice({str(i): spec.weight for i, spec in enumerate(specs)})
             for version, specs in self.js_errors_by_version.items()
             if specs
         }
+
+    def operations_at(self, start_ms: int) -> dict[str, OperationParams]:
+        """The operations a session starting at ``start_ms`` runs: the regressed ones from
+        ``regression_at`` on (``regression_operations`` replace their namesakes)."""
+        if self.regression_ms is None or start_ms < self.regression_ms:
+            return self.params.operations
+        return self.regressed_operations
 
     def lognormal(self, distribution: LogNormal) -> tuple[float, float]:
         """(mu, sigma) of a distribution, computed once (keyed by identity: params are frozen
@@ -254,6 +264,7 @@ class SessionBuilder:
         "events",
         "facts",
         "flags",
+        "operations",
         "params",
         "rng",
         "route",
@@ -274,6 +285,7 @@ class SessionBuilder:
         self.events: list[Event] = []
         after = params.ui_version_change_day is not None and day >= params.ui_version_change_day
         self.ui_version = params.ui_version_after if after else params.ui_version_before
+        self.operations = world.operations_at(start_ms)
         self.schema_version = world.schema_version
         self.tz = params.timezone
         self.session_id = "s_" + self.letters(20)
@@ -449,7 +461,7 @@ class SessionBuilder:
         self, name: str, *, problem: bool | None = None, final_step: str = "rendered"
     ) -> OperationStatus:
         """Run a timed operation; ``problem`` forces a failed (True) or clean (False) outcome."""
-        spec = self.params.operations[name]
+        spec = self.operations[name]
         running = self.start_operation(spec)
         status = self.operation_outcome(spec, problem)
         if status == "timeout":
