@@ -212,6 +212,10 @@ class FixBook:
             )
         return found
 
+    def next_id(self) -> str:
+        """The id the next ``add`` gives (for an audit record written before the change)."""
+        return f"fix-{len(self.all()) + 1:04d}"
+
     def open_fixes(self) -> list[FixRecord]:
         return [fix for fix in self.all() if fix.verdict is None]
 
@@ -224,7 +228,7 @@ class FixBook:
         check_fix(draft)
         with self._locked():
             fixes = self.all()
-            record = msgspec.structs.replace(draft, fix_id=f"fix-{len(fixes) + 1:04d}")
+            record = msgspec.structs.replace(draft, fix_id=self.next_id())
             self._save([*fixes, record])
         return record
 
