@@ -97,11 +97,11 @@ def _scenario_choices(ctx: PageContext) -> dict[str, str]:
 
 def overview(ctx: PageContext) -> Page:
     top = ctx.report("top-problems")
-    tiles, changes = _scenario_tiles(ctx)
+    tiles, changes = scenario_tiles(ctx)
     sections = [
         Section(
             "Top problems this period",
-            [_problem_list(ctx, top.data)],
+            [problem_list(ctx, top.data)],
             intro="Ranked by impact: sessions affected × how far the metric is beyond the "
             "plan's threshold. Each has a suggested action and the team that owns it.",
             id="problems",
@@ -149,7 +149,8 @@ def _problem_link(ctx: PageContext, problem: Problem) -> str | None:
     return None
 
 
-def _problem_list(ctx: PageContext, result: TopProblemsResult) -> ProblemList:
+def problem_list(ctx: PageContext, result: TopProblemsResult) -> ProblemList:
+    """The problem cards and their table (public: the weekly digest lists the same cards)."""
     cards = [
         ProblemCard(
             rank=p.rank,
@@ -196,9 +197,10 @@ def _period(group: FunnelGroup) -> _Period:
     return _Period(first.sessions, last.sessions, group.conversion.value, group.time_to_convert.p95)
 
 
-def _scenario_tiles(ctx: PageContext) -> tuple[list[Tile], list[tuple[str, Tone]]]:
+def scenario_tiles(ctx: PageContext) -> tuple[list[Tile], list[tuple[str, Tone]]]:
     """Per scenario: conversion and p95 now, against the previous period of the same length,
-    with a weekly trend; and the changes worth a line under "what changed"."""
+    with a weekly trend; and the changes worth a line under "what changed". Public: the weekly
+    digest shows the same tiles for a week against the week before."""
     tiles: list[Tile] = []
     changes: list[tuple[str, Tone]] = []
     filters = ctx.filters
