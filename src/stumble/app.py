@@ -50,6 +50,7 @@ from stumble.encryption import DataKeyRing, load_data_keys
 from stumble.events import IDENTIFIER_MAX_LENGTH, IDENTIFIER_PATTERN, ROUTE_MAX_LENGTH
 from stumble.plan.load import default_plan_path, load_plan
 from stumble.plan.model import TrackingPlan
+from stumble.review.fixes import FixBook
 from stumble.spool import Spool, SpoolConfig
 from stumble.storage import DuckDBStore, EventStore
 from stumble.web.access import (
@@ -66,6 +67,7 @@ from stumble.web.access import (
 from stumble.web.api import report_routes
 from stumble.web.dashboard import dashboard_routes
 from stumble.web.raw import raw_routes
+from stumble.web.review import review_routes
 from stumble.web.security import add_security, allowed_hosts
 from stumble.web.signin import session_routes
 
@@ -132,6 +134,7 @@ class CollectorServices:
         self.session_keys = SessionKeyRing(secrets_dir)
         self.enricher = Enricher(self.session_keys, EventIdKey(secrets_dir))
         self.quarantine = Quarantine()
+        self.fixes = FixBook(self.data_dir)
         self.metrics = CollectorMetrics()
         self.loader = Loader(
             spool=self.spool,
@@ -251,6 +254,7 @@ def create_app(
         *raw_routes(services, creds, services.audit, raw_access_days=settings.raw_access_days),
         *session_routes(creds, services.audit, secure_cookies=bool(settings.tls_cert)),
         secured("/api/v1/audit", _audit_endpoint(services), requires(READ_AUDIT), ["GET"], creds),
+        *review_routes(services, creds),
         *dashboard_routes(services, creds),
     ]
     if extra_routes is not None:

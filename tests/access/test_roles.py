@@ -10,8 +10,14 @@ P = Permission
 def test_the_table_is_exactly_the_documented_one() -> None:
     assert {role: set(perms) for role, perms in ROLE_PERMISSIONS.items()} == {
         Role.ADMIN: set(Permission),
-        Role.ENGINEER: {P.READ_AGGREGATES, P.READ_RAW, P.READ_HEALTH, P.READ_METRICS},
-        Role.ANALYST: {P.READ_AGGREGATES},
+        Role.ENGINEER: {
+            P.READ_AGGREGATES,
+            P.READ_RAW,
+            P.READ_HEALTH,
+            P.READ_METRICS,
+            P.RECORD_FIXES,
+        },
+        Role.ANALYST: {P.READ_AGGREGATES, P.RECORD_FIXES},
         Role.AUDITOR: {P.READ_AUDIT, P.READ_HEALTH, P.READ_RETENTION},
     }
 
@@ -25,6 +31,7 @@ def test_values_are_stable_names() -> None:
         "read_health",
         "read_retention",
         "read_metrics",
+        "record_fixes",
         "manage_keys",
         "manage_tokens",
         "manage_settings",
@@ -39,7 +46,7 @@ def test_only_admin_manages_and_only_admin_and_engineer_read_raw() -> None:
 
 
 def test_analyst_reads_aggregates_only_and_auditor_no_product_data() -> None:
-    assert Role.ANALYST.permissions == {P.READ_AGGREGATES}
+    assert Role.ANALYST.permissions == {P.READ_AGGREGATES, P.RECORD_FIXES}
     assert not Role.AUDITOR.grants(P.READ_AGGREGATES)
     assert not Role.AUDITOR.grants(P.READ_RAW)
 

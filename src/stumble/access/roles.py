@@ -5,8 +5,9 @@ only place that says which role grants what, so a reviewer reads the whole polic
 
 =========  ======================================================================
 admin      everything: write keys, API tokens, settings, and every read below
-engineer   aggregates, raw events and session paths (a short window), data health, metrics
-analyst    aggregates only (with small-cell suppression), never a raw row
+engineer   aggregates, raw events and session paths (a short window), data health, metrics,
+           fix records
+analyst    aggregates only (with small-cell suppression), never a raw row; fix records
 auditor    the audit log, retention status and data health: proof, not product data
 =========  ======================================================================
 
@@ -39,6 +40,8 @@ class Permission(enum.StrEnum):
     """Retention status: the tiers in force and when data was last deleted."""
     READ_METRICS = "read_metrics"
     """Operational metrics (the Prometheus exposition)."""
+    RECORD_FIXES = "record_fixes"
+    """Record a UI fix and the day it verifies itself (the review loop's own record)."""
     MANAGE_KEYS = "manage_keys"
     MANAGE_TOKENS = "manage_tokens"
     MANAGE_SETTINGS = "manage_settings"
@@ -72,9 +75,10 @@ ROLE_PERMISSIONS: Final[Mapping[Role, frozenset[Permission]]] = MappingProxyType
                 Permission.READ_RAW,
                 Permission.READ_HEALTH,
                 Permission.READ_METRICS,
+                Permission.RECORD_FIXES,
             }
         ),
-        Role.ANALYST: frozenset({Permission.READ_AGGREGATES}),
+        Role.ANALYST: frozenset({Permission.READ_AGGREGATES, Permission.RECORD_FIXES}),
         Role.AUDITOR: frozenset(
             {Permission.READ_AUDIT, Permission.READ_HEALTH, Permission.READ_RETENTION}
         ),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +13,7 @@ from stumble.dashboard.filters import ViewFilters
 from stumble.dashboard.inventory import Inventory
 from stumble.plan.model import TrackingPlan
 from stumble.reports.catalog import run_report
+from stumble.review.fixes import FixRecord
 from stumble.storage.base import EventStore
 
 
@@ -32,6 +33,8 @@ class PageContext:
     min_group_size: int
     cache: ResultCache
     now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    fixes: Sequence[FixRecord] = ()
+    """The fix records, for the review loop's health on the overview."""
 
     def report(
         self,

@@ -26,6 +26,7 @@ from stumble.analytics.timings import TimingResult
 from stumble.analytics.usage import UsageResult
 from stumble.dashboard import charts
 from stumble.dashboard.context import PageContext, PageParamError, notes_of
+from stumble.dashboard.fixes_page import loop_health
 from stumble.dashboard.model import (
     BulletList,
     Callout,
@@ -113,6 +114,7 @@ def overview(ctx: PageContext) -> Page:
             f"{ctx.filters.days} days; the line is the last {TREND_WEEKS} weeks.",
             id="scenarios",
         ),
+        loop_health(ctx.fixes, top.data.problems, ctx.now.date()),
         Section(
             "What changed since the previous period",
             [

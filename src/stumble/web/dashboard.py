@@ -55,6 +55,7 @@ from stumble.dashboard import pages, system_pages
 from stumble.dashboard.cache import ResultCache
 from stumble.dashboard.context import PageContext, PageParamError
 from stumble.dashboard.filters import RANGE_LABELS, FilterError, ViewFilters
+from stumble.dashboard.fixes_page import fixes_page
 from stumble.dashboard.inventory import Inventory, take_inventory
 from stumble.dashboard.model import Page
 from stumble.encryption import DataKeyRing
@@ -69,6 +70,7 @@ from stumble.raw_events import (
     rows_answered,
     session_request,
 )
+from stumble.review.fixes import FixBook, FixError
 from stumble.storage.base import EventStore, StorageError
 from stumble.web.access import (
     PUBLIC,
@@ -128,6 +130,9 @@ class DashboardServices(Protocol):
     @property
     def data_keys(self) -> DataKeyRing | None: ...
 
+    @property
+    def fixes(self) -> FixBook: ...
+
 
 @dataclass(frozen=True, slots=True)
 class NavItem:
@@ -147,6 +152,7 @@ NAVIGATION: Final = (
     NavItem("/failures", "Failures", AGGREGATES, pages.failures),
     NavItem("/compare", "Compare", AGGREGATES, pages.compare),
     NavItem("/usage", "Usage and loops", AGGREGATES, pages.usage),
+    NavItem("/fixes", "Fixes", AGGREGATES),
     NavItem("/health", "Data health", requires(Permission.READ_HEALTH), pages.health),
     NavItem("/plan", "Tracking plan", requires(Permission.READ_AGGREGATES, Permission.READ_HEALTH)),
     NavItem("/raw", "Raw events", requires(Permission.READ_RAW)),
@@ -307,6 +313,7 @@ class DashboardPages:
             query=query,
             min_group_size=DEFAULT_MIN_GROUP_SIZE,
             cache=self.reports,
+            fixes=self.services.fixes.all(),
         )
 
     async def built(
@@ -404,6 +411,14 @@ class DashboardPages:
                 "cache-control": "no-store",
             },
         )
+
+    async def fixes_endpoint(self, request: Request) -> Response:
+        try:
+            fixes = await asyncio.to_thread(self.services.fixes.all)
+        except FixError as error:
+            return self.renderer.problem(request, 503, "Fixes unavailable", str(error))
+        page = fixes_page(fixes, dt.datetime.now(dt.UTC).date())
+        return self.show(request, page, "/fixes", None)
 
     async def plan_endpoint(self, request: Request) -> Response:
         return self.show(request, system_pages.plan_page(self.services.plan), "/plan", None)
@@ -504,6 +519,7 @@ class DashboardPages:
             # Anyone signed in may ask for "/": roles without reports are sent to their first page.
             self.page_route("/", self.report_endpoint(NAVIGATION[0]), requires(*Permission)),
             self.page_route("/plan", self.plan_endpoint, BY_SLUG["plan"].access),
+            self.page_route("/fixes", self.fixes_endpoint, BY_SLUG["fixes"].access),
             self.page_route("/admin", self.admin_endpoint, BY_SLUG["admin"].access),
             self.page_route("/audit", self.audit_endpoint, BY_SLUG["audit"].access),
             self.page_route("/raw", self.raw_endpoint, BY_SLUG["raw"].access),
