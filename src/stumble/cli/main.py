@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.register(sub)
     keys.register(sub)
     plan.register(sub)
-    for optional in ("report", "simulate", "demo", "tokens", "audit", "raw", "fixes"):
+    for optional in ("report", "simulate", "demo", "tokens", "audit", "raw", "fixes", "digest"):
         _register_optional(sub, optional)
     return parser
 
