@@ -622,3 +622,37 @@ def test_a_signed_out_visit_signs_in_and_comes_back(watched_for: Any, site: Site
     assert watched.page.input_value("#f-range") == "28d"
     assert watched.chart_troubles() == []
     assert watched.troubles() == [], "\n".join(watched.troubles())
+
+
+# --- the review loop: a fix recorded from a problem ------------------------------------------
+
+
+def test_a_fix_is_recorded_from_a_problem_card(watched_for: Any, site: Site) -> None:
+    watched = watched_for()
+    watched.sign_in(Role.ANALYST, "/")
+    watched.open("/?range=28d")  # the whole history: more problems than one week's
+    # A problem whose fix has a compare metric to move (field errors, slow steps, drop-offs).
+    card = watched.page.locator(".problem", has=watched.page.locator("a[href*='expect=']")).first
+    problem = card.locator("h3").inner_text()
+    card.locator("a", has_text="Record a fix").click()
+    watched.page.wait_for_url(re.compile(r".*/fixes\?.*#record$"))
+    form = watched.page.locator("#fix-form")
+    assert form.is_visible()
+    assert watched.page.input_value("#fix-problem").split(": ", 1)[1] in problem
+    assert watched.page.input_value("#fix-expect"), "the metric to move is suggested"
+    watched.page.fill("#fix-title", "Clearer message on the failing field")
+    watched.page.fill("#fix-hypothesis", "A concrete message tells people what to change.")
+    watched.page.fill("#fix-change", "2.1.0")
+    watched.page.click("#fix-form button[type=submit]")
+    watched.page.wait_for_url(re.compile(r".*/fixes#open$"))
+    assert "Clearer message on the failing field" in watched.page.locator("#open").inner_text()
+    assert watched.troubles() == [], "\n".join(watched.troubles())
+    [fix] = site.api("/api/v1/fixes")["fixes"]
+    assert fix["created_by"] == "browser_analyst" and fix["change"]["ui_version"] == "2.1.0"
+    watched.screenshots("analyst-fixes-recorded")
+
+
+def test_roles_that_do_not_record_fixes_get_no_form(watched_for: Any, site: Site) -> None:
+    watched = watched_for()
+    watched.sign_in(Role.AUDITOR, "/health")
+    assert watched.open("/fixes").status == 403

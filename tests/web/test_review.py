@@ -106,3 +106,15 @@ def test_the_overview_shows_the_loops_own_health(site: tuple[str, dict[Role, str
     page = call(site, "GET", "/", Role.ANALYST)
     assert page.status_code == 200
     assert "The review loop" in page.text and "Fixes verified per week" in page.text
+
+
+def test_the_fixes_page_exports_and_offers_the_environments_with_data(
+    site: tuple[str, dict[Role, str], Path],
+) -> None:
+    call(site, "POST", "/api/v1/fixes", Role.ANALYST, json=FIX)
+    export = call(site, "GET", "/export/fixes/open-fixes.csv", Role.ANALYST)
+    assert export.status_code == 200 and "fix-" in export.text
+    page = call(site, "GET", "/fixes?problem=slow_step%3A+time+to+x&env=staging", Role.ENGINEER)
+    assert 'id="fix-form"' in page.text and 'value="slow_step: time to x"' in page.text
+    first_env = page.text.split('id="fix-environment"', 1)[1].split("</option>", 1)[0]
+    assert first_env.endswith(">staging")

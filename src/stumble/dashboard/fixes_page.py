@@ -3,19 +3,47 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from stumble.analytics.results import Column, Format, Table
-from stumble.dashboard.model import BulletList, Callout, Page, Section, TableBlock, Tone
+from stumble.dashboard.model import (
+    BulletList,
+    Callout,
+    FixForm,
+    Page,
+    Section,
+    TableBlock,
+    Tone,
+)
+from stumble.plan.model import TrackingPlan
 from stumble.reports.top_problems import Problem
 from stumble.review.calendar import Week
 from stumble.review.fixes import FixRecord, MetricEvidence
 
 LOOP_WEEKS = 8
+FIX_WINDOW_DAYS = 14
 OUTCOME_TONES: dict[str, Tone] = {"improved": "good", "regressed": "bad"}
 
 
-def fixes_page(fixes: Sequence[FixRecord], today: dt.date) -> Page:
+def fix_form(
+    plan: TrackingPlan, environments: Sequence[str], today: dt.date, prefill: Mapping[str, str]
+) -> FixForm:
+    """The form to record a fix, begun from a problem when ``prefill`` names one."""
+    owners = sorted({s.owner for s in plan.scenarios.values() if s.owner})
+    return FixForm(
+        scenarios=list(plan.scenarios),
+        owners=owners,
+        environments=list(environments) or ["prod"],
+        problem=prefill.get("problem", ""),
+        scenario=prefill.get("scenario", ""),
+        owner=prefill.get("owner", ""),
+        expectation=prefill.get("expect", ""),
+        shipped_on=today.isoformat(),
+        verify_on=(today + dt.timedelta(days=FIX_WINDOW_DAYS)).isoformat(),
+    )
+
+
+def fixes_page(fixes: Sequence[FixRecord], today: dt.date, form: FixForm | None = None) -> Page:
     open_fixes = [fix for fix in fixes if fix.verdict is None]
     verified = [fix for fix in fixes if fix.verdict is not None]
     overdue = [fix for fix in open_fixes if fix.overdue(today)]
@@ -25,9 +53,16 @@ def fixes_page(fixes: Sequence[FixRecord], today: dt.date) -> Page:
             [_open_table(open_fixes, today)],
             intro="Each is compared on its day: the days since it shipped against as many days "
             "before (or its flag off against on), same environment and audience.",
+            id="open",
         ),
         Section("Verified", [_verdicts(verified)]),
     ]
+    if form is not None:
+        intro = (
+            "One fix per problem: what changed, why it should help, the metric it should move, "
+            "and the day to check it (two weeks after shipping by default)."
+        )
+        sections.insert(0, Section("Record a fix", [form], intro=intro, id="record"))
     if overdue:
         text = f"{len(overdue)} open fixes are past their verification day: the server checks "
         text += "them at its next check time (or the server was not running on that day)."
@@ -67,7 +102,7 @@ def _open_table(fixes: Sequence[FixRecord], today: dt.date) -> TableBlock:
         ],
         "record one with `stumble fixes add` or POST /api/v1/fixes",
     )
-    return TableBlock("open-fixes", table)
+    return TableBlock("open-fixes", table, empty="No open fix. Record one for a top problem.")
 
 
 def _verdicts(fixes: Sequence[FixRecord]) -> TableBlock:
@@ -108,7 +143,7 @@ def _verdicts(fixes: Sequence[FixRecord]) -> TableBlock:
         rows,
         "before/after: equal windows around the day the change shipped",
     )
-    return TableBlock("verdicts", table)
+    return TableBlock("verdicts", table, empty="No fix has reached its verification day yet.")
 
 
 def _is_duration(fix: FixRecord) -> bool:

@@ -48,6 +48,8 @@ class TableBlock:
     id: str
     table: Table
     exportable: bool = True
+    empty: str = "No rows for these filters."
+    """What an empty table says."""
     link_column: int | None = None
     """A column whose values open a page: ``link_prefix`` + the value."""
     link_prefix: str = ""
@@ -63,6 +65,8 @@ class ProblemCard:
     sessions: str
     link: str | None
     """The page that shows the evidence, with the same filters."""
+    fix_link: str | None = None
+    """The fixes page with a fix for this problem begun (shown to roles that record fixes)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,12 +148,28 @@ class Picker:
 
 
 @dataclass(frozen=True, slots=True)
+class FixForm:
+    """Recording a fix from the dashboard (posted to ``/api/v1/fixes`` by the page's script)."""
+
+    kind: ClassVar[str] = "fix_form"
+    scenarios: Sequence[str]
+    owners: Sequence[str]
+    environments: Sequence[str]
+    problem: str = ""
+    scenario: str = ""
+    owner: str = ""
+    expectation: str = ""
+    shipped_on: str = ""
+    verify_on: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Pager:
     kind: ClassVar[str] = "pager"
     next_link: str | None
 
 
-Block = Chart | TableBlock | ProblemList | TileGrid | Callout | BulletList | Facts | Pager
+Block = Chart | TableBlock | ProblemList | TileGrid | Callout | BulletList | Facts | Pager | FixForm
 
 
 @dataclass(frozen=True, slots=True)

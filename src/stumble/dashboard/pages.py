@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
+from urllib.parse import urlencode
 
 from stumble.analytics.compare import CompareResult, MetricComparison
 from stumble.analytics.failures import FailureResult
@@ -44,6 +45,7 @@ from stumble.dashboard.model import (
     Tone,
 )
 from stumble.reports.top_problems import Problem, TopProblemsResult
+from stumble.review.fixes import suggested_expectation
 
 TREND_WEEKS: Final = 12
 SIGNIFICANCE: Final = 0.05
@@ -151,6 +153,19 @@ def _problem_link(ctx: PageContext, problem: Problem) -> str | None:
     return None
 
 
+def _fix_link(ctx: PageContext, problem: Problem) -> str:
+    """The fixes page with a fix for ``problem`` begun: its wording, scenario, owner and the
+    metric the fix should move."""
+    prefill = {
+        "problem": f"{problem.kind}: {problem.subject}",
+        "scenario": problem.scenario or "",
+        "owner": _scenario_owner(ctx, problem.scenario) if problem.scenario else "",
+        "expect": suggested_expectation(problem.kind, problem.subject, ctx.plan, problem.scenario),
+        "env": ctx.filters.environment,
+    }
+    return "/fixes?" + urlencode({k: v for k, v in prefill.items() if v}) + "#record"
+
+
 def problem_list(ctx: PageContext, result: TopProblemsResult) -> ProblemList:
     """The problem cards and their table (public: the weekly digest lists the same cards)."""
     cards = [
@@ -162,6 +177,7 @@ def problem_list(ctx: PageContext, result: TopProblemsResult) -> ProblemList:
             owner=_scenario_owner(ctx, p.scenario),
             sessions=_fmt(p.sessions_affected, "int"),
             link=_problem_link(ctx, p),
+            fix_link=_fix_link(ctx, p),
         )
         for p in result.problems
     ]

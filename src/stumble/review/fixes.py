@@ -505,3 +505,39 @@ def _share(value: float | None) -> str:
 
 def _duration(value: float | None) -> str:
     return "-" if value is None else f"{value / 1000:.1f} s"
+
+
+# --- from a problem to a fix --------------------------------------------------------------
+
+_SUGGESTIONS: Final = (
+    (
+        "field_error",
+        re.compile(r"(?P<field>\S+) \((?P<type>\S+)\) on (?P<form>\S+) step (?P<step>[0-9]+)"),
+        "field_error_share:{form} step {step} {field} {type}=-20%",
+    ),
+    ("drop_off", re.compile(r"\S+ -> (?P<label>\S+) in \S+"), "step_conversion:{label}=+"),
+    ("slow_step", re.compile(r"time to (?P<label>\S+) in \S+"), "step_p95:{label}=-20%"),
+    (
+        "regression",
+        re.compile(r"(?P<metric>(?:step_)?conversion) of (?P<subject>.+) after \S+"),
+        "{metric}:{subject}=+",
+    ),
+    (
+        "regression",
+        re.compile(r"(?P<metric>\S+) of (?P<subject>.+) after \S+"),
+        "{metric}:{subject}=-",
+    ),
+)
+
+
+def suggested_expectation(kind: str, subject: str, plan: TrackingPlan, scenario: str | None) -> str:
+    """The compare metric a fix for this problem should move, written as ``--expect`` takes it
+    (empty when the problem has no such metric: slow operations, error rates)."""
+    if kind == "conversion" and scenario in plan.scenarios:
+        steps = plan.scenarios[scenario].steps
+        return f"conversion:{steps[0].label} -> {steps[-1].label}=+"
+    for problem_kind, pattern, template in _SUGGESTIONS:
+        match = pattern.fullmatch(subject) if problem_kind == kind else None
+        if match is not None:
+            return template.format(**match.groupdict())
+    return ""

@@ -55,7 +55,7 @@ from stumble.dashboard import pages, system_pages
 from stumble.dashboard.cache import ResultCache
 from stumble.dashboard.context import PageContext, PageParamError
 from stumble.dashboard.filters import RANGE_LABELS, FilterError, ViewFilters
-from stumble.dashboard.fixes_page import fixes_page
+from stumble.dashboard.fixes_page import fix_form, fixes_page
 from stumble.dashboard.inventory import Inventory, take_inventory
 from stumble.dashboard.model import Page
 from stumble.encryption import DataKeyRing
@@ -374,7 +374,7 @@ class DashboardPages:
         slug, table_id = request.path_params["page"], request.path_params["table"]
         item = BY_SLUG.get(slug)
         role = request.state.principal.role
-        if item is None or (item.report_page is None and slug != "plan"):
+        if item is None or (item.report_page is None and slug not in ("plan", "fixes")):
             return self.renderer.problem(
                 request, 404, "No such export", "That table does not exist."
             )
@@ -386,6 +386,9 @@ class DashboardPages:
                 return result
             page, context = result
             period = f"{context.filters.start}_{context.filters.end}"
+        elif slug == "fixes":
+            fixes = await asyncio.to_thread(self.services.fixes.all)
+            page, period = fixes_page(fixes, dt.datetime.now(dt.UTC).date()), "current"
         else:
             page, period = system_pages.plan_page(self.services.plan), "current"
         table = page.tables().get(table_id)
@@ -417,8 +420,30 @@ class DashboardPages:
             fixes = await asyncio.to_thread(self.services.fixes.all)
         except FixError as error:
             return self.renderer.problem(request, 503, "Fixes unavailable", str(error))
-        page = fixes_page(fixes, dt.datetime.now(dt.UTC).date())
+        today = dt.datetime.now(dt.UTC).date()
+        form = None
+        if request.state.principal.role.grants(Permission.RECORD_FIXES):
+            wanted = ("problem", "scenario", "owner", "expect", "env")
+            prefill = {k: request.query_params[k] for k in wanted if k in request.query_params}
+            form = fix_form(
+                self.services.plan, await self._environments(today, prefill.get("env")), today,
+                prefill,
+            )  # fmt: skip
+        page = fixes_page(fixes, today, form)
         return self.show(request, page, "/fixes", None)
+
+    async def _environments(self, today: dt.date, first: str | None) -> list[str]:
+        """Environments with data over the last 28 days, the dashboard's default (or ``first``)
+        leading: what a fix may be checked in."""
+        start = today - dt.timedelta(days=27)
+        inventory = await asyncio.to_thread(
+            self.inventories.get_or_compute,
+            (start, today, None),
+            lambda: take_inventory(self.services.store, start, today, None),
+        )
+        names = [env.name for env in inventory.environments]
+        lead = first or inventory.default_environment()
+        return [lead, *(name for name in names if name != lead)]
 
     async def plan_endpoint(self, request: Request) -> Response:
         return self.show(request, system_pages.plan_page(self.services.plan), "/plan", None)

@@ -87,7 +87,55 @@
     });
   }
 
+  // Record a fix: the form's fields as the API's JSON, sent with the session's CSRF token.
+  function wireFixForm() {
+    var form = document.getElementById("fix-form");
+    if (!form) return;
+    var error = document.getElementById("fix-error");
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      error.hidden = true;
+      var value = function (name) {
+        return form.elements.namedItem(name).value.trim();
+      };
+      var change = { shipped_on: value("shipped_on") };
+      change[value("change_kind")] = value("change");
+      var body = {
+        title: value("title"),
+        problem: value("problem"),
+        hypothesis: value("hypothesis"),
+        scenario: value("scenario"),
+        owner: value("owner"),
+        environment: value("environment"),
+        change: change,
+        expectations: [value("expect")],
+        verify_on: value("verify_on"),
+      };
+      fetch("/api/v1/fixes", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken() },
+        credentials: "same-origin",
+        body: JSON.stringify(body),
+      })
+        .then(function (response) {
+          return response.json().then(function (answer) {
+            if (response.status === 201) {
+              window.location.assign("/fixes#open");
+              return;
+            }
+            error.textContent = answer.message || "The fix was not recorded (" + response.status + ").";
+            error.hidden = false;
+          });
+        })
+        .catch(function () {
+          error.textContent = "The server did not answer. Try again in a moment.";
+          error.hidden = false;
+        });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    wireFixForm();
     wireSignOut();
     wireSignIn();
     wireRange();
