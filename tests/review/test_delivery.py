@@ -39,7 +39,7 @@ from tests.web.serving import served
 from stumble.access.audit import AuditAction, AuditLog, Outcome, audit_paths, read_records
 from stumble.config import Settings
 from stumble.review.delivery import Channel as DeliveryChannel
-from stumble.review.delivery import Deliverer, Ledger, message_id, recipient_id
+from stumble.review.delivery import Deliverer, Ledger, LedgerError, message_id, recipient_id
 from stumble.review.messages import Message
 
 TEAM = "team_service_desk"
@@ -509,3 +509,14 @@ def test_the_ledger_is_private(tmp_path: Path, mailbox: tuple[Mailbox, int]) -> 
     ledger = Ledger(tmp_path)
     assert ledger.directory.stat().st_mode & 0o777 == 0o700
     assert ledger.path.stat().st_mode & 0o777 == 0o600
+
+
+def test_nothing_is_sent_while_the_ledger_cannot_be_written(
+    tmp_path: Path, mailbox: tuple[Mailbox, int]
+) -> None:
+    box, port = mailbox
+    Ledger(tmp_path).path.mkdir(parents=True)  # a directory where the ledger file belongs
+
+    with pytest.raises(LedgerError):
+        deliverer(settings(tmp_path, port)).notify(TEAM, MESSAGE)
+    assert box.accepted == []  # otherwise every run would send them again

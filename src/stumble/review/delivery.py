@@ -52,6 +52,7 @@ log = logging.getLogger("stumble.review")
 LEDGER_FILE: Final = "deliveries.log"
 LOCK_FILE: Final = "deliveries.lock"
 WEBHOOK_TIMEOUT_S: Final = 10.0
+LEDGER_UNWRITABLE: Final = "ledger_unwritable"
 KEY_ACTIONS: Final[Mapping[str, AuditAction]] = {
     "digest": AuditAction.DIGEST_SEND,
     "alert": AuditAction.ALERT_NOTIFY,
@@ -98,6 +99,11 @@ class DeliveryError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class LedgerError(Exception):
+    """A send succeeded but its ledger line could not be written (disk full, permissions):
+    the notification stops there, and that recipient may get the message again next run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +153,15 @@ class Ledger:
             if entry.key == key:
                 found.add(entry.recipient)
         return found
+
+    def check(self) -> None:
+        """Refuse (``LedgerError``) before anything is sent when the ledger cannot be written:
+        every send would otherwise be repeated on every run."""
+        try:
+            private_dir(self.directory)
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        except OSError as error:
+            raise LedgerError(f"cannot write {self.path}") from error
 
     def record(self, key: str, recipient: str) -> None:
         private_dir(self.directory)
@@ -211,6 +226,7 @@ class Deliverer:
 
     def notify(self, team: str, message: Message) -> DeliveryReport:
         with self._lock, self.ledger.locked():
+            self.ledger.check()
             sent_before = self.ledger.sent(message.key)
             sent: list[str] = []
             failed: list[str] = []
@@ -226,6 +242,8 @@ class Deliverer:
                 sent += attempt.sent
                 failed += attempt.failed
                 self._audit(team, message.key, attempt)
+                if attempt.reason == LEDGER_UNWRITABLE:
+                    raise LedgerError(f"cannot write {self.ledger.path}")
             return DeliveryReport(tuple(sent), tuple(already), tuple(failed))
 
     # --- channels -----------------------------------------------------------------------
@@ -240,11 +258,17 @@ class Deliverer:
             with self._sender(channel) as send:
                 for recipient in recipients:
                     send(recipient, team, message)
-                    self.ledger.record(message.key, recipient.id)
-                    sent.append(recipient.id)
+                    sent.append(recipient.id)  # accepted, whatever happens to its ledger line
+                    try:
+                        self.ledger.record(message.key, recipient.id)
+                    except OSError as error:  # not a delivery failure: keep it out of those
+                        raise LedgerError(f"cannot write {self.ledger.path}") from error
         except DeliveryError as error:
             reason = error.reason
             log.warning("%s delivery failed: %s", channel, reason)
+        except LedgerError:
+            reason = LEDGER_UNWRITABLE
+            log.warning("%s delivery stopped: %s", channel, reason)
         failed = [r.id for r in recipients if r.id not in sent]
         return _Attempt(channel, sent, failed, reason)
 

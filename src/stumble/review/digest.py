@@ -46,6 +46,7 @@ from stumble.dashboard.filters import ViewFilters
 from stumble.dashboard.inventory import take_inventory
 from stumble.dashboard.model import Metric
 from stumble.dashboard.pages import NO_OWNER, PROBLEM_KINDS, problem_list, scenario_tiles
+from stumble.reports.top_problems import TopProblemsResult
 from stumble.review.calendar import Week, review_zone
 from stumble.review.messages import Message
 
@@ -296,7 +297,7 @@ def build_digest(
     )
 
 
-def _problems(ctx: PageContext, result: Any) -> tuple[DigestProblem, ...]:
+def _problems(ctx: PageContext, result: TopProblemsResult) -> tuple[DigestProblem, ...]:
     cards = problem_list(ctx, result).problems
     return tuple(
         DigestProblem(
@@ -682,6 +683,9 @@ class DigestJob:
             fixes=self.fixes(),
             min_group_size=self.min_group_size,
         )
+        # Pessimistic until the sends are done: a run that raises (the audit log cannot be
+        # written) is not retried at every tick either.
+        self._retry_at = now + RETRY_AFTER
         failed = 0
         for team in teams:
             report = self.deliverer.notify(team, digest_message(digest.for_team(team)))
