@@ -319,7 +319,7 @@ def test_a_crash_between_two_recipients_sends_each_exactly_once(
     assert process.returncode == -signal.SIGKILL, stderr.decode()
     assert box.count(first) == 1
     assert box.count(second) == 0
-    assert Ledger(tmp_path).sent(KEY) == {first}
+    assert Ledger(tmp_path).delivered(KEY, ADDRESSES) == {first}
 
     report = deliverer(config).notify(TEAM, MESSAGE)  # the restarted server's run
 
@@ -359,10 +359,10 @@ def test_a_refused_recipient_is_reported_and_sent_on_the_next_run(
     assert failed.detail.reason == "smtp_refused"
     assert failed.detail.rows == 2
     assert ok.detail.rows == 1
-    # Nothing personal: no address in the logs; the ledger keeps the configured alias only.
+    # Nothing personal: no address in the logs, the audit log or the ledger (hashes only).
     for address in ADDRESSES:
         assert address not in logged(caplog)
-        assert address.encode() not in audit_paths(tmp_path).log.read_bytes()
+        assert address.encode() not in private_bytes(tmp_path)
 
 
 def test_starttls_is_required_and_never_skipped(
@@ -500,6 +500,7 @@ def test_no_channel_means_nothing_sent_and_nothing_audited(tmp_path: Path) -> No
     assert target.notify(TEAM, MESSAGE) == target.notify("team_other", MESSAGE)
     assert target.notify(TEAM, MESSAGE).sent == ()
     assert not audit_paths(tmp_path).log.exists()
+    assert not Ledger(tmp_path).directory.exists()
 
 
 def test_the_ledger_is_private(tmp_path: Path, mailbox: tuple[Mailbox, int]) -> None:

@@ -15,10 +15,10 @@ ledger and is tried again on the next run. A lock file (``flock``) keeps the ser
 
 Recipients are named by ids: an e-mail address as configured (a team's own alias) and, for
 webhooks, ``webhook:`` / ``chat:`` plus 16 hex digits of the URL's SHA-256 (chat webhook URLs
-are secrets). Logs name the channel and a reason code only; the audit log gets one record per
-(team, channel) that was tried: ``target`` = ``<team>/<key>``, ``route`` = the channel kind,
-``rows`` = recipients, ``reason`` = the reason code when it failed. Never a body, an address
-or a URL.
+are secrets); the ledger keeps only the SHA-256 of an id. Logs name the channel and a reason
+code only; the audit log gets one record per (team, channel) that was tried: ``target`` =
+``<team>/<key>``, ``route`` = the channel kind, ``rows`` = recipients, ``reason`` = the reason
+code when it failed. Never a body, an address or a URL.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import smtplib
 import ssl
 import stat
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -134,24 +134,32 @@ class _Attempt:
 class _Sent(msgspec.Struct, frozen=True):
     key: str
     recipient: str
+    """SHA-256 of the recipient's id."""
+
+
+def _hashed(recipient: str) -> str:
+    return hashlib.sha256(recipient.encode()).hexdigest()
 
 
 class Ledger:
-    """The (key, recipient) pairs already delivered, in ``<data_dir>/review/``."""
+    """The (key, recipient) pairs already delivered, in ``<data_dir>/review/``. Recipients are
+    kept as hashes: the file needs to recognise an address, not to hold one."""
 
     def __init__(self, data_dir: Path) -> None:
         self.directory = data_dir / "review"
         self.path = self.directory / LEDGER_FILE
 
-    def sent(self, key: str) -> set[str]:
+    def delivered(self, key: str, recipients: Iterable[str]) -> set[str]:
+        """Those of ``recipients`` (ids) that ``key`` was delivered to."""
+        wanted = {_hashed(recipient): recipient for recipient in recipients}
         found: set[str] = set()
         for line in read_lines(self.path):
             try:
                 entry = msgspec.json.decode(line, type=_Sent)
             except msgspec.DecodeError:
                 continue  # a torn line from a crash: that send counts as not recorded
-            if entry.key == key:
-                found.add(entry.recipient)
+            if entry.key == key and entry.recipient in wanted:
+                found.add(wanted[entry.recipient])
         return found
 
     def check(self) -> None:
@@ -165,7 +173,8 @@ class Ledger:
 
     def record(self, key: str, recipient: str) -> None:
         private_dir(self.directory)
-        append_private_lines(self.path, [msgspec.json.encode(_Sent(key, recipient)) + b"\n"])
+        line = msgspec.json.encode(_Sent(key, _hashed(recipient))) + b"\n"
+        append_private_lines(self.path, [line])
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -221,18 +230,22 @@ class Deliverer:
 
     def pending(self, team: str, key: str) -> list[Recipient]:
         """The team's recipients that have not yet been sent ``key``."""
-        sent = self.ledger.sent(key)
-        return [r for r in self.recipients(team) if r.id not in sent]
+        recipients = self.recipients(team)
+        sent = self.ledger.delivered(key, [r.id for r in recipients])
+        return [r for r in recipients if r.id not in sent]
 
     def notify(self, team: str, message: Message) -> DeliveryReport:
+        recipients = self.recipients(team)
+        if not recipients:
+            return DeliveryReport()
         with self._lock, self.ledger.locked():
             self.ledger.check()
-            sent_before = self.ledger.sent(message.key)
+            sent_before = self.ledger.delivered(message.key, [r.id for r in recipients])
             sent: list[str] = []
             failed: list[str] = []
             already: list[str] = []
             by_channel: dict[Channel, list[Recipient]] = {}
-            for recipient in self.recipients(team):
+            for recipient in recipients:
                 if recipient.id in sent_before:
                     already.append(recipient.id)
                 else:
