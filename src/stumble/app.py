@@ -64,6 +64,7 @@ from stumble.web.access import (
     secured,
     undeclared_routes,
 )
+from stumble.web.admin import admin_routes
 from stumble.web.api import report_routes
 from stumble.web.dashboard import dashboard_routes
 from stumble.web.raw import raw_routes
@@ -255,6 +256,7 @@ def create_app(
         *session_routes(creds, services.audit, secure_cookies=bool(settings.tls_cert)),
         secured("/api/v1/audit", _audit_endpoint(services), requires(READ_AUDIT), ["GET"], creds),
         *review_routes(services, creds),
+        *admin_routes(services, creds),
         *dashboard_routes(services, creds),
     ]
     if extra_routes is not None:

@@ -656,3 +656,19 @@ def test_roles_that_do_not_record_fixes_get_no_form(watched_for: Any, site: Site
     watched = watched_for()
     watched.sign_in(Role.AUDITOR, "/health")
     assert watched.open("/fixes").status == 403
+
+
+def test_an_admin_turns_a_write_key_off_from_the_admin_page(watched_for: Any, site: Site) -> None:
+    watched = watched_for()
+    watched.sign_in(Role.ADMIN, "/")
+    watched.open("/admin")
+    watched.page.on("dialog", lambda dialog: dialog.accept())
+    watched.page.locator("button.row-action", has_text="Turn off").first.click()
+    watched.page.wait_for_load_state("load")
+    watched.page.locator("button.row-action", has_text="Turn on").first.wait_for()
+    assert watched.troubles() == [], "\n".join(watched.troubles())
+    watched.page.locator("button.row-action", has_text="Turn on").first.click()
+    watched.page.locator("button.row-action", has_text="Turn off").first.wait_for()
+    # Reading the log is itself recorded: the two changes come just before that read.
+    actions = [r["action"] for r in site.api("/api/v1/audit")["records"][-3:]]
+    assert actions == ["write_key.update", "write_key.update", "audit.read"]

@@ -43,6 +43,18 @@ class Chart:
 
 
 @dataclass(frozen=True, slots=True)
+class RowAction:
+    """A button on a table row that posts a change (the page's script sends the CSRF token)."""
+
+    label: str
+    url: str
+    body: str = "{}"
+    """The JSON body to post."""
+    confirm: str = ""
+    """The question asked before posting (empty: none)."""
+
+
+@dataclass(frozen=True, slots=True)
 class TableBlock:
     kind: ClassVar[str] = "table"
     id: str
@@ -53,6 +65,8 @@ class TableBlock:
     link_column: int | None = None
     """A column whose values open a page: ``link_prefix`` + the value."""
     link_prefix: str = ""
+    actions: Sequence[RowAction | None] = ()
+    """One per row (None: no button on that row); empty: no action column."""
 
 
 @dataclass(frozen=True, slots=True)

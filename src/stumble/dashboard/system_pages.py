@@ -5,6 +5,7 @@ keys, tokens, the audit log and raw rows, and audits the reads that need it)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 
 from stumble.access.audit import AuditRecord, VerifyResult
@@ -12,7 +13,7 @@ from stumble.access.keys import WriteKey
 from stumble.access.tokens import Token
 from stumble.analytics.results import Column, Table
 from stumble.config import Settings
-from stumble.dashboard.model import Callout, Facts, Page, Pager, Section, TableBlock
+from stumble.dashboard.model import Callout, Facts, Page, Pager, RowAction, Section, TableBlock
 from stumble.plan.model import Scenario, TrackingPlan
 from stumble.raw_events import EventsPage, SessionTimeline
 
@@ -195,12 +196,58 @@ def admin_page(
         question="Who can send and read data, and how long is it kept?",
         owner="the administrators of this stumble",
         sections=[
-            Section("Write keys", [TableBlock("keys", key_table, exportable=False)]),
-            Section("API tokens", [TableBlock("tokens", token_table, exportable=False)]),
+            Section(
+                "Write keys",
+                [TableBlock("keys", key_table, exportable=False, actions=_key_actions(keys))],
+                intro="Turning a key off is the kill switch: browsers stop sending within a "
+                "second, and what they send meanwhile is refused.",
+            ),
+            Section(
+                "API tokens",
+                [
+                    TableBlock(
+                        "tokens", token_table, exportable=False, actions=_token_actions(tokens, now)
+                    )
+                ],
+            ),
             Section("Retention and access", [retention]),
         ],
         uses_filters=False,
     )
+
+
+def _key_actions(keys: Sequence[WriteKey]) -> list[RowAction | None]:
+    actions: list[RowAction | None] = []
+    for key in keys:
+        if key.revoked:
+            actions.append(None)
+            continue
+        turn_on = not key.enabled
+        actions.append(
+            RowAction(
+                label="Turn on" if turn_on else "Turn off",
+                url=f"/api/v1/keys/{key.key_id}",
+                body=json.dumps({"enabled": turn_on}),
+                confirm=""
+                if turn_on
+                else f"Turn off write key {key.key_id} ({key.environment})? "
+                "Browsers using it stop sending.",
+            )
+        )
+    return actions
+
+
+def _token_actions(tokens: Sequence[Token], now: dt.datetime) -> list[RowAction | None]:
+    return [
+        RowAction(
+            label="Revoke",
+            url=f"/api/v1/tokens/{token.token_id}/revoke",
+            confirm=f"Revoke the API token {token.name}? It stops working within a second.",
+        )
+        if token.is_active(now)
+        else None
+        for token in tokens
+    ]
 
 
 # --- audit --------------------------------------------------------------------------------

@@ -134,7 +134,37 @@
     });
   }
 
+  // Row actions (revoke a token, turn a write key off): ask, post with the CSRF token, reload.
+  function wireRowActions() {
+    document.querySelectorAll("button.row-action").forEach(function (button) {
+      button.addEventListener("click", function () {
+        var question = button.getAttribute("data-confirm");
+        if (question && !window.confirm(question)) return;
+        button.disabled = true;
+        fetch(button.getAttribute("data-action"), {
+          method: "POST",
+          headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken() },
+          credentials: "same-origin",
+          body: button.getAttribute("data-body") || "{}",
+        })
+          .then(function (response) {
+            return response.text().then(function () {
+              if (!response.ok) {
+                window.alert("The change was refused (" + response.status + ").");
+              }
+              window.location.reload();
+            });
+          })
+          .catch(function () {
+            button.disabled = false;
+            window.alert("The server did not answer. Try again in a moment.");
+          });
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    wireRowActions();
     wireFixForm();
     wireSignOut();
     wireSignIn();
