@@ -37,6 +37,8 @@ from stumble.review.digest import (
     _health_warnings,
     build_digest,
     digest_message,
+    fix_summaries,
+    load_fixes,
     render_html,
     render_markdown,
     send_time,
@@ -168,6 +170,41 @@ def test_health_warnings_are_counts_and_reason_codes() -> None:
     assert [(w.kind, w.count) for w in warnings] == [("refused", 10), ("clock_skew", 12)]
     assert warnings[0].text == "events refused (most: privacy.iin 7, schema.unknown_field 3)"
     assert "params.q" not in warnings[0].text
+
+
+def test_fix_records_become_summaries(tmp_path: Path) -> None:
+    from tests.review.test_fixes import draft
+
+    from stumble.review.fixes import FixBook, FixVerdict
+
+    recorded = FixBook(tmp_path).add(draft())
+    (summary,) = load_fixes(tmp_path)
+    assert summary == FixSummary(
+        recorded.fix_id,
+        recorded.title,
+        DESK,
+        recorded.verify_on,
+        "open",
+        environment="prod",
+    )
+    checked = dt.datetime(2026, 3, 16, 8, tzinfo=dt.UTC)
+    verdict = FixVerdict(
+        outcome="improved",
+        checked_at=checked,
+        before_from=dt.date(2026, 3, 2),
+        before_to=dt.date(2026, 3, 8),
+        after_from=dt.date(2026, 3, 9),
+        after_to=dt.date(2026, 3, 15),
+        sessions_before=600,
+        sessions_after=616,
+        evidence=[],
+    )
+    (verified,) = fix_summaries([msgspec.structs.replace(recorded, verdict=verdict)])
+    assert (verified.status, verified.verdict, verified.checked_on) == (
+        "verified",
+        "improved",
+        checked.date(),
+    )
 
 
 # --- Markdown -------------------------------------------------------------------------------

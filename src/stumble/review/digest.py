@@ -133,6 +133,8 @@ class FixSummary:
     verdict: str | None = None
     """improved / no significant change / regressed, once verified."""
     checked_on: dt.date | None = None
+    environment: str | None = None
+    """Where the fix is measured; None: shown in every environment's digest."""
 
 
 class FixRecordLike(Protocol):
@@ -167,6 +169,7 @@ def fix_summaries(records: Iterable[FixRecordLike]) -> list[FixSummary]:
                 status=str(record.status),
                 verdict=None if outcome is None else str(outcome),
                 checked_on=checked.date() if isinstance(checked, dt.datetime) else None,
+                environment=getattr(record, "environment", None),
             )
         )
     return summaries
@@ -265,6 +268,28 @@ def build_digest(
     before = filters.shifted(-7)
     top = ctx.report("top-problems")
     problems = _problems(ctx, top.data)
+    scenarios, changes = _scenarios(ctx)
+    field_now, field_before = ctx.report("field-errors"), ctx.report("field-errors", None, before)
+    fail_now, fail_before = ctx.report("failures"), ctx.report("failures", None, before)
+    health = ctx.report("health", {"env": env})
+    return Digest(
+        week=week,
+        environment=env,
+        problems=problems,
+        problems_found=top.data.considered,
+        scenarios=scenarios,
+        changes=changes,
+        field_errors=_new_field_errors(plan, field_now.data, field_before.data),
+        failures=_new_failures(fail_now.data, fail_before.data),
+        fixes=_fixes_of_week(fixes, week, env),
+        health=_health_warnings(health.data, env),
+        notes=tuple(notes_of(top.meta, field_now.meta, fail_now.meta)),
+        problems_chart=_problems_chart(problems),
+    )
+
+
+def _scenarios(ctx: PageContext) -> tuple[tuple[ScenarioWeek, ...], tuple[str, ...]]:
+    """The overview's tiles for the week against the week before, and its "what changed"."""
     tiles, changes = scenario_tiles(ctx)
     scenarios = tuple(
         ScenarioWeek(
@@ -276,25 +301,9 @@ def build_digest(
             note=tile.note,
             trend=None if tile.trend is None or tile.trend.empty else tile.trend.spec,
         )
-        for name, tile in zip(plan.scenarios, tiles, strict=True)
+        for name, tile in zip(ctx.plan.scenarios, tiles, strict=True)
     )
-    field_now, field_before = ctx.report("field-errors"), ctx.report("field-errors", None, before)
-    fail_now, fail_before = ctx.report("failures"), ctx.report("failures", None, before)
-    health = ctx.report("health", {"env": env})
-    return Digest(
-        week=week,
-        environment=env,
-        problems=problems,
-        problems_found=top.data.considered,
-        scenarios=scenarios,
-        changes=tuple(text for text, _ in changes),
-        field_errors=_new_field_errors(plan, field_now.data, field_before.data),
-        failures=_new_failures(fail_now.data, fail_before.data),
-        fixes=_fixes_of_week(fixes, week),
-        health=_health_warnings(health.data, env),
-        notes=tuple(notes_of(top.meta, field_now.meta, fail_now.meta)),
-        problems_chart=_problems_chart(problems),
-    )
+    return scenarios, tuple(text for text, _ in changes)
 
 
 def _problems(ctx: PageContext, result: TopProblemsResult) -> tuple[DigestProblem, ...]:
@@ -406,12 +415,13 @@ def _new_failures(now: FailureResult, before: FailureResult) -> tuple[NewFailure
     return tuple(found[:MAX_NEW_ITEMS])
 
 
-def _fixes_of_week(fixes: Sequence[FixSummary], week: Week) -> tuple[FixSummary, ...]:
-    """Open fixes, and those whose verdict came during the week."""
+def _fixes_of_week(fixes: Sequence[FixSummary], week: Week, env: str) -> tuple[FixSummary, ...]:
+    """The environment's open fixes, and those whose verdict came during the week or since."""
     shown = [
         f
         for f in fixes
-        if f.status == "open" or (f.checked_on is not None and week.start <= f.checked_on)
+        if f.environment in (None, env)
+        and (f.status == "open" or (f.checked_on is not None and week.start <= f.checked_on))
     ]
     shown.sort(key=lambda f: (f.status != "open", f.verify_on, f.fix_id))
     return tuple(shown)
