@@ -48,6 +48,7 @@ from stumble.collector.quarantine import Quarantine
 from stumble.config import Settings
 from stumble.encryption import DataKeyRing, load_data_keys
 from stumble.events import IDENTIFIER_MAX_LENGTH, IDENTIFIER_PATTERN, ROUTE_MAX_LENGTH
+from stumble.pipeline import PipelineStatus
 from stumble.plan.load import default_plan_path, load_plan
 from stumble.plan.model import TrackingPlan
 from stumble.review.fixes import FixBook
@@ -148,6 +149,21 @@ class CollectorServices:
             audit=self.audit,
         )
         self.metrics.bind_spool(self.spool.stats, self._loader_lag_s)
+
+    def pipeline_status(self) -> PipelineStatus:
+        """The loader and the spool now (blocking: the spool's stats may wait for an fsync)."""
+        status = self.loader.status
+        stats = self.spool.stats()
+        return PipelineStatus(
+            loader_alive=self.loader.alive(),
+            segments_loaded=status.segments_loaded,
+            rows_loaded=status.rows_loaded,
+            duplicates_dropped=status.duplicates,
+            last_error=status.last_error,
+            unloaded_bytes=stats.unloaded_bytes,
+            sealed_segments=stats.sealed_segments,
+            oldest_sealed_age_s=stats.oldest_sealed_age_s or None,
+        )
 
     def _loader_lag_s(self) -> float:
         return float(self.spool.stats().oldest_sealed_age_s or 0.0)
@@ -400,22 +416,21 @@ def _health_endpoint(services: CollectorServices) -> Callable[[Request], Any]:
 
 def health_report(services: CollectorServices) -> dict[str, Any]:
     """Loader, spool and quarantine state: what ``stumble health`` and the API show."""
-    status = services.loader.status
-    stats = services.spool.stats()
+    pipeline = services.pipeline_status()
     today = dt.datetime.now(dt.UTC).date()
     counts = services.store.ingest_counts(today - dt.timedelta(days=30), today)
     return {
         "loader": {
-            "alive": services.loader.alive(),
-            "segments_loaded": status.segments_loaded,
-            "rows_loaded": status.rows_loaded,
-            "duplicates_dropped": status.duplicates,
-            "last_error": status.last_error,
+            "alive": pipeline.loader_alive,
+            "segments_loaded": pipeline.segments_loaded,
+            "rows_loaded": pipeline.rows_loaded,
+            "duplicates_dropped": pipeline.duplicates_dropped,
+            "last_error": pipeline.last_error,
         },
         "spool": {
-            "unloaded_bytes": stats.unloaded_bytes,
-            "sealed_segments": stats.sealed_segments,
-            "oldest_sealed_age_s": stats.oldest_sealed_age_s,
+            "unloaded_bytes": pipeline.unloaded_bytes,
+            "sealed_segments": pipeline.sealed_segments,
+            "oldest_sealed_age_s": pipeline.oldest_sealed_age_s or 0.0,
         },
         "quarantine": [
             {

@@ -255,3 +255,10 @@ def test_a_long_table_shows_its_first_rows_and_sends_the_rest_to_the_csv() -> No
     )
     assert html.count("<tr>") == MAX_TABLE_ROWS + 1  # the header row, then the first rows
     assert f"The first {MAX_TABLE_ROWS} of {len(rows)} rows" in html
+
+
+def test_the_data_health_page_shows_the_pipeline_now(site: Site) -> None:
+    page = site.get("/health", Role.ENGINEER)
+    assert page.status_code == 200
+    assert "Pipeline now" in page.text and "running" in page.text
+    assert "Pipeline now" not in site.get("/failures", Role.ENGINEER).text

@@ -11,6 +11,7 @@ from stumble.analytics.results import Report, ReportMeta
 from stumble.dashboard.cache import ResultCache
 from stumble.dashboard.filters import ViewFilters
 from stumble.dashboard.inventory import Inventory
+from stumble.pipeline import PipelineStatus
 from stumble.plan.model import TrackingPlan
 from stumble.reports.catalog import run_report
 from stumble.review.fixes import FixRecord
@@ -35,6 +36,8 @@ class PageContext:
     now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     fixes: Sequence[FixRecord] = ()
     """The fix records, for the review loop's health on the overview."""
+    pipeline: PipelineStatus | None = None
+    """The loader and spool now, for the data health page (None elsewhere)."""
 
     def report(
         self,

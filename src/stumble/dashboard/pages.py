@@ -33,6 +33,7 @@ from stumble.dashboard.model import (
     Callout,
     Chart,
     Choice,
+    Facts,
     Metric,
     Page,
     Picker,
@@ -44,6 +45,7 @@ from stumble.dashboard.model import (
     TileGrid,
     Tone,
 )
+from stumble.pipeline import PipelineStatus
 from stumble.reports.top_problems import Problem, TopProblemsResult
 from stumble.review.fixes import suggested_expectation
 
@@ -1259,6 +1261,7 @@ def health(ctx: PageContext) -> Page:
     result: HealthResult = report.data
     tables = {t.title: t for t in result.tables()}
     sections = [
+        *([Section("Pipeline now", [_pipeline_facts(ctx.pipeline)])] if ctx.pipeline else []),
         Section("Events per day", [_volume_chart(result, tables)]),
         Section(
             "Refused and redacted",
@@ -1286,6 +1289,22 @@ def health(ctx: PageContext) -> Page:
         owner="the team that runs stumble",
         sections=sections,
         notes=notes_of(report.meta),
+    )
+
+
+def _pipeline_facts(pipeline: PipelineStatus) -> Facts:
+    waiting = pipeline.oldest_sealed_age_s
+    backlog = f"{pipeline.sealed_segments} segments, {pipeline.unloaded_bytes / 1_048_576:.1f} MB"
+    return Facts(
+        [
+            ("loader", "running" if pipeline.loader_alive else "STOPPED"),
+            ("segments loaded since start", f"{pipeline.segments_loaded:,}"),
+            ("rows loaded since start", f"{pipeline.rows_loaded:,}"),
+            ("duplicates dropped", f"{pipeline.duplicates_dropped:,}"),
+            ("waiting to load", backlog),
+            ("oldest waiting", "nothing waits" if waiting is None else f"{waiting:.0f} s"),
+            ("last loader error", pipeline.last_error or "none"),
+        ]
     )
 
 

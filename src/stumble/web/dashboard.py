@@ -59,6 +59,7 @@ from stumble.dashboard.fixes_page import fix_form, fixes_page
 from stumble.dashboard.inventory import Inventory, take_inventory
 from stumble.dashboard.model import Page
 from stumble.encryption import DataKeyRing
+from stumble.pipeline import PipelineStatus
 from stumble.plan.model import TrackingPlan
 from stumble.raw_events import (
     RawParamError,
@@ -132,6 +133,8 @@ class DashboardServices(Protocol):
 
     @property
     def fixes(self) -> FixBook: ...
+
+    def pipeline_status(self) -> PipelineStatus: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,8 +300,9 @@ class DashboardPages:
         return secured(path, endpoint, access, ["GET"], self.credentials, refuse=self.refuse)
 
     def context_for(
-        self, filters: ViewFilters, query: Mapping[str, str], role: Role
+        self, filters: ViewFilters, query: Mapping[str, str], *, with_pipeline: bool = False
     ) -> PageContext:
+        """Blocking (inventory, fixes, the pipeline's state): call it on a worker thread."""
         key = (filters.start, filters.end, filters.env)
         inventory = self.inventories.get_or_compute(
             key,
@@ -314,6 +318,7 @@ class DashboardPages:
             min_group_size=DEFAULT_MIN_GROUP_SIZE,
             cache=self.reports,
             fixes=self.services.fixes.all(),
+            pipeline=self.services.pipeline_status() if with_pipeline else None,
         )
 
     async def built(
@@ -321,10 +326,13 @@ class DashboardPages:
     ) -> tuple[Page, PageContext] | Response:
         """The page and its context, or the problem page that says why it cannot be shown."""
         query = {key: request.query_params[key] for key in request.query_params}
-        role = request.state.principal.role
         try:
             filters = ViewFilters.parse(query, dt.datetime.now(dt.UTC).date())
-            context = await asyncio.to_thread(self.context_for, filters, query, role)
+            context = await asyncio.to_thread(
+                functools.partial(
+                    self.context_for, filters, query, with_pipeline=builder is pages.health
+                )
+            )
             page = await asyncio.to_thread(builder, context)
         except (FilterError, PageParamError, QueryError) as error:
             return self.renderer.problem(request, 400, "This view cannot be shown", str(error))
