@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from tests.collector.conftest import free_port
 from tests.web.serving import served
 
 from stumble.access.audit import ActorKind, AuditAction, audit_paths, read_records
@@ -143,7 +145,42 @@ def test_send_delivers_once_and_audits(
     sends = [
         r
         for r in read_records(audit_paths(data_dir).log).records
-        if r.action == AuditAction.DIGEST_SEND
+        if r.action == AuditAction.DIGEST_SEND and r.detail is not None and r.detail.route == "chat"
     ]
     assert [(r.actor.kind, r.detail.route) for r in sends] == [(ActorKind.CLI, "chat")]
     assert url.encode() not in audit_paths(data_dir).log.read_bytes()
+
+
+class Sink:
+    """An SMTP server that accepts everything (and offers no STARTTLS)."""
+
+    def __init__(self) -> None:
+        self.messages = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.messages += 1
+        return "250 OK"
+
+
+def test_send_refuses_an_smtp_server_without_starttls_and_says_why(
+    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sink = Sink()
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        config = tmp_path / "stumble.toml"
+        config.write_text(
+            f'smtp_host = "127.0.0.1"\nsmtp_port = {controller.port}\n'
+            f'team_emails = {{{TEAM} = ["desk-review@example.org"]}}\n',
+            encoding="utf-8",
+        )
+        args = ["digest", "--data", str(data_dir), "--config", str(config), "--send"]
+        assert main(args) == 1
+    finally:
+        controller.stop()
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{TEAM}: 0 sent, 0 already sent, 1 failed\n")
+    assert "smtp_no_starttls: the SMTP server offers no STARTTLS" in out
+    assert err == "error: 1 recipient(s) failed; run again to retry them\n"
+    assert sink.messages == 0

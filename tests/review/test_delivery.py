@@ -372,6 +372,7 @@ def test_starttls_is_required_and_never_skipped(
     report = deliverer(settings(tmp_path, port, smtp_starttls=True)).notify(TEAM, MESSAGE)
 
     assert report.failed == tuple(ADDRESSES)
+    assert report.reasons == ("smtp_no_starttls",)
     assert box.accepted == []
     assert [r.detail.reason for r in audit_records(tmp_path)] == ["smtp_no_starttls"]
 

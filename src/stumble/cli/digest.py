@@ -113,7 +113,7 @@ def _open_store(settings: Settings, data_dir: Path) -> EventStore:
 def _send(settings: Settings, data_dir: Path, digest: Digest) -> int:
     from stumble.access.audit import Actor, AuditError, AuditLog  # noqa: PLC0415
     from stumble.encryption import load_data_keys  # noqa: PLC0415
-    from stumble.review.delivery import Deliverer  # noqa: PLC0415
+    from stumble.review.delivery import Deliverer, explain  # noqa: PLC0415
     from stumble.review.digest import digest_message  # noqa: PLC0415
 
     audit = AuditLog.in_data_dir(
@@ -138,6 +138,8 @@ def _send(settings: Settings, data_dir: Path, digest: Digest) -> int:
                 f"{team}: {len(report.sent)} sent, {len(report.already_sent)} already sent, "
                 f"{len(report.failed)} failed"
             )
+            for reason in report.reasons:
+                print(f"  {reason}: {explain(reason)}")
     except AuditError as error:
         raise CommandError(f"{error}; sending stopped (what was sent is in the ledger)") from None
     finally:

@@ -60,6 +60,30 @@ KEY_ACTIONS: Final[Mapping[str, AuditAction]] = {
 }
 """The audit action of a message, by its key's first part (``digest:2026-W49:prod``)."""
 _Send = Callable[["Recipient", str, Message], None]
+REASONS: Final[Mapping[str, str]] = {
+    "smtp_no_starttls": "the SMTP server offers no STARTTLS while smtp_starttls is on; "
+    "nothing is sent in clear",
+    "smtp_tls_failed": "the STARTTLS handshake failed (is the SMTP server's certificate trusted?)",
+    "smtp_auth_failed": "the SMTP server refused smtp_username and the password",
+    "smtp_password_file_missing": "smtp_username is set but smtp_password_file is not",
+    "smtp_password_file_not_0600": "smtp_password_file may be read by others; chmod 600 it",
+    "smtp_password_file_unreadable": "smtp_password_file cannot be read",
+    "smtp_unreachable": "the SMTP server cannot be reached (smtp_host, smtp_port)",
+    "smtp_timeout": "the SMTP server did not answer within smtp_timeout_s",
+    "smtp_refused": "the SMTP server refused the sender or a recipient",
+    "smtp_recipient_refused": "the SMTP server refused a recipient",
+    "smtp_data_refused": "the SMTP server refused the message",
+    "http_timeout": "the webhook did not answer in time",
+    "http_unreachable": "the webhook cannot be reached",
+    LEDGER_UNWRITABLE: "the delivery ledger cannot be written",
+}
+"""What a reason code means, for the log line a person reads (the audit log keeps the code)."""
+
+
+def explain(reason: str) -> str:
+    if reason.startswith("http_") and reason[5:].isdigit():
+        return f"the webhook answered HTTP {reason[5:]} (redirects are not followed)"
+    return REASONS.get(reason, reason)
 
 
 class _WhileSending(logging.Filter):
@@ -119,6 +143,14 @@ def recipient_id(channel: Channel, target: str) -> str:
     if channel is Channel.EMAIL:
         return target
     return f"{channel}:{hashlib.sha256(target.encode()).hexdigest()[:16]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery(DeliveryReport):
+    """A ``DeliveryReport`` that also says why recipients failed (reason codes, see
+    ``explain``), for the command line to tell a person."""
+
+    reasons: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,16 +266,17 @@ class Deliverer:
         sent = self.ledger.delivered(key, [r.id for r in recipients])
         return [r for r in recipients if r.id not in sent]
 
-    def notify(self, team: str, message: Message) -> DeliveryReport:
+    def notify(self, team: str, message: Message) -> Delivery:
         recipients = self.recipients(team)
         if not recipients:
-            return DeliveryReport()
+            return Delivery()
         with self._lock, self.ledger.locked():
             self.ledger.check()
             sent_before = self.ledger.delivered(message.key, [r.id for r in recipients])
             sent: list[str] = []
             failed: list[str] = []
             already: list[str] = []
+            reasons: list[str] = []
             by_channel: dict[Channel, list[Recipient]] = {}
             for recipient in recipients:
                 if recipient.id in sent_before:
@@ -254,10 +287,11 @@ class Deliverer:
                 attempt = self._send_channel(channel, team, message, recipients)
                 sent += attempt.sent
                 failed += attempt.failed
+                reasons += [attempt.reason] if attempt.reason else []
                 self._audit(team, message.key, attempt)
                 if attempt.reason == LEDGER_UNWRITABLE:
                     raise LedgerError(f"cannot write {self.ledger.path}")
-            return DeliveryReport(tuple(sent), tuple(already), tuple(failed))
+            return Delivery(tuple(sent), tuple(already), tuple(failed), tuple(reasons))
 
     # --- channels -----------------------------------------------------------------------
 
@@ -278,10 +312,10 @@ class Deliverer:
                         raise LedgerError(f"cannot write {self.ledger.path}") from error
         except DeliveryError as error:
             reason = error.reason
-            log.warning("%s delivery failed: %s", channel, reason)
+            log.warning("%s delivery failed: %s (%s)", channel, reason, explain(reason))
         except LedgerError:
             reason = LEDGER_UNWRITABLE
-            log.warning("%s delivery stopped: %s", channel, reason)
+            log.warning("%s delivery stopped: %s (%s)", channel, reason, explain(reason))
         failed = [r.id for r in recipients if r.id not in sent]
         return _Attempt(channel, sent, failed, reason)
 
