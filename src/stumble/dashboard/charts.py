@@ -137,35 +137,21 @@ def stacked_bars(
     series_order: Sequence[str],
     value_format: str = ",.1f",
 ) -> dict[str, Any]:
-    """Parts of a whole per category (where the time of an operation goes)."""
-    order = list(dict.fromkeys(str(v[category]) for v in values))
-    body = {
-        "mark": {"type": "bar"},
-        "encoding": {
-            "y": {"field": category, "type": "nominal", "sort": order, "title": None},
-            "x": {
-                "field": value,
-                "type": "quantitative",
-                "title": value_title,
-                "stack": "zero",
-                "axis": {"format": value_format},
-            },
-            "color": {
-                "field": series,
-                "type": "nominal",
-                "sort": list(series_order),
-                "scale": {"domain": list(series_order)},
-                "title": None,
-            },
-            "order": {"field": "order", "type": "quantitative"},
-            "tooltip": [
-                {"field": category, "type": "nominal"},
-                {"field": series, "type": "nominal"},
-                {"field": value, "type": "quantitative", "format": value_format},
-            ],
-        },
-    }
-    return _spec(values, body, height=_height(len(order)))
+    """Parts of a whole per category (where the time of an operation goes); each value row
+    carries ``order``, its part's place in the stack."""
+    encoding = _series_encoding(
+        values,
+        category=category,
+        series=series,
+        value=value,
+        value_title=value_title,
+        series_order=series_order,
+        value_format=value_format,
+    )
+    encoding["x"]["stack"] = "zero"
+    encoding["order"] = {"field": "order", "type": "quantitative"}
+    rows = len(encoding["y"]["sort"])
+    return _spec(values, {"mark": {"type": "bar"}, "encoding": encoding}, height=_height(rows))
 
 
 def grouped_bars(
@@ -179,33 +165,54 @@ def grouped_bars(
     value_format: str = ",.1f",
 ) -> dict[str, Any]:
     """Several measures side by side per category (p50, p95, p99)."""
+    encoding = _series_encoding(
+        values,
+        category=category,
+        series=series,
+        value=value,
+        value_title=value_title,
+        series_order=series_order,
+        value_format=value_format,
+    )
+    encoding["yOffset"] = {"field": series, "type": "nominal", "sort": list(series_order)}
+    rows = len(encoding["y"]["sort"]) * max(1, len(series_order))
+    return _spec(values, {"mark": {"type": "bar"}, "encoding": encoding}, height=_height(rows, 80))
+
+
+def _series_encoding(
+    values: Values,
+    *,
+    category: str,
+    series: str,
+    value: str,
+    value_title: str,
+    series_order: Sequence[str],
+    value_format: str,
+) -> dict[str, Any]:
+    """Bars of a value per category, coloured by series in ``series_order`` (the categories
+    keep the order of the values, which is the report's)."""
     order = list(dict.fromkeys(str(v[category]) for v in values))
-    body = {
-        "mark": {"type": "bar"},
-        "encoding": {
-            "y": {"field": category, "type": "nominal", "sort": order, "title": None},
-            "yOffset": {"field": series, "type": "nominal", "sort": list(series_order)},
-            "x": {
-                "field": value,
-                "type": "quantitative",
-                "title": value_title,
-                "axis": {"format": value_format},
-            },
-            "color": {
-                "field": series,
-                "type": "nominal",
-                "sort": list(series_order),
-                "scale": {"domain": list(series_order)},
-                "title": None,
-            },
-            "tooltip": [
-                {"field": category, "type": "nominal"},
-                {"field": series, "type": "nominal"},
-                {"field": value, "type": "quantitative", "format": value_format},
-            ],
+    return {
+        "y": {"field": category, "type": "nominal", "sort": order, "title": None},
+        "x": {
+            "field": value,
+            "type": "quantitative",
+            "title": value_title,
+            "axis": {"format": value_format},
         },
+        "color": {
+            "field": series,
+            "type": "nominal",
+            "sort": list(series_order),
+            "scale": {"domain": list(series_order)},
+            "title": None,
+        },
+        "tooltip": [
+            {"field": category, "type": "nominal"},
+            {"field": series, "type": "nominal"},
+            {"field": value, "type": "quantitative", "format": value_format},
+        ],
     }
-    return _spec(values, body, height=_height(len(order) * max(1, len(series_order)), 80))
 
 
 def intervals(

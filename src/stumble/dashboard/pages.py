@@ -890,29 +890,20 @@ def _table_named(tables: dict[str, Table], prefix: str) -> Table:
 
 
 def _scenario_errors_chart(result: FailureResult, tables: dict[str, Table]) -> Chart:
-    values = [
-        {
-            "scenario": s.scenario,
-            "share": s.with_error.value,
-            "label": _fmt(s.with_error.value, "share"),
-        }
+    shares = [
+        (s.scenario, s.with_error.value)
         for s in result.by_scenario
         if not s.hidden and s.with_error.value is not None
     ]
-    spec = charts.horizontal_bars(
-        values,
-        category="scenario",
-        value="share",
-        value_title="sessions with an error",
-        value_format=charts.SHARE_FORMAT,
-        label="label",
-    )
-    return Chart(
-        id="scenario-errors",
-        title="Share of sessions with an error, per scenario",
-        spec=spec,
-        table=_table_named(tables, "Errors by scenario"),
-        summary="Share of sessions of each scenario that met an error",
+    return _share_chart(
+        ShareChart(
+            "scenario-errors",
+            "Share of sessions with an error, per scenario",
+            "Share of sessions of each scenario that met an error",
+            "sessions with an error",
+        ),
+        shares,
+        _table_named(tables, "Errors by scenario"),
     )
 
 
@@ -1205,52 +1196,58 @@ def usage(ctx: PageContext) -> Page:
 
 def _features_chart(result: UsageResult, table: Table) -> Chart:
     rows = [f for f in result.features if f.group is None and not f.hidden]
-    rows.sort(key=lambda f: -(f.share.value or 0))
-    values = [
-        {"feature": f.feature, "share": f.share.value, "label": _fmt(f.share.value, "share")}
-        for f in rows[: MAX_BARS * 2]
-        if f.share.value is not None
-    ]
-    spec = charts.horizontal_bars(
-        values,
-        category="feature",
-        value="share",
-        value_title="share of active sessions",
-        value_format=charts.SHARE_FORMAT,
-        label="label",
-    )
-    return Chart(
-        id="features",
-        title="Share of active sessions using each feature",
-        spec=spec,
-        table=table,
-        summary="Features ranked by the share of active sessions that used them",
+    shares = [(f.feature, f.share.value) for f in rows if f.share.value is not None]
+    shares.sort(key=lambda pair: -pair[1])
+    return _share_chart(
+        ShareChart(
+            "features",
+            "Share of active sessions using each feature",
+            "Features ranked by the share of active sessions that used them",
+            "share of active sessions",
+        ),
+        shares[: MAX_BARS * 2],
+        table,
     )
 
 
 def _loops_chart(result: LoopResult) -> Chart:
-    table = result.tables()[0]
     rows = [s for s in result.screens if s.group is None and not s.hidden]
-    values = [
-        {"screen": s.screen_id, "share": s.reopened.value, "label": _fmt(s.reopened.value, "share")}
-        for s in sorted(rows, key=lambda s: -(s.reopened.value or 0))
-        if s.reopened.value is not None
-    ]
+    shares = [(s.screen_id, s.reopened.value) for s in rows if s.reopened.value is not None]
+    shares.sort(key=lambda pair: -pair[1])
+    return _share_chart(
+        ShareChart(
+            "loops",
+            "Screens people reopen",
+            "Share of each screen's sessions that viewed it more than once",
+            "sessions that reopened it",
+        ),
+        shares,
+        result.tables()[0],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ShareChart:
+    """What a chart of one share per row says about itself."""
+
+    id: str
+    title: str
+    summary: str
+    value_title: str
+
+
+def _share_chart(chart: ShareChart, shares: Sequence[tuple[str, float]], table: Table) -> Chart:
+    """Horizontal bars of a share per row (in the order given), each labelled with its value."""
+    values = [{"row": row, "share": share, "label": _fmt(share, "share")} for row, share in shares]
     spec = charts.horizontal_bars(
         values,
-        category="screen",
+        category="row",
         value="share",
-        value_title="sessions that reopened it",
+        value_title=chart.value_title,
         value_format=charts.SHARE_FORMAT,
         label="label",
     )
-    return Chart(
-        id="loops",
-        title="Screens people reopen",
-        spec=spec,
-        table=table,
-        summary="Share of each screen's sessions that viewed it more than once",
-    )
+    return Chart(id=chart.id, title=chart.title, spec=spec, table=table, summary=chart.summary)
 
 
 # --- data health --------------------------------------------------------------------------
