@@ -31,11 +31,13 @@ from stumble.plan.model import TrackingPlan
 from stumble.review.calendar import Week
 from stumble.review.delivery import Deliverer
 from stumble.review.digest import (
+    NOT_DRAWN,
     Digest,
     DigestJob,
     FixSummary,
     _health_warnings,
     build_digest,
+    chart_svg,
     digest_message,
     fix_summaries,
     load_fixes,
@@ -249,6 +251,13 @@ def test_html_is_standalone(digest: Digest) -> None:
         assert "<path" in svg
     for section in ("problems", "scenarios", "changes", "field-errors", "failures", "fixes"):
         assert f'id="{section}"' in html
+
+
+def test_a_chart_never_fetches_and_a_bad_one_costs_only_itself() -> None:
+    fetching = {"mark": "bar", "data": {"url": "https://example.org/values.json"}}
+    assert chart_svg(fetching) == NOT_DRAWN  # vl-convert refuses every data URL
+    drawn = chart_svg({"mark": "bar", "data": {"values": [{"a": 1}]}, "encoding": {}})
+    assert drawn.startswith("<svg")
 
 
 def test_the_message_is_keyed_per_week_and_environment(digest: Digest) -> None:
