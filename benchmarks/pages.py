@@ -32,16 +32,7 @@ from stumble.plan.load import default_plan_path, load_plan
 from stumble.storage import DuckDBStore
 from stumble.web.dashboard import FilterBar, Renderer
 
-PAGES = {
-    "overview": pages.overview,
-    "funnel": pages.funnel,
-    "forms": pages.forms,
-    "operations": pages.operations,
-    "failures": pages.failures,
-    "compare": pages.compare,
-    "usage": pages.usage,
-    "health": pages.health,
-}
+PAGES = pages.REPORT_PAGES
 
 
 def render(renderer: Renderer, page: Page, ctx: PageContext) -> int:

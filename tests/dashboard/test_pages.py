@@ -17,16 +17,7 @@ from stumble.plan.model import TrackingPlan
 from stumble.reports.catalog import run_report
 from stumble.storage import DuckDBStore
 
-REPORT_PAGES = {
-    "overview": pages.overview,
-    "funnel": pages.funnel,
-    "forms": pages.forms,
-    "operations": pages.operations,
-    "failures": pages.failures,
-    "compare": pages.compare,
-    "usage": pages.usage,
-    "health": pages.health,
-}
+REPORT_PAGES = pages.REPORT_PAGES
 
 
 def charts_of(page: Page) -> list[Chart]:

@@ -1328,3 +1328,14 @@ def _volume_chart(result: HealthResult, tables: dict[str, Table]) -> Chart:
 
 
 PageBuilder = Callable[[PageContext], Page]
+REPORT_PAGES: Final[dict[str, PageBuilder]] = {
+    "overview": overview,
+    "funnel": funnel,
+    "forms": forms,
+    "operations": operations,
+    "failures": failures,
+    "compare": compare,
+    "usage": usage,
+    "health": health,
+}
+"""Every page built from the reports, by slug."""
