@@ -695,6 +695,9 @@ class DigestJob:
         if not teams:
             self._done = week
             return
+        # Pessimistic until the sends are done: a run that raises (the database or the audit
+        # log failing) is not rebuilt and retried at every tick either.
+        self._retry_at = now + RETRY_AFTER
         digest = build_digest(
             self.store,
             self.plan,
@@ -703,9 +706,6 @@ class DigestJob:
             fixes=self.fixes(),
             min_group_size=self.min_group_size,
         )
-        # Pessimistic until the sends are done: a run that raises (the audit log cannot be
-        # written) is not retried at every tick either.
-        self._retry_at = now + RETRY_AFTER
         failed = 0
         for team in teams:
             report = self.deliverer.notify(team, digest_message(digest.for_team(team)))
