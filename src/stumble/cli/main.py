@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.register(sub)
     for optional in ("report", "simulate", "demo", "tokens", "audit", "raw", "fixes", "digest"):
         _register_optional(sub, optional)
+    _register_optional(sub, "alerts")
     return parser
 
 

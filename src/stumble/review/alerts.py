@@ -461,7 +461,7 @@ def alert_message(state: RuleState, outgoing: Outgoing) -> Message:
     )
 
 
-def _show(metric: str, value: float | None) -> str:
+def shown(metric: str, value: float | None) -> str:
     if value is None:
         return "n/a"
     if metric in ("step_p95", "operation_p95"):
@@ -492,15 +492,14 @@ def describe(state: RuleState) -> str:
 def _headline(state: RuleState, outgoing: Outgoing) -> str:
     word = "FIRING" if outgoing.state == "firing" else "RESOLVED"
     ev = outgoing.evaluation
-    shown = _show(state.metric, ev.value)
+    value = shown(state.metric, ev.value)
     if state.against == "threshold":
         limit = "at least" if state.metric == "conversion" else "at most"
-        threshold = _show(state.metric, state.threshold)
-        return f"{word}: {describe(state)} {shown} (plan: {limit} {threshold})"
+        threshold = shown(state.metric, state.threshold)
+        return f"{word}: {describe(state)} {value} (plan: {limit} {threshold})"
     base = "previous 24 h" if state.against == "previous" else "flag off"
-    return (
-        f"{word}: {describe(state)} {shown} (against {_show(state.metric, ev.reference)}, {base})"
-    )
+    reference = shown(state.metric, ev.reference)
+    return f"{word}: {describe(state)} {value} (against {reference}, {base})"
 
 
 def _evidence(state: RuleState, ev: Evaluation) -> list[str]:
@@ -510,8 +509,8 @@ def _evidence(state: RuleState, ev: Evaluation) -> list[str]:
     if state.against == "threshold":
         lines = [
             (
-                f"Value: {_show(state.metric, ev.value)} over the last 24 h, {ev.sessions} "
-                f"sessions; threshold {_show(state.metric, state.threshold)}."
+                f"Value: {shown(state.metric, ev.value)} over the last 24 h, {ev.sessions} "
+                f"sessions; threshold {shown(state.metric, state.threshold)}."
             )
         ]
         if state.metric in ("step_p95", "operation_p95"):
@@ -530,8 +529,8 @@ def _evidence(state: RuleState, ev: Evaluation) -> list[str]:
     )
     return [
         (
-            f"{now_side}: {_show(state.metric, ev.value)} ({ev.sessions} sessions); "
-            f"{then_side}: {_show(state.metric, ev.reference)} ({ev.reference_sessions} sessions)."
+            f"{now_side}: {shown(state.metric, ev.value)} ({ev.sessions} sessions); "
+            f"{then_side}: {shown(state.metric, ev.reference)} ({ev.reference_sessions} sessions)."
         ),
         (
             f"Difference in {tested_as}: {level} interval {_pp(ev.low)} to {_pp(ev.high)}; "
