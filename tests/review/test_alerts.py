@@ -32,6 +32,8 @@ from tests.web.serving import served
 from stumble.access.audit import Actor, AuditAction, AuditLog, audit_paths
 from stumble.analytics.queries import Filters, Scope, TimeRange
 from stumble.config import Settings
+from stumble.dashboard.alerts_page import alerts_page
+from stumble.dashboard.model import Callout
 from stumble.plan.load import default_plan_path, load_plan
 from stumble.plan.model import TrackingPlan
 from stumble.privacy.detectors import detect
@@ -48,6 +50,7 @@ from stumble.review.alerts import (
     AlertJob,
     Outgoing,
     RuleState,
+    active_silences,
     alert_message,
     current_states,
     read_history,
@@ -618,3 +621,36 @@ def test_messages_carry_numbers_and_identifiers_only() -> None:
     assert message.markdown.startswith("**FIRING")
     assert message.data["sessions"] == 212
     assert all(isinstance(v, int | float | str) for v in message.data.values())
+
+
+# --- the dashboard page --------------------------------------------------------------------------
+
+
+def test_the_alerts_page_shows_states_firing_first_and_the_history_newest_first(
+    empty_store: DuckDBStore, plan: TrackingPlan, tmp_path: Path, hooks: tuple[Hooks, str]
+) -> None:
+    data = tmp_path / "data"
+    job = scripted(empty_store, plan, data, hooks[1], alert_pending_s=0.0)
+    play(job, [(0, "breaching"), (5, "ok"), (10, "breaching")])
+    set_silence(
+        data, RULE.id, until=at(60), now=at(11), audit=AuditLog.in_data_dir(data), actor=Actor.cli()
+    )
+    page = alerts_page(
+        current_states(data), read_history(data), at(20), active_silences(data, at(20))
+    )
+    assert page.slug == "alerts"
+    summary = page.sections[0].blocks[0]
+    assert isinstance(summary, Callout)
+    assert summary.tone == "bad"
+    assert summary.text.startswith("1 firing, 0 pending")
+    tables = page.tables()
+    (rule_row,) = tables["rules"].rows
+    assert rule_row[0] == "firing (silenced until 2026-03-04 07:00 UTC)"
+    assert rule_row[1:5] == ("10 min", RULE.id, "team_search", "8.0%")
+    history = tables["history"].rows
+    assert [row[2] for row in history] == [
+        "silenced", "not notified", "moved", "notified", "moved", "notified", "moved"
+    ]  # fmt: skip
+    assert history[1][3] == "cooldown"
+    assert history[2][3] == "resolved -> firing"
+    assert history[-1][3] == "normal -> firing"
