@@ -12,6 +12,7 @@ through the real deliverer to a real HTTP receiver.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import re
@@ -58,6 +59,7 @@ from stumble.review.alerts import (
     transition_stamp,
 )
 from stumble.review.delivery import Deliverer
+from stumble.review.scheduler import Job, run_due_jobs
 from stumble.simulate import SimulationParams
 from stumble.simulate.params import LogNormal, OperationParams
 from stumble.storage import DuckDBStore
@@ -297,7 +299,7 @@ def sweep(
     moment = dt.datetime.combine(START + dt.timedelta(days=2), dt.time(9), dt.UTC)
     end = dt.datetime.combine(START + dt.timedelta(days=30), dt.time(), dt.UTC)
     while moment < end:
-        evaluated = job.run(moment)
+        evaluated = job.step(moment)
         result.evaluations += 1
         result.tests += sum(1 for e in evaluated.evaluations if e.status != "no_data")
         for rule, _ in evaluated.breaching():
@@ -325,7 +327,9 @@ def report(name: str, result: SweepResult, every: dt.timedelta) -> None:
 
 SWEEPS = [
     pytest.param(dt.timedelta(hours=24), id="daily"),
-    pytest.param(dt.timedelta(hours=6), id="every-6h", marks=pytest.mark.slow),
+    pytest.param(
+        dt.timedelta(hours=6), id="every-6h", marks=[pytest.mark.slow, pytest.mark.timeout(1200)]
+    ),
 ]
 
 
@@ -654,3 +658,16 @@ def test_the_alerts_page_shows_states_firing_first_and_the_history_newest_first(
     assert history[1][3] == "cooldown"
     assert history[2][3] == "resolved -> firing"
     assert history[-1][3] == "normal -> firing"
+
+
+def test_the_scheduler_runs_the_job_every_interval(
+    empty_store: DuckDBStore, plan: TrackingPlan, tmp_path: Path, hooks: tuple[Hooks, str]
+) -> None:
+    job = scripted(empty_store, plan, tmp_path / "data", hooks[1])
+    job.script[at(0)] = "ok"
+    jobs: list[Job] = [job]
+    assert job.due(at(0))
+    asyncio.run(run_due_jobs(jobs, at(0)))
+    assert job.files.read_state().evaluated_ms == ms(0)
+    assert not job.due(at(4.9))
+    assert job.due(at(5))

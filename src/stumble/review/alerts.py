@@ -595,8 +595,12 @@ class AlertJob:
         last = self.files.read_state().evaluated_ms
         return last is None or now_ms_of(now) - last >= self.settings.alert_interval_s * 1000
 
-    def run(self, now: dt.datetime | None = None) -> Evaluated:
-        """Evaluate at ``now`` (the clock's time when None), record, then deliver."""
+    def run(self, now: dt.datetime) -> None:
+        self.step(now)
+
+    def step(self, now: dt.datetime | None = None) -> Evaluated:
+        """Evaluate at ``now`` (the clock's time when None), record, then deliver; what was
+        evaluated, for a caller that wants the numbers (tests, sweeps over simulated time)."""
         moment = now or self.clock()
         evaluated = self.evaluate(moment)
         with self.files.locked():
