@@ -671,3 +671,18 @@ def test_the_scheduler_runs_the_job_every_interval(
     assert job.files.read_state().evaluated_ms == ms(0)
     assert not job.due(at(4.9))
     assert job.due(at(5))
+
+
+def test_a_notification_nobody_could_receive_for_a_day_is_dropped_and_recorded(
+    empty_store: DuckDBStore, plan: TrackingPlan, tmp_path: Path, hooks: tuple[Hooks, str]
+) -> None:
+    data = tmp_path / "data"
+    job = scripted(empty_store, plan, data, "http://127.0.0.1:9", alert_pending_s=0.0)
+    play(job, [(0, "breaching"), (60, "breaching")])
+    assert len(job.files.read_state().rules[RULE.id].outbox) == 1  # still being tried
+    play(job, [(25 * 60, "breaching")])
+    assert job.files.read_state().rules[RULE.id].outbox == ()
+    history = read_history(data).entries
+    assert [e.event for e in history].count("delivery_failed") == 2
+    assert history[-1].reason == "undeliverable"
+    assert hooks[0].bodies == []

@@ -59,6 +59,7 @@ from stumble.analytics.stats import (
     wilson_interval,
 )
 from stumble.plan.model import TrackingPlan
+from stumble.privacy.detectors import detect
 from stumble.reports.top_problems import TopProblemsQuery
 from stumble.storage.base import EventStore
 
@@ -146,6 +147,7 @@ class Evaluation(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
 SHORT_NAMES: Final[dict[str, str]] = {"field_error_share": "field_error", "operation_p95": "op_p95"}
 _NOT_ID: Final = re.compile(r"[^A-Za-z0-9_.:/-]")
+_PLAIN: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 MAX_ID: Final = 80
 """Longer ids keep their start and a hash: a message key (``alert:<id>:resolved:<ms>``) then
 fits an audit target with a team name of up to 18 characters."""
@@ -254,7 +256,11 @@ class Measurer:
             scope=scope_filter(scope, self.dialect),
             limit=param(MAX_FLAGS),
         )
-        return [str(row["flag"]) for row in fetch(self.store, statement)]
+        names = [str(row["flag"]) for row in fetch(self.store, statement)]
+        # A flag name becomes part of rule ids, message keys and audit targets: only names
+        # that are plain identifiers no personal-data detector hits (the collector screened
+        # them already; this keeps one odd name from stopping every notification).
+        return [name for name in names if _PLAIN.fullmatch(name) and detect(name) is None]
 
     def _measure(self, scope: Scope) -> WindowData:
         samples: dict[tuple[Metric, str, str], Sample] = {}

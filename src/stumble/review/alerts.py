@@ -63,6 +63,8 @@ STATE_FILE: Final = "alerts.json"
 HISTORY_FILE: Final = "alerts-history.jsonl"
 SILENCES_FILE: Final = "alert-silences.json"
 LOCK_FILE: Final = "alerts.lock"
+OUTBOX_TTL_MS: Final = 24 * 3600 * 1000
+"""A notification not delivered within a day is dropped (recorded as ``undeliverable``)."""
 
 
 def now_ms_of(moment: dt.datetime) -> int:
@@ -139,8 +141,8 @@ class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     from_state: State | None = None
     to_state: State | None = None
     reason: str | None = None
-    """``silenced``, ``cooldown``, ``no_owner``, ``not_notified`` (suppressed) or the
-    notified state (``firing``/``resolved``)."""
+    """``silenced``, ``cooldown``, ``no_owner``, ``not_notified``, ``undeliverable``
+    (suppressed) or the notified state (``firing``/``resolved``)."""
     evaluation: Evaluation | None = None
     until_ms: int | None = None
     sent: int | None = None
@@ -658,6 +660,9 @@ class AlertJob:
             remaining = []
             history = []
             for outgoing in rule_state.outbox:
+                if now_ms - outgoing.at_ms > OUTBOX_TTL_MS:
+                    history.append(_suppressed(rule_state, now_ms, "undeliverable"))
+                    continue  # a day of failed tries: the channel needs a person, not retries
                 report = self._notify(rule_state, outgoing)
                 history.append(_delivery_entry(rule_state, outgoing, report, now_ms))
                 if report is None or report.failed:
