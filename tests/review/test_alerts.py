@@ -243,6 +243,9 @@ def test_a_regression_at_a_known_hour_fires_within_the_pending_period(
     assert early == []
     states = {s.rule: s for s in current_states(tmp_path)}
     assert {states[rule].state for rule in SEARCH_RULES} == {"firing"}
+    # every notification reached its team (ids and keys fit the deliverer's audit records)
+    assert not [e for e in history if e.event == "delivery_failed"]
+    assert len(box.bodies) == sum(1 for e in history if e.event == "notified")
     assert_nothing_personal(tmp_path, box)
 
 

@@ -93,7 +93,8 @@ class Rule:
     scenario: str
     subject: str
     """``sessions`` (error rate), ``overall`` (conversion), a step label, an operation, or
-    ``form/step/field/error_type``; flag rules add ``/<flag>``."""
+    ``step/field/error_type`` (``form/step/field/error_type`` for a form that is not the
+    scenario's ``form_id``); flag rules add ``/<flag>``."""
     owner: str
     threshold: float | None = None
     flag: str | None = None
@@ -109,7 +110,7 @@ class Rule:
 
     @property
     def id(self) -> str:
-        return rule_id(self.kind, self.scenario, self.subject)
+        return rule_id(self.kind, self.scenario, self.subject, self.owner)
 
     @property
     def key(self) -> str:
@@ -149,18 +150,22 @@ SHORT_NAMES: Final[dict[str, str]] = {"field_error_share": "field_error", "opera
 _NOT_ID: Final = re.compile(r"[^A-Za-z0-9_.:/-]")
 _PLAIN: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 MAX_ID: Final = 80
-"""Longer ids keep their start and a hash: a message key (``alert:<id>:resolved:<ms>``) then
-fits an audit target with a team name of up to 18 characters."""
+AUDIT_TARGET: Final = 128
+KEY_EXTRA: Final = len("alert:") + len(":resolved:") + len("20260304T061505Z")
+MIN_ID: Final = 40
 
 
-def rule_id(kind: str, scenario: str, subject: str) -> str:
+def rule_id(kind: str, scenario: str, subject: str, owner: str = "") -> str:
     """``<kind>:<scenario>:<subject>`` as an identifier the audit log accepts: other characters
-    become ``_``, and an id longer than ``MAX_ID`` keeps its start and a hash of the whole."""
+    become ``_``, and a long id keeps its start and a hash of the whole. Long means beyond
+    ``MAX_ID``, or beyond what lets the deliverer's audit target ``<owner>/<message key>`` stay
+    within 128 characters (a stable limit: a rule's owner is its scenario's)."""
     text = _NOT_ID.sub("_", f"{kind}:{scenario}:{subject}")
-    if len(text) <= MAX_ID:
+    limit = max(MIN_ID, min(MAX_ID, AUDIT_TARGET - len(owner) - 1 - KEY_EXTRA))
+    if len(text) <= limit:
         return text
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-    return f"{text[: MAX_ID - 13]}.{digest}"
+    return f"{text[: limit - 13]}.{digest}"
 
 
 # --- what a window measured --------------------------------------------------------------
@@ -188,7 +193,7 @@ class WindowData:
 
     samples: Mapping[tuple[Metric, str, str], Sample]
     field_error_keys: tuple[tuple[str, str], ...] = ()
-    """(scenario, form/step/field/error_type) of every field error seen."""
+    """(scenario, field-error subject) of every field error seen."""
 
     def get(self, metric: Metric, scenario: str, key: str) -> Sample | None:
         return self.samples.get((metric, scenario, key))
@@ -299,13 +304,16 @@ class Measurer:
         self, scope: Scope, out: dict[tuple[Metric, str, str], Sample]
     ) -> tuple[tuple[str, str], ...]:
         owners = self.form_scenarios(scope)
+        own_forms = {s.name: s.form_id for s in self.scenarios if s.form_id}
         keys = []
         query = FieldErrorQuery(scope, self.forms)
         for row in fetch(self.store, field_errors_sql(query, self.dialect)):
             scenario = owners.get(row["form_id"])
             if row["row_kind"] != "error" or not row["is_total"] or scenario is None:
                 continue
-            key = f"{row['form_id']}/{row['step']}/{row['field_id']}/{row['error_type']}"
+            # the form is named only when it is not the scenario's own (ids stay short)
+            form = "" if row["form_id"] == own_forms.get(scenario) else f"{row['form_id']}/"
+            key = f"{form}{row['step']}/{row['field_id']}/{row['error_type']}"
             out["field_error_share", scenario, key] = Rate(
                 int(row["with_error"]), int(row["entered"])
             )

@@ -483,12 +483,21 @@ _NAMES: Final[dict[str, str]] = {
 
 def describe(state: RuleState) -> str:
     """``p95 of operation search in search`` and the like."""
-    subject = state.subject.split("/", 4)
+    parts = state.subject.split("/")
+    if state.against == "flag":
+        parts = parts[:-1]
     what = _NAMES[state.metric]
-    target = "/".join(subject[:4]) if state.metric == "field_error_share" else subject[0]
     if state.metric in ("error_rate", "conversion"):
         return f"{what} in {state.scenario}"
-    return f"{what} {target} in {state.scenario}"
+    if state.metric == "field_error_share" and len(parts) >= 3:
+        *form, step, field_id, error = parts
+        where = f" of {form[0]}" if form else ""
+        return f"{what} {field_id} ({error}) at step {step}{where} in {state.scenario}"
+    return f"{what} {parts[0]} in {state.scenario}"
+
+
+def flag_of(state: RuleState) -> str | None:
+    return state.subject.rsplit("/", 1)[-1] if state.against == "flag" else None
 
 
 def _headline(state: RuleState, outgoing: Outgoing) -> str:
@@ -499,7 +508,7 @@ def _headline(state: RuleState, outgoing: Outgoing) -> str:
         limit = "at least" if state.metric == "conversion" else "at most"
         threshold = shown(state.metric, state.threshold)
         return f"{word}: {describe(state)} {value} (plan: {limit} {threshold})"
-    base = "previous 24 h" if state.against == "previous" else "flag off"
+    base = "previous 24 h" if state.against == "previous" else f"flag {flag_of(state)} off"
     reference = shown(state.metric, ev.reference)
     return f"{word}: {describe(state)} {value} (against {reference}, {base})"
 
@@ -523,8 +532,9 @@ def _evidence(state: RuleState, ev: Evaluation) -> list[str]:
         else:
             lines.append(f"{level} interval {_pct(ev.low)} to {_pct(ev.high)}; {p} ({family}).")
         return lines
+    flag = flag_of(state)
     now_side, then_side = (
-        ("last 24 h", "24 h before") if state.against == "previous" else ("flag on", "flag off")
+        ("last 24 h", "24 h before") if flag is None else (f"flag {flag} on (last 24 h)", "off")
     )
     tested_as = (
         "share above the pooled p95" if state.metric in ("step_p95", "operation_p95") else "share"
