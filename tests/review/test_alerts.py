@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -204,8 +205,13 @@ def first_transition(history: list[Any], rule: str, to_state: str) -> dt.datetim
 
 
 def test_a_regression_at_a_known_hour_fires_within_the_pending_period(
-    regression: DuckDBStore, plan: TrackingPlan, tmp_path: Path, hooks: tuple[Hooks, str]
+    regression: DuckDBStore,
+    plan: TrackingPlan,
+    tmp_path: Path,
+    hooks: tuple[Hooks, str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger="stumble")
     box, url = hooks
     settings = alert_settings(tmp_path, url)
     job = make_job(regression, plan, settings)
@@ -247,6 +253,8 @@ def test_a_regression_at_a_known_hour_fires_within_the_pending_period(
     assert not [e for e in history if e.event == "delivery_failed"]
     assert len(box.bodies) == sum(1 for e in history if e.event == "notified")
     assert_nothing_personal(tmp_path, box)
+    for record in caplog.records:
+        assert detect(record.getMessage()) is None, record.getMessage()
 
 
 # --- (b), (c) no false alarms over 30 days ----------------------------------------------------
