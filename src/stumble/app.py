@@ -51,7 +51,12 @@ from stumble.events import IDENTIFIER_MAX_LENGTH, IDENTIFIER_PATTERN, ROUTE_MAX_
 from stumble.pipeline import PipelineStatus
 from stumble.plan.load import default_plan_path, load_plan
 from stumble.plan.model import TrackingPlan
-from stumble.review.fixes import FixBook
+from stumble.review.alerts import AlertJob
+from stumble.review.calendar import review_zone
+from stumble.review.delivery import Deliverer
+from stumble.review.digest import DigestJob, load_fixes
+from stumble.review.fixes import FixBook, FixJob
+from stumble.review.scheduler import Job, run_jobs_forever
 from stumble.spool import Spool, SpoolConfig
 from stumble.storage import DuckDBStore, EventStore
 from stumble.web.access import (
@@ -149,6 +154,28 @@ class CollectorServices:
             audit=self.audit,
         )
         self.metrics.bind_spool(self.spool.stats, self._loader_lag_s)
+
+    def review_jobs(self) -> list[Job]:
+        """The review loop's scheduled work: the weekly digest, the alert rules and the fixes
+        due for verification, all notifying through one deliverer (SMTP and webhooks)."""
+        s = self.settings
+        deliverer = Deliverer(s, audit=self.audit)
+        hours, minutes = (int(part) for part in s.fix_check_time.split(":"))
+        return [
+            DigestJob(s, self.store, self.plan, deliverer, fixes=lambda: load_fixes(self.data_dir)),
+            AlertJob(
+                store=self.store, plan=self.plan, settings=s, notifier=deliverer, audit=self.audit
+            ),
+            FixJob(
+                self.fixes,
+                self.store,
+                self.plan,
+                zone=review_zone(s.review_timezone),
+                check_time=dt.time(hours, minutes),
+                notifier=deliverer,
+                audit=self.audit,
+            ),
+        ]
 
     def pipeline_status(self) -> PipelineStatus:
         """The loader and the spool now (blocking: the spool's stats may wait for an fsync)."""
@@ -248,11 +275,13 @@ def create_app(
         gc.freeze()
         reload_task = asyncio.create_task(_reload_credentials_forever(services))
         digest_task = asyncio.create_task(_sign_audit_log_forever(services.audit))
+        review_task = asyncio.create_task(run_jobs_forever(services.review_jobs()))
         try:
             yield
         finally:
             reload_task.cancel()
             digest_task.cancel()
+            review_task.cancel()
             batch_endpoint.close()
             await asyncio.to_thread(services.close)
 

@@ -15,6 +15,8 @@ from typing import Final, Protocol
 
 log = logging.getLogger("stumble.review")
 TICK_S: Final = 30.0
+FIRST_TICK_S: Final = 2.0
+"""Soon after start: work that fell due while the server was down is not kept waiting."""
 
 
 class Job(Protocol):
@@ -29,12 +31,16 @@ class Job(Protocol):
         ...
 
 
-async def run_jobs_forever(jobs: Sequence[Job], tick_s: float = TICK_S) -> None:
-    """Every ``tick_s`` seconds, run each due job in turn. A failing job is logged by its
-    exception's type (never its message, which may quote data) and tried again next tick."""
+async def run_jobs_forever(
+    jobs: Sequence[Job], tick_s: float = TICK_S, first_tick_s: float = FIRST_TICK_S
+) -> None:
+    """Every ``tick_s`` seconds (the first time ``first_tick_s`` after start), run each due job
+    in turn. A failing job is logged by its exception's type (never its message, which may
+    quote data) and tried again next tick."""
+    await asyncio.sleep(first_tick_s)
     while True:
-        await asyncio.sleep(tick_s)
         await run_due_jobs(jobs, dt.datetime.now(dt.UTC))
+        await asyncio.sleep(tick_s)
 
 
 async def run_due_jobs(jobs: Sequence[Job], now: dt.datetime) -> None:
