@@ -262,3 +262,9 @@ def test_the_data_health_page_shows_the_pipeline_now(site: Site) -> None:
     assert page.status_code == 200
     assert "Pipeline now" in page.text and "running" in page.text
     assert "Pipeline now" not in site.get("/failures", Role.ENGINEER).text
+
+
+def test_the_alerts_page_lists_rule_states_for_report_readers(site: Site) -> None:
+    page = site.get("/alerts", Role.ANALYST)
+    assert page.status_code == 200 and "What is breaking now" in page.text
+    assert site.get("/alerts", Role.AUDITOR).status_code == 200  # data health readers too

@@ -25,6 +25,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any, Final, Protocol
 from urllib.parse import quote, urlencode
 
@@ -52,6 +53,7 @@ from stumble.analytics.rendering import format_value
 from stumble.analytics.results import Table
 from stumble.config import Settings
 from stumble.dashboard import pages, system_pages
+from stumble.dashboard.alerts_page import alerts_page
 from stumble.dashboard.cache import ResultCache
 from stumble.dashboard.context import PageContext, PageParamError
 from stumble.dashboard.filters import RANGE_LABELS, FilterError, ViewFilters
@@ -71,6 +73,7 @@ from stumble.raw_events import (
     rows_answered,
     session_request,
 )
+from stumble.review.alerts import active_silences, current_states, read_history
 from stumble.review.fixes import FixBook, FixError
 from stumble.storage.base import EventStore, StorageError
 from stumble.web.access import (
@@ -155,6 +158,7 @@ NAVIGATION: Final = (
     NavItem("/failures", "Failures", AGGREGATES, pages.failures),
     NavItem("/compare", "Compare", AGGREGATES, pages.compare),
     NavItem("/usage", "Usage and loops", AGGREGATES, pages.usage),
+    NavItem("/alerts", "Alerts", requires(Permission.READ_AGGREGATES, Permission.READ_HEALTH)),
     NavItem("/fixes", "Fixes", AGGREGATES),
     NavItem("/health", "Data health", requires(Permission.READ_HEALTH), pages.health),
     NavItem("/plan", "Tracking plan", requires(Permission.READ_AGGREGATES, Permission.READ_HEALTH)),
@@ -423,6 +427,17 @@ class DashboardPages:
             },
         )
 
+    async def alerts_endpoint(self, request: Request) -> Response:
+        page = await asyncio.to_thread(self._alerts_page)
+        return self.show(request, page, "/alerts", None)
+
+    def _alerts_page(self) -> Page:
+        data_dir = Path(self.services.settings.data_dir)
+        now = dt.datetime.now(dt.UTC)
+        return alerts_page(
+            current_states(data_dir), read_history(data_dir), now, active_silences(data_dir, now)
+        )
+
     async def fixes_endpoint(self, request: Request) -> Response:
         try:
             fixes = await asyncio.to_thread(self.services.fixes.all)
@@ -553,6 +568,7 @@ class DashboardPages:
             self.page_route("/", self.report_endpoint(NAVIGATION[0]), requires(*Permission)),
             self.page_route("/plan", self.plan_endpoint, BY_SLUG["plan"].access),
             self.page_route("/fixes", self.fixes_endpoint, BY_SLUG["fixes"].access),
+            self.page_route("/alerts", self.alerts_endpoint, BY_SLUG["alerts"].access),
             self.page_route("/admin", self.admin_endpoint, BY_SLUG["admin"].access),
             self.page_route("/audit", self.audit_endpoint, BY_SLUG["audit"].access),
             self.page_route("/raw", self.raw_endpoint, BY_SLUG["raw"].access),
