@@ -164,7 +164,12 @@ class CollectorServices:
         return [
             DigestJob(s, self.store, self.plan, deliverer, fixes=lambda: load_fixes(self.data_dir)),
             AlertJob(
-                store=self.store, plan=self.plan, settings=s, notifier=deliverer, audit=self.audit
+                store=self.store,
+                plan=self.plan,
+                settings=s,
+                notifier=deliverer,
+                audit=self.audit,
+                environment=s.review_environment,
             ),
             FixJob(
                 self.fixes,

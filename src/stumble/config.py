@@ -109,6 +109,9 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Group → role (``admin``, ``engineer``, ``analyst``, ``auditor``); a user with several
     groups gets the role that grants most; a user with no mapped group gets nothing."""
 
+    review_environment: str = "prod"
+    """Environment whose traffic the alert rules watch (the demo watches ``dev``, where its
+    history is)."""
     review_timezone: str = ""
     """IANA time zone of the review loop's calendar (digest day and time, alert days, fix
     verification dates); empty: the server's local zone."""

@@ -224,7 +224,12 @@ def _demo(args: argparse.Namespace) -> int:
     from stumble.web.demo_routes import demo_routes  # noqa: PLC0415
 
     settings = settings_from(
-        args, host=args.host, port=args.port, tls_cert=args.tls_cert, tls_key=args.tls_key
+        args,
+        host=args.host,
+        port=args.port,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        review_environment="dev",  # where the demo's key puts its history and live traffic
     )
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
