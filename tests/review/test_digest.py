@@ -49,6 +49,7 @@ from stumble.review.digest import (
 from stumble.storage import DuckDBStore
 
 GOLDEN = Path(__file__).parent / "golden"
+REPO = Path(__file__).resolve().parents[2]
 UPDATE = os.environ.get("STUMBLE_UPDATE_GOLDEN") == "1"
 W10, W11 = Week(2026, 10), Week(2026, 11)
 DESK = "team_service_desk"
@@ -275,7 +276,7 @@ def test_the_message_is_keyed_per_week_and_environment(digest: Digest) -> None:
 
 
 @pytest.mark.browser
-def test_html_renders_in_chromium_without_any_request(digest: Digest, tmp_path: Path) -> None:
+def test_html_renders_in_chromium_without_any_request(digest: Digest) -> None:
     if not CHROMIUM.exists():
         pytest.skip("needs Debian's chromium at /usr/bin/chromium")
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -299,8 +300,20 @@ def test_html_renders_in_chromium_without_any_request(digest: Digest, tmp_path: 
                 "els => els.map(e => [e.getBoundingClientRect().width,"
                 " e.getBoundingClientRect().height, e.querySelectorAll('path').length])",
             )
+            # Labels measured by vl-convert must fit where Chromium draws them.
+            overflow = page.eval_on_selector_all(
+                "svg",
+                "els => Math.max(0, ...els.flatMap(svg => {"
+                " const box = svg.getBoundingClientRect();"
+                " return [...svg.querySelectorAll('text')].map(t => {"
+                " const r = t.getBoundingClientRect();"
+                " return Math.max(box.left - r.left, r.right - box.right); }); }))",
+            )
             heading = page.inner_text("h1")
-            page.screenshot(path=str(tmp_path / "digest.png"), full_page=True)
+            # For a person to look at: $STUMBLE_ARTIFACTS/screenshots (test-artifacts/).
+            shots = Path(os.environ.get("STUMBLE_ARTIFACTS") or REPO / "test-artifacts")
+            (shots / "screenshots").mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(shots / "screenshots/digest-2026-W11.png"), full_page=True)
         finally:
             browser.close()
 
@@ -309,6 +322,7 @@ def test_html_renders_in_chromium_without_any_request(digest: Digest, tmp_path: 
     assert heading == "Weekly UX review 2026-W11 · prod"
     assert len(boxes) == 1 + sum(1 for s in digest.scenarios if s.trend)
     assert all(width > 0 and height > 0 and paths > 0 for width, height, paths in boxes)
+    assert overflow <= 1.0, f"a chart label sticks out of its chart by {overflow:.1f} px"
 
 
 # --- the weekly job -------------------------------------------------------------------------

@@ -64,7 +64,7 @@ VEGA_LITE_VERSION: Final = "6.4"
 """The newest Vega-Lite that vl-convert bundles; the dashboard's browser bundle has 6.5."""
 CHART_WIDTH: Final = 560
 SPARK_WIDTH: Final = 180
-RUNS_STUMBLE: Final = "the team that runs stumble"
+CHART_FONT: Final = "Arial, Helvetica, 'Liberation Sans', sans-serif"
 WEEKDAYS: Final = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 RETRY_AFTER: Final = dt.timedelta(minutes=15)
 """After a run with failed recipients, the job waits this long before trying them again."""
@@ -486,6 +486,9 @@ def _svg(spec_json: str, width: int) -> str:
 
     spec = json.loads(spec_json)
     spec["width"] = width  # "container" means nothing without a page to fit
+    # Labels are measured here and drawn by the mail client: Arial's metrics (Helvetica on a
+    # Mac, Liberation Sans on Linux) are the ones both sides share, so no label overflows.
+    spec["config"] = {**spec.get("config", {}), "font": CHART_FONT}
     svg: str = vl_convert.vegalite_to_svg(
         vl_spec=spec, vl_version=VEGA_LITE_VERSION, allowed_base_urls=[]
     )
