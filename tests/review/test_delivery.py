@@ -522,3 +522,13 @@ def test_nothing_is_sent_while_the_ledger_cannot_be_written(
     with pytest.raises(LedgerError):
         deliverer(settings(tmp_path, port)).notify(TEAM, MESSAGE)
     assert box.accepted == []  # otherwise every run would send them again
+
+
+def test_a_key_the_audit_log_would_refuse_is_recorded_by_its_digest() -> None:
+    from stumble.review.delivery import audit_target
+
+    assert audit_target("team_search", "digest:2026-W49:prod") == "team_search/digest:2026-W49:prod"
+    stamped = audit_target("team_search", "alert:max_op_p95:search:firing:1764123456789")
+    assert stamped.startswith("team_search/alert:sha256:") and "1764123456789" not in stamped
+    long = audit_target("team_search", "fix:" + "x" * 200)
+    assert len(long) < 64 and long.startswith("team_search/fix:sha256:")
