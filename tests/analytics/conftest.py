@@ -29,6 +29,7 @@ from stumble.events import StoredEvent
 from stumble.plan.load import default_plan_path, load_plan
 from stumble.plan.model import TrackingPlan
 from stumble.simulate import GroundTruth, Simulation, SimulationParams
+from stumble.simulate.attempts import AttemptTracker
 from stumble.storage import DuckDBStore
 
 START = dt.date(2026, 3, 2)  # a Monday
@@ -143,27 +144,16 @@ def by_session(events: Sequence[StoredEvent]) -> dict[str, list[StoredEvent]]:
     return dict(sessions)
 
 
-def first_touch_chain(
+def attempts_chain(
     rows: Sequence[StoredEvent], steps: Sequence[StepSpec], window_ms: int
-) -> list[int]:
-    """The ts of each step a session reached, first touch, in plain Python."""
-    anchor = next((e.ts for e in rows if matches(e, steps[0])), None)
-    if anchor is None:
-        return []
-    reached = [anchor]
-    for step in steps[1:]:
-        nxt = next(
-            (
-                e.ts
-                for e in rows
-                if matches(e, step) and e.ts > reached[-1] and e.ts <= anchor + window_ms
-            ),
-            None,
-        )
-        if nxt is None:
-            break
-        reached.append(nxt)
-    return reached
+) -> list[int | None]:
+    """The ts of each step a session reached, by the funnel's attempt rules, in plain Python:
+    identical events at one instant are one, and an instant's events go in step order."""
+    matched = {(e.ts, tuple(i for i, s in enumerate(steps) if matches(e, s))) for e in rows}
+    tracker = AttemptTracker([s.optional for s in steps], window_ms)
+    for ts, hits in sorted(m for m in matched if m[1]):
+        tracker.event(ts, hits)
+    return tracker.reached()
 
 
 @dataclass
@@ -181,11 +171,12 @@ def py_funnel(events: Sequence[StoredEvent], steps: Sequence[StepSpec], window_m
     gaps: list[list[float]] = [[] for _ in steps]
     totals: list[float] = []
     for rows in by_session(events).values():
-        chain = first_touch_chain(rows, steps, window_ms)
-        for i, ts in enumerate(chain):
+        chain = attempts_chain(rows, steps, window_ms)
+        done = [(i, ts) for i, ts in enumerate(chain) if ts is not None]
+        for (_, before), (i, ts) in zip([(None, None), *done], done, strict=False):
             reached[i] += 1
-            if i:
-                gaps[i].append(float(ts - chain[i - 1]))
+            if before is not None:
+                gaps[i].append(float(ts - before))
         if len(chain) == len(steps):
-            totals.append(float(chain[-1] - chain[0]))
+            totals.append(float(done[-1][1] - done[0][1]))
     return PyFunnel(reached, gaps, totals)

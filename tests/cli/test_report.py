@@ -25,7 +25,7 @@ def test_a_funnel_table_from_the_data_directory(
     args = ["report", "funnel", "--data", str(data_dir), "--scenario", "create_service_request"]
     assert main([*args, "--by", "ui_version"]) == 0
     out = capsys.readouterr().out
-    assert "Funnel create_service_request (first_touch, window 60 min)" in out
+    assert "Funnel create_service_request (ordered, window 60 min)" in out
     assert "by ui_version" in out
     assert any(line.startswith("1.4.2") and "step_2_done" in line for line in out.splitlines())
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import pytest
 import yaml
 from hypothesis import given, settings
@@ -679,3 +681,96 @@ def test_no_routes_for_events_that_carry_them_is_a_warning() -> None:
 def test_a_route_listed_twice_is_a_warning() -> None:
     issues = lint_plan(SMALL_PLAN.replace("routes: [/form]", "routes: [/form, /form]"))
     assert [(i.severity, i.location) for i in issues] == [("warning", "routes")]
+
+
+# --- funnel options: window, order, optional steps, exclusions -----------------------------
+
+THREE_STEPS = "[opened, {event: opened, name: again, optional: true}, submitted]"
+
+
+def scenario_with(line: str, steps: str = "[opened, submitted]") -> str:
+    """The small plan whose scenario has one more key (and the given steps)."""
+    return SMALL_PLAN.replace(
+        "        steps: [opened, submitted]", f"        steps: {steps}\n        {line}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "ms"),
+    [("90s", 90_000), ("20m", 1_200_000), ("8h", 28_800_000), ("14d", 1_209_600_000)],
+)
+def test_a_window_in_seconds_minutes_hours_or_days(lint_text, text: str, ms: int) -> None:
+    plan_text = scenario_with(f"conversion_window: {text}")
+    assert lint_text(plan_text) == []
+    plan = load_plan(textwrap.dedent(plan_text))
+    assert plan.scenarios["fill_form"].window_ms == ms
+
+
+def test_without_a_window_a_funnel_has_fourteen_days() -> None:
+    plan = load_plan(textwrap.dedent(SMALL_PLAN))
+    assert plan.scenarios["fill_form"].window_ms == 14 * 86_400_000
+
+
+def test_the_old_window_in_minutes_is_still_read() -> None:
+    plan = load_plan(textwrap.dedent(scenario_with("conversion_window_minutes: 30")))
+    assert plan.scenarios["fill_form"].window_ms == 30 * 60_000
+
+
+@pytest.mark.parametrize("text", ["10", "10w", "0m", "-5m", "1.5h", "10 m"])
+def test_a_window_without_a_unit_or_count_is_refused(lint_text, issue_at, text: str) -> None:
+    issues = lint_text(scenario_with(f"conversion_window: '{text}'"))
+    assert issue_at(issues, "scenarios.fill_form.conversion_window")
+
+
+def test_a_window_over_ninety_days_is_refused(lint_text, issue_at) -> None:
+    issues = lint_text(scenario_with("conversion_window: 91d"))
+    assert "at most 90 days" in issue_at(issues, "scenarios.fill_form.conversion_window").message
+
+
+def test_a_window_given_twice_is_refused(lint_text, issue_at) -> None:
+    issues = lint_text(
+        scenario_with("conversion_window: 1h\n        conversion_window_minutes: 60")
+    )
+    issue = issue_at(issues, "scenarios.fill_form.conversion_window_minutes")
+    assert "give the window once" in issue.message
+
+
+def test_an_unknown_order_is_refused(lint_text, issue_at) -> None:
+    issues = lint_text(scenario_with("order: best_path"))
+    assert issue_at(issues, "scenarios.fill_form.order")
+
+
+def test_optional_steps_and_exclusions_are_accepted(lint_text) -> None:
+    text = scenario_with("exclusions: [{event: opened, where: {screen_id: help}}]", THREE_STEPS)
+    assert lint_text(text) == []
+    scenario = load_plan(textwrap.dedent(text)).scenarios["fill_form"]
+    assert [s.optional for s in scenario.steps] == [False, True, False]
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_the_first_and_last_steps_cannot_be_optional(lint_text, issue_at, index: int) -> None:
+    steps = ["opened", "submitted"]
+    steps[index] = f"{{event: {steps[index]}, optional: true}}"
+    issues = lint_text(scenario_with("order: ordered", f"[{', '.join(steps)}]"))
+    issue = issue_at(issues, f"scenarios.fill_form.steps[{index}].optional")
+    assert "cannot be optional" in issue.message
+
+
+def test_an_exclusion_that_is_a_step_is_refused(lint_text, issue_at) -> None:
+    issues = lint_text(
+        scenario_with("exclusions: [submitted]".replace("[submitted]", "[{event: submitted}]"))
+    )
+    assert "also a step" in issue_at(issues, "scenarios.fill_form.exclusions[0]").message
+
+
+def test_an_exclusion_must_be_a_declared_event(lint_text, issue_at) -> None:
+    issues = lint_text(scenario_with("exclusions: [{event: cancelled}]"))
+    assert (
+        "not a declared event"
+        in issue_at(issues, "scenarios.fill_form.exclusions[0].event").message
+    )
+
+
+def test_first_touch_takes_no_optional_steps(lint_text, issue_at) -> None:
+    issues = lint_text(scenario_with("order: first_touch", THREE_STEPS))
+    assert "first_touch" in issue_at(issues, "scenarios.fill_form.order").message

@@ -30,6 +30,7 @@ from stumble.simulate import (
     SimulationParams,
     simulate_sessions,
 )
+from stumble.simulate.attempts import AttemptTracker
 from stumble.simulate.params import FieldErrorRule, FormVersion, LogNormal
 
 ALMATY = ZoneInfo("Asia/Almaty")
@@ -175,18 +176,15 @@ def matches(step: FunnelStep, event: dict[str, Any]) -> bool:
 
 
 def funnel_stamps(plan: TrackingPlan, scenario: str, events: list[dict[str, Any]]) -> list[int]:
-    """An independent funnel: ordered steps, first occurrence, within the plan's window."""
+    """The funnel's rules over every event of the stream that matches a step (not only those
+    the generator marked with ``reach``): the truth must not miss a step event."""
     declared = plan.scenarios[scenario]
-    window_ms = declared.conversion_window_minutes * 60_000
-    stamps: list[int] = []
+    tracker = AttemptTracker([s.optional for s in declared.steps], declared.window_ms)
     for event in events:
-        if len(stamps) == len(declared.steps):
-            break
-        if stamps and event["ts"] - stamps[0] > window_ms:
-            break
-        if matches(declared.steps[len(stamps)], event):
-            stamps.append(event["ts"])
-    return stamps
+        steps = [i for i, step in enumerate(declared.steps) if matches(step, event)]
+        if steps:
+            tracker.event(event["ts"], steps)
+    return [ts for ts in tracker.reached() if ts is not None]
 
 
 def test_ground_truth_equals_an_independent_recount_of_the_events(

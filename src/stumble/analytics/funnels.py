@@ -1,16 +1,19 @@
 """Report 1, the scenario funnel: how many start, reach each step, drop off, and how long it takes.
 
-Semantics: **first touch**. A session enters the funnel at its first step-1 event in the
-range (the anchor); step i is the *first* step-i event strictly after the event that made
-step i-1, and no later than the anchor plus the scenario's conversion window. Each session
-therefore follows exactly one chain, and "time between steps" is measured along it.
+Semantics (``order: ordered``, the default; README "How funnels count"): **attempts**, as
+PostHog's funnel engine counts them. Every step-1 event starts an attempt; a later step joins
+the most recent attempt that has reached the previous step, if it happens no later than that
+attempt's step-1 event plus the window (the end is inclusive). A session counts once, at the
+furthest step any attempt reached, with the step times of the first attempt that got there.
+Events of one instant are matched in step order, identical events at one instant are one
+entry, and one event never fills two steps of an attempt. ``strict`` also needs the steps
+back to back; exclusions remove an attempt they fall inside of; optional steps may be
+skipped.
 
-Why not ClickHouse's ``windowFunnel`` (best path, which searches every anchor for the deepest
-chain)? It counts more sessions at deep steps than people actually experienced in order, and
-its step times are not defined. First touch answers the product question "of the people who
-opened the form, how many finished it, and how long did each step take them", it is what the
-simulator's ground truth uses, and both engines can compute it exactly. A ClickHouse compiler
-must emit this chain (``arrayFirst`` over ``groupArray`` per step), not ``windowFunnel``.
+Why attempts replaced first touch (decision 25): an operator opens the form, is called away,
+reopens it twenty minutes later and submits. First touch follows the first opening only, so
+it counts a drop-off and adds the interruption to the step times. ``first_touch`` stays as an
+explicit order for scenarios that want "the first time they saw it".
 
 Suppression: the cells are "sessions that reached step i" for each breakdown group; a hidden
 cell hides its count, conversion, drop-off and step times. Drop-off is derived from two shown
@@ -23,6 +26,7 @@ from typing import Final
 
 import msgspec
 
+from stumble.analytics.attempts import attempts_sql, previous_steps
 from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, sampling_of
 from stumble.analytics.queries import FunnelQuery
 from stumble.analytics.results import (
@@ -50,7 +54,47 @@ from stumble.analytics.sql import (
 from stumble.storage.base import EventStore
 
 LEVELS: Final = (0.5, 0.95)
-SEMANTICS: Final = "first_touch"
+SEMANTICS: Final = "ordered"
+"""The default order (``Scenario.order``); each result names the one it used."""
+
+ORDER_NOTES: Final[dict[str, str]] = {
+    "ordered": (
+        "ordered: every step-1 event starts an attempt; a later step joins the most recent "
+        "attempt that reached the step before it, within the window from that attempt's "
+        "step 1 (its end included); events of one instant count in step order"
+    ),
+    "strict": (
+        "strict: like ordered, but the steps must follow each other back to back in the "
+        "session's events (vitals aside); any other event in between breaks the attempt, and "
+        "a repeated step-1 event restarts it"
+    ),
+    "first_touch": (
+        "first touch: each session follows one chain from its first step-1 event, every "
+        "later step being the first matching event after the previous one within the window"
+    ),
+}
+COUNTING_NOTE: Final = (
+    "sessions, not people: a session counts once, at the furthest step any of its attempts "
+    "reached, with the step times of the first attempt that got there; a funnel never spans "
+    "two sessions (a new tab, 30 minutes idle or the daily key change start a new one)"
+)
+
+
+def funnel_notes(query: FunnelQuery) -> list[str]:
+    """How this funnel counted, for ``meta.notes``."""
+    notes = [ORDER_NOTES[query.scenario.order], COUNTING_NOTE]
+    if query.scenario.exclusions:
+        labels = ", ".join(step.label for step in query.scenario.exclusions)
+        notes.append(
+            f"excluded: an attempt with {labels} between its step 1 and its end (its last "
+            "step, or its window's end if it never got there) is not counted"
+        )
+    if any(step.optional for step in query.scenario.steps):
+        notes.append(
+            "optional steps may be skipped: their count is the sessions that took them, and "
+            "drop-off is measured from the last required step"
+        )
+    return notes
 
 
 # --- SQL ----------------------------------------------------------------------------------
@@ -58,16 +102,28 @@ SEMANTICS: Final = "first_touch"
 
 def chain_sql(query: FunnelQuery, dialect: SqlDialect) -> Sql:
     """CTEs ending in ``chain(session_id, grp, weight, t0, t1, ...)``: one row per session
-    that reached step 1, with the time it reached each step (NULL when it did not)."""
+    that reached step 1, with the time its counted attempt reached each step (NULL when it
+    did not, or skipped an optional step)."""
+    if query.scenario.order == "first_touch":
+        return _first_touch_sql(query, dialect)
+    return attempts_sql(query, dialect)
+
+
+def _step_flags(query: FunnelQuery) -> Sql:
     steps = query.scenario.steps
-    flags = Sql.join(", ", (step_condition(step) + f" AS s{i}" for i, step in enumerate(steps)))
+    return Sql.join(", ", (step_condition(step) + f" AS s{i}" for i, step in enumerate(steps)))
+
+
+def _first_touch_sql(query: FunnelQuery, dialect: SqlDialect) -> Sql:
+    """One chain per session from its first step-1 event (``order: first_touch``)."""
+    steps = query.scenario.steps
     ctes = [
         render(
             "m AS (SELECT {sid} AS session_id, ts, sample_rate, {grp} AS grp, {flags} "
             "FROM events WHERE {scope} AND ({any_step}))",
             sid=dialect.session_key("session_id"),
             grp=dimension_expr(query.scope.by, dialect),
-            flags=flags,
+            flags=_step_flags(query),
             scope=scope_filter(query.scope, dialect),
             any_step=disjunction(step_condition(step) for step in steps),
         ),
@@ -112,13 +168,25 @@ def chain_sql(query: FunnelQuery, dialect: SqlDialect) -> Sql:
     return "WITH " + Sql.join(",\n", ctes)
 
 
+def previous_time(query: FunnelQuery, step: int, dialect: SqlDialect) -> str:
+    """The time a chain left the step before ``step``: past skipped optional steps."""
+    del dialect  # coalesce is spelled alike everywhere
+    earlier = [f"t{j}" for j in previous_steps(query, step)]
+    return earlier[0] if len(earlier) == 1 else f"coalesce({', '.join(earlier)})"
+
+
+def gap_expr(query: FunnelQuery, step: int, dialect: SqlDialect) -> str:
+    """Milliseconds from the step before ``step`` (as the chain did it) to ``step``."""
+    return dialect.ms_between(previous_time(query, step, dialect), f"t{step}")
+
+
 def funnel_sql(query: FunnelQuery, dialect: SqlDialect) -> Sql:
     """Per group (and the total): sessions and weights per step, step and total times."""
     count = len(query.scenario.steps)
     columns = ["count(*) AS n0", "sum(weight) AS w0"]
     for i in range(1, count):
         reached = f"t{i} IS NOT NULL"
-        gap = dialect.ms_between(f"t{i - 1}", f"t{i}")
+        gap = gap_expr(query, i, dialect)
         columns.append(f"{dialect.count_if(reached)} AS n{i}")
         columns.append(f"{dialect.sum_if('weight', reached)} AS w{i}")
         columns.append(f"{dialect.quantiles(gap, LEVELS)} AS q{i}")
@@ -144,7 +212,7 @@ def step_durations_sql(query: FunnelQuery, dialect: SqlDialect) -> Sql:
     columns = ["count(*) AS n0"]
     for i in range(1, len(query.scenario.steps)):
         reached = f"t{i} IS NOT NULL"
-        gap = dialect.ms_between(f"t{i - 1}", f"t{i}")
+        gap = gap_expr(query, i, dialect)
         columns.append(f"{dialect.count_if(reached)} AS n{i}")
         columns.append(f"{dialect.collect(gap, reached)} AS d{i}")
     return chain_sql(query, dialect) + render(
@@ -159,17 +227,22 @@ class FunnelStep(msgspec.Struct, frozen=True, kw_only=True):
     label: str
     hidden: bool = False
     sessions: int | None = None
-    """Sessions that reached this step (estimated when sampled)."""
+    """Sessions that reached this step (estimated when sampled); for an optional step, the
+    sessions whose counted attempt took it."""
     conversion: Share = NO_SHARE
     """From the first step to this one."""
     step_conversion: Share = NO_SHARE
-    """From the previous step to this one."""
+    """From the previous required step to this one."""
     drop_off: int | None = None
-    """Sessions that reached the previous step but not this one."""
+    """Sessions that reached the previous required step but not this one (None for an
+    optional step: skipping it is not dropping off)."""
     drop_off_share: float | None = None
     time_from_previous: Durations = EMPTY_DURATIONS
+    """From the step the counted attempt did before this one (past skipped optional steps)."""
     slower_than_limit: int | None = None
     """Sessions whose time from the previous step exceeded ``FunnelResult.step_limit_ms``."""
+    optional: bool = False
+    """A step sessions may skip (the plan's ``optional: true``)."""
 
 
 class FunnelGroup(msgspec.Struct, frozen=True, kw_only=True):
@@ -189,11 +262,18 @@ class FunnelGroup(msgspec.Struct, frozen=True, kw_only=True):
 class FunnelResult(msgspec.Struct, frozen=True, kw_only=True):
     scenario: str
     semantics: str
+    """How steps follow each other: ``ordered`` (attempts), ``strict`` or ``first_touch``."""
     window_minutes: float
     steps: list[str]
     groups: list[FunnelGroup]
     step_limit_ms: float | None = None
     """The plan's ``max_step_p95_ms`` for this scenario, if any."""
+    window_ms: int = 0
+    """The conversion window (``window_minutes`` in milliseconds: seconds-long windows)."""
+    exclusions: list[str] = []
+    """Labels of the events that remove an attempt they fall inside of."""
+    counting_unit: str = "session"
+    """What is counted: sessions, never people (stumble has no user id)."""
 
     def total(self) -> FunnelGroup:
         return next(g for g in self.groups if g.group is None)
@@ -281,11 +361,13 @@ def run_funnel(
     ]
     result = FunnelResult(
         scenario=query.scenario.name,
-        semantics=SEMANTICS,
+        semantics=query.scenario.order,
         window_minutes=query.scenario.window_ms / 60_000,
         steps=[step.label for step in query.scenario.steps],
         groups=groups,
         step_limit_ms=query.slow_after_ms,
+        window_ms=query.scenario.window_ms,
+        exclusions=[step.label for step in query.scenario.exclusions],
     )
     meta = meta_for(
         "funnel",
@@ -294,13 +376,7 @@ def run_funnel(
         sampling=sampling_of(store, query.scope),
         min_group_size=min_group_size,
         hidden=suppressor.hidden_count,
-        notes=[
-            (
-                "first touch: each session follows one chain from its first step-1 event, "
-                "every later step being the first matching event after the previous one "
-                "within the conversion window"
-            )
-        ],
+        notes=funnel_notes(query),
     )
     return Report(meta=meta, data=result)
 
@@ -313,38 +389,16 @@ def _empty_total(steps: int) -> Row:
 
 
 def _group(query: FunnelQuery, row: Row, hidden: list[bool], k: int) -> FunnelGroup:
-    labels = [step.label for step in query.scenario.steps]
-    n = [int(row[f"n{i}"]) for i in range(len(labels))]
-    w = [row[f"w{i}"] for i in range(len(labels))]
-    steps = []
-    for i, label in enumerate(labels):
-        if hidden[i]:
-            steps.append(FunnelStep(label=label, hidden=True))
-            continue
-        shown_before = i > 0 and not hidden[i - 1]
-        steps.append(
-            FunnelStep(
-                label=label,
-                sessions=estimate(n[i], w[i]),
-                conversion=Share.of(n[i], n[0], weighted_part=w[i], weighted_whole=w[0])
-                if not hidden[0]
-                else NO_SHARE,
-                step_conversion=Share.of(
-                    n[i], n[i - 1], weighted_part=w[i], weighted_whole=w[i - 1]
-                )
-                if shown_before
-                else NO_SHARE,
-                drop_off=estimate(n[i - 1], w[i - 1]) - estimate(n[i], w[i])
-                if shown_before
-                else None,
-                drop_off_share=_drop_share(n[i - 1], n[i], w[i - 1], w[i])
-                if shown_before
-                else None,
-                time_from_previous=Durations.of(n[i], row.get(f"q{i}")) if i else EMPTY_DURATIONS,
-                slower_than_limit=_slow(row, i, k),
-            )
-        )
-    last = len(labels) - 1
+    specs = query.scenario.steps
+    n = [int(row[f"n{i}"]) for i in range(len(specs))]
+    w = [row[f"w{i}"] for i in range(len(specs))]
+    steps = [
+        FunnelStep(label=spec.label, hidden=True, optional=spec.optional)
+        if hidden[i]
+        else _step(query, row, i, n=n, w=w, hidden=hidden, k=k)
+        for i, spec in enumerate(specs)
+    ]
+    last = len(specs) - 1
     converted_shown = not hidden[last] and not hidden[0]
     return FunnelGroup(
         group=None if row["is_total"] else row["grp"],
@@ -356,6 +410,47 @@ def _group(query: FunnelQuery, row: Row, hidden: list[bool], k: int) -> FunnelGr
         if converted_shown and last
         else EMPTY_DURATIONS,
     )
+
+
+def _step(
+    query: FunnelQuery,
+    row: Row,
+    i: int,
+    *,
+    n: list[int],
+    w: list[float | None],
+    hidden: list[bool],
+    k: int,
+) -> FunnelStep:
+    """One shown step. Step conversion and drop-off are against the last *required* step
+    before it: skipping an optional step is not dropping off, so an optional step has no
+    drop-off and its step conversion is the share of sessions that took it."""
+    spec = query.scenario.steps[i]
+    before = _required_before(query, i)
+    shown_before = before is not None and not hidden[before]
+    drops = shown_before and not spec.optional
+    j = before or 0
+    return FunnelStep(
+        label=spec.label,
+        optional=spec.optional,
+        sessions=estimate(n[i], w[i]),
+        conversion=NO_SHARE
+        if hidden[0]
+        else Share.of(n[i], n[0], weighted_part=w[i], weighted_whole=w[0]),
+        step_conversion=Share.of(n[i], n[j], weighted_part=w[i], weighted_whole=w[j])
+        if shown_before
+        else NO_SHARE,
+        drop_off=estimate(n[j], w[j]) - estimate(n[i], w[i]) if drops else None,
+        drop_off_share=_drop_share(n[j], n[i], w[j], w[i]) if drops else None,
+        time_from_previous=Durations.of(n[i], row.get(f"q{i}")) if i else EMPTY_DURATIONS,
+        slower_than_limit=_slow(row, i, k),
+    )
+
+
+def _required_before(query: FunnelQuery, step: int) -> int | None:
+    """The nearest required step before ``step`` (None for the first step)."""
+    earlier = [j for j in range(step) if not query.scenario.steps[j].optional]
+    return earlier[-1] if earlier else None
 
 
 def _slow(row: Row, step: int, k: int) -> int | None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Final, Literal, get_args
 
 from stumble.events import CONTEXT_FIELDS
-from stumble.plan.model import FunnelStep, Scenario, Thresholds, TrackingPlan
+from stumble.plan.model import FunnelOrder, FunnelStep, Scenario, Thresholds, TrackingPlan
 from stumble.storage.dialect import EVENT_COLUMN_NAMES
 
 Dimension = Literal[
@@ -154,6 +154,8 @@ class StepSpec:
     label: str
     event_name: str
     where: tuple[tuple[str, StepValue], ...] = ()
+    optional: bool = False
+    """A session may skip this step (funnels only)."""
 
     def __post_init__(self) -> None:
         for column, _ in self.where:
@@ -162,7 +164,7 @@ class StepSpec:
 
     @classmethod
     def from_plan(cls, step: FunnelStep) -> StepSpec:
-        return cls(step.label, step.event, tuple(sorted(step.where.items())))
+        return cls(step.label, step.event, tuple(sorted(step.where.items())), step.optional)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,20 +177,26 @@ class ScenarioSpec:
     form_id: str | None = None
     operation: str | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
+    order: FunnelOrder = "ordered"
+    exclusions: tuple[StepSpec, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.steps) < 1:
             raise QueryError(f"scenario {self.name!r} has no steps")
+        if self.steps[0].optional or self.steps[-1].optional:
+            raise QueryError(f"scenario {self.name!r}: the first and last steps are required")
 
     @classmethod
     def from_plan(cls, name: str, scenario: Scenario) -> ScenarioSpec:
         return cls(
             name=name,
             steps=tuple(StepSpec.from_plan(step) for step in scenario.steps),
-            window_ms=scenario.conversion_window_minutes * 60_000,
+            window_ms=scenario.window_ms,
             form_id=scenario.form_id,
             operation=scenario.operation,
             thresholds=scenario.thresholds,
+            order=scenario.order,
+            exclusions=tuple(StepSpec.from_plan(step) for step in scenario.exclusions),
         )
 
 
@@ -244,11 +252,12 @@ def form_specs(plan: TrackingPlan, form_ids: tuple[str, ...] = ()) -> tuple[Form
 
 @dataclass(frozen=True, slots=True)
 class FunnelQuery:
-    """Sessions through a scenario's ordered steps within its conversion window.
+    """Sessions through a scenario's steps within its conversion window.
 
-    Semantics (first touch): a session starts at its first step-1 event in the range; step
-    i is the first step-i event strictly after step i-1's and no later than the start plus
-    the window. Sessions and step times follow that single chain.
+    Semantics (``scenario.order``, README "How funnels count"): every step-1 event starts an
+    attempt; a later step joins the most recent attempt that reached the step before it (or
+    skipped it, when optional). A session counts once, at the furthest step any attempt
+    reached, with the step times of the first attempt that got there.
     """
 
     scope: Scope

@@ -16,7 +16,15 @@ import msgspec
 
 from stumble.events import CONTEXT_FIELDS, KINDS
 from stumble.plan.fields import WireField, wire_fields
-from stumble.plan.model import EventSpec, FunnelStep, ParamSpec, Scenario, Thresholds, TrackingPlan
+from stumble.plan.model import (
+    EventSpec,
+    FunnelStep,
+    ParamSpec,
+    Scenario,
+    Thresholds,
+    TrackingPlan,
+    describe_window,
+)
 
 PARAM_UNITS: Final = {"duration_ms": "milliseconds", "bytes": "bytes"}
 
@@ -157,11 +165,15 @@ def _scenarios_section(plan: TrackingPlan) -> str:
 
 
 def _scenario_block(name: str, scenario: Scenario) -> str:
-    facts = [f"owner `{scenario.owner}`", f"window {scenario.conversion_window_minutes} minutes"]
+    facts = [f"owner `{scenario.owner}`", f"window {describe_window(scenario.window_ms)}"]
     if scenario.form_id:
         facts.append(f"form `{scenario.form_id}`")
     if scenario.operation:
         facts.append(f"operation `{scenario.operation}`")
+    if scenario.order != "ordered":
+        facts.append(f"order {scenario.order}")
+    if scenario.exclusions:
+        facts.append("excluding " + ", ".join(f"`{step.label}`" for step in scenario.exclusions))
     parts = [f"### `{name}`"]
     if scenario.description:
         parts.append(_paragraph(scenario.description))
@@ -178,7 +190,7 @@ def _step_line(number: int, step: FunnelStep) -> str:
     if step.where:
         conditions = ", ".join(f"{key} = `{_scalar(value)}`" for key, value in step.where.items())
         line += f" where {conditions}"
-    return line
+    return line + (" (optional)" if step.optional else "")
 
 
 def _thresholds_table(thresholds: Thresholds) -> str:

@@ -24,6 +24,7 @@ from stumble.plan.decode import decode_leniently, parse_yaml, read_source
 from stumble.plan.fields import PER_INSTANCE_FIELDS, WireField, closable_fields, wire_fields
 from stumble.plan.issues import LintIssue, PlanError, error, warning
 from stumble.plan.model import (
+    MAX_WINDOW_MS,
     PARAM_TYPES,
     EventSpec,
     FunnelStep,
@@ -338,9 +339,58 @@ def _check_scenario(
     issues += _duplicate_label_issues(location, scenario.steps)
     for index, step in enumerate(scenario.steps):
         issues += _check_step(plan, f"{location}.steps[{index}]", step, broken_events)
+    issues += _funnel_option_issues(location, scenario)
+    for index, step in enumerate(scenario.exclusions):
+        issues += _check_step(plan, f"{location}.exclusions[{index}]", step, broken_events)
     for key, value in (("form_id", scenario.form_id), ("operation", scenario.operation)):
         if value is not None:
             issues += _scenario_target_issues(plan, f"{location}.{key}", key, value)
+    return issues
+
+
+def _funnel_option_issues(location: str, scenario: Scenario) -> list[LintIssue]:
+    """Window, order, optional steps and exclusions that cannot mean what they say."""
+    issues: list[LintIssue] = []
+    if scenario.conversion_window is not None and scenario.conversion_window_minutes is not None:
+        issues.append(
+            error(
+                f"{location}.conversion_window_minutes",
+                "give the window once: keep `conversion_window` (e.g. `60m`) and remove this",
+            )
+        )
+    elif scenario.window_ms > MAX_WINDOW_MS:
+        issues.append(
+            error(f"{location}.conversion_window", "a conversion window is at most 90 days (90d)")
+        )
+    steps = scenario.steps
+    issues += [
+        error(
+            f"{location}.steps[{index}].optional",
+            "the first and the last step cannot be optional: they define the funnel",
+        )
+        for index in sorted({0, len(steps) - 1})
+        if steps and steps[index].optional
+    ]
+    for index, step in enumerate(scenario.exclusions):
+        if step.optional:
+            issues.append(
+                error(f"{location}.exclusions[{index}].optional", "an exclusion is never optional")
+            )
+        if any(step.event == s.event and step.where == s.where for s in steps):
+            issues.append(
+                error(
+                    f"{location}.exclusions[{index}]",
+                    "this exclusion is also a step, so every attempt would exclude itself",
+                )
+            )
+    if scenario.order == "first_touch" and (scenario.exclusions or any(s.optional for s in steps)):
+        issues.append(
+            error(
+                f"{location}.order",
+                "first_touch follows one fixed chain: it takes no optional steps or exclusions; "
+                "use `ordered` or `strict`",
+            )
+        )
     return issues
 
 

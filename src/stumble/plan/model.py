@@ -57,11 +57,14 @@ class FunnelStep(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_d
 
     ``{event: request_form_submit, where: {step: 1, status: success}}`` means "step 1 of the
     form was submitted successfully". In YAML a plain event name is accepted as shorthand.
+    ``optional: true`` lets a session skip the step (never the first or the last one).
+    The same shape names a scenario's ``exclusions``.
     """
 
     event: Name
     name: Name | None = None
     where: dict[Name, str | int | bool] = {}
+    optional: bool = False
 
     @property
     def label(self) -> str:
@@ -79,16 +82,63 @@ class Thresholds(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_d
     max_error_rate: Annotated[float, Meta(ge=0, le=1)] | None = None
 
 
+WINDOW_UNITS_MS: Final[dict[str, int]] = {
+    "s": 1_000,
+    "m": 60_000,
+    "h": 3_600_000,
+    "d": 86_400_000,
+}
+DEFAULT_WINDOW_MS: Final = 14 * 86_400_000
+MAX_WINDOW_MS: Final = 90 * 86_400_000
+WindowText = Annotated[str, Meta(pattern=r"^[1-9][0-9]{0,6}[smhd]$")]
+"""A conversion window: a whole number and a unit, ``90s``, ``20m``, ``8h`` or ``14d``."""
+
+FunnelOrder = Literal["ordered", "strict", "first_touch"]
+FUNNEL_ORDERS: Final[tuple[str, ...]] = FunnelOrder.__args__  # type: ignore[attr-defined]
+
+
+def window_text_ms(text: str) -> int:
+    """Milliseconds of a ``WindowText`` (already validated by its pattern)."""
+    return int(text[:-1]) * WINDOW_UNITS_MS[text[-1]]
+
+
+def describe_window(ms: int) -> str:
+    """A window for people: ``60 minutes``, ``14 days``, ``90 seconds``."""
+    for unit, size in (("day", 86_400_000), ("minute", 60_000)):
+        if ms % size == 0:
+            count = ms // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{ms / 1000:g} seconds"
+
+
 class Scenario(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
-    """An ordered funnel: the steps, the window they must happen in, who owns it."""
+    """An ordered funnel: the steps, the window they must happen in, who owns it.
+
+    ``conversion_window`` (``90s`` … ``90d``) replaces ``conversion_window_minutes``, which is
+    still read; with neither the window is 14 days. ``order`` is how steps follow each other
+    (README, "How funnels count"): ``ordered`` (the default), ``strict`` (back to back) or
+    ``first_touch`` (one chain from the first step-1 event, the rule before attempts).
+    ``exclusions`` are events that remove an attempt they fall inside of.
+    """
 
     steps: tuple[FunnelStep, ...]
     owner: str = ""
     description: str = ""
-    conversion_window_minutes: Annotated[int, Meta(ge=1, le=7 * 24 * 60)] = 60
+    conversion_window_minutes: Annotated[int, Meta(ge=1, le=7 * 24 * 60)] | None = None
+    conversion_window: WindowText | None = None
+    order: FunnelOrder = "ordered"
+    exclusions: tuple[FunnelStep, ...] = ()
     form_id: Name | None = None
     operation: Name | None = None
     thresholds: Thresholds = Thresholds()
+
+    @property
+    def window_ms(self) -> int:
+        if self.conversion_window is not None:
+            return window_text_ms(self.conversion_window)
+        if self.conversion_window_minutes is not None:
+            return self.conversion_window_minutes * 60_000
+        return DEFAULT_WINDOW_MS
 
 
 class TrackingPlan(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):

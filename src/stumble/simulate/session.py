@@ -40,6 +40,7 @@ from stumble.events import (
     VitalRating,
 )
 from stumble.plan.model import TrackingPlan
+from stumble.simulate.attempts import AttemptTracker
 from stumble.simulate.params import FieldErrorRule, LogNormal, OperationParams, SimulationParams
 
 FORM_ID: Final = "service_request"
@@ -80,7 +81,10 @@ class SessionFacts:
     context: Context
     scenario: str | None = None
     funnel_ts: dict[str, list[int]] = field(default_factory=dict)
-    """Scenario -> ts of each funnel step reached, in order (first occurrence of each)."""
+    """Scenario -> ts of each funnel step reached, in order (first occurrence of each): what
+    the generator's behaviour follows."""
+    attempts: dict[str, AttemptTracker] = field(default_factory=dict)
+    """Scenario -> its funnel as the report counts it (attempts): the ground truth."""
     steps_entered: list[tuple[str, int]] = field(default_factory=list)
     """(form_id, step) for every form step the session was on."""
     field_errors: list[tuple[str, str, str, int]] = field(default_factory=list)
@@ -195,9 +199,7 @@ class World:
     def __init__(self, params: SimulationParams, plan: TrackingPlan) -> None:
         self.params = params
         self.schema_version = params.schema_version or plan.schema_version
-        self.windows_ms = {
-            name: plan.scenarios[name].conversion_window_minutes * 60_000 for name in FUNNEL_STEPS
-        }
+        self.windows_ms = {name: plan.scenarios[name].window_ms for name in FUNNEL_STEPS}
         self.form_tables = form_tables(params)
         self.login_abandon = abandon_rates(
             params.login.drop_off,
@@ -339,11 +341,18 @@ class SessionBuilder:
     def reach(self, scenario: str, step: int) -> None:
         """Record that the event just pushed is funnel step ``step`` of ``scenario``.
 
-        Only the first occurrence counts, only in order, and only within the plan's
-        conversion window from the first step: the same rule a funnel query applies.
+        ``funnel_ts`` keeps the first occurrence, in order, within the window from the first
+        step (first touch: the generator's own flow); ``attempts`` applies the funnel
+        report's rules to every occurrence.
         """
         reached = self.facts.funnel_ts.setdefault(scenario, [])
         ts = self.events[-1].ts
+        window = self.world.windows_ms[scenario]
+        tracker = self.facts.attempts.get(scenario)
+        if tracker is None:
+            tracker = AttemptTracker([False] * len(FUNNEL_STEPS[scenario]), window)
+            self.facts.attempts[scenario] = tracker
+        tracker.event(ts, (step,))
         if len(reached) != step:
             return
         if step and ts - reached[0] > self.world.windows_ms[scenario]:

@@ -6,9 +6,10 @@ match these numbers exactly, and the params only within sampling error.
 
 Definitions (the analytics layer must use the same ones to compare with ``==``):
 
-* A session reaches funnel step i when it has the step's event after reaching step i-1; the
-  first such event counts. ``reached[i]`` counts sessions.
-* ``step_times[i]`` (i >= 1): ts of step i minus ts of step i-1, over sessions reaching step i.
+* Funnels count attempts (``attempts.AttemptTracker``, the report's rules): a session reaches
+  step i when its furthest attempt did; ``reached[i]`` counts sessions.
+* ``step_times[i]`` (i >= 1): ts of step i minus ts of step i-1 in the first attempt that
+  reached the session's furthest step, over sessions reaching step i.
   For create_service_request, step_times[2] is "time on form step 2".
 * Quantiles are ``stats.quantile`` (= DuckDB ``quantile_cont``) over those durations in ms.
 * A field error's ``share`` is sessions with at least one such error divided by sessions that
@@ -194,7 +195,8 @@ class _SegmentAccumulator:
         self.navigation.update(facts.navigation)
 
     def _add_funnels(self, facts: SessionFacts) -> None:
-        for scenario, stamps in facts.funnel_ts.items():
+        for scenario, tracker in facts.attempts.items():
+            stamps = [int(ts) for ts in tracker.reached() if ts is not None]
             counts = self.reached.setdefault(scenario, [0] * len(FUNNEL_STEPS[scenario]))
             for index, stamp in enumerate(stamps):
                 counts[index] += 1
