@@ -34,7 +34,7 @@ from stumble.access.audit import (
     read_records,
 )
 from stumble.access.keys import KeyRing, WriteKey
-from stumble.access.pseudonyms import EventIdKey, SessionKeyRing
+from stumble.access.pseudonyms import EventIdKey, SessionKeyRing, time_zone
 from stumble.access.roles import Permission
 from stumble.access.sessions import SessionStore
 from stumble.access.tokens import TokenError, TokenRing
@@ -138,7 +138,7 @@ class CollectorServices:
             memory_limit=settings.duckdb_memory_limit,
             data_keys=self.data_keys,
         )
-        self.session_keys = SessionKeyRing(secrets_dir)
+        self.session_keys = SessionKeyRing(secrets_dir, time_zone(settings.session_key_time_zone))
         self.enricher = Enricher(self.session_keys, EventIdKey(secrets_dir))
         self.quarantine = Quarantine()
         self.fixes = FixBook(self.data_dir)

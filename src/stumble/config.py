@@ -77,6 +77,10 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     audit_digest_interval_s: Annotated[float, Meta(ge=60)] = 3600.0
     """Seconds between audit digest records, which sign the audit log's hash chain (one is also
     written at shutdown); records after the latest digest are not yet covered by a signature."""
+    session_key_time_zone: str = ""
+    """IANA time zone (``America/Chicago``) whose midnight starts a new session key: sessions
+    never span it, so pick one where midnight falls outside working hours. Empty: the server's
+    zone. Keys are still destroyed 48 hours after their day began."""
     raw_access_days: Annotated[int, Meta(ge=1, le=90)] = 7
     """How far back engineers may read raw events and session timelines (even where retention
     keeps rows longer); everyone else reads aggregates only."""
@@ -162,6 +166,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         self._validate_sign_on()
         self._validate_tls()
         self._validate_review()
+        self._validate_session_keys()
         if self.rate_limit_events_per_s > 0 and self.rate_limit_burst < self.max_events_per_batch:
             # A full batch costs more than the bucket can ever hold: it would get 429 forever.
             raise SettingsError(
@@ -203,6 +208,15 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         for url in itertools.chain.from_iterable(hooks):
             if not url.startswith(("https://", "http://")):
                 raise SettingsError("team webhooks must be http:// or https:// URLs")
+
+    def _validate_session_keys(self) -> None:
+        if self.session_key_time_zone:
+            try:
+                zoneinfo.ZoneInfo(self.session_key_time_zone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise SettingsError(
+                    "session_key_time_zone is not an IANA time zone name (e.g. Asia/Almaty)"
+                ) from None
 
     def _validate_tls(self) -> None:
         if bool(self.tls_cert) != bool(self.tls_key):

@@ -3,6 +3,9 @@
 Session ids are re-keyed with a *daily* key that is destroyed after 48 hours, so a stored id
 cannot be linked across days or back to a browser once the key is gone (Plausible's model,
 with random SDK ids instead of IP + User-Agent, which collapse behind a corporate NAT).
+The day is that of a time zone (``session_key_time_zone``, default the server's): the key
+changes at local midnight, when nobody works, instead of at midnight UTC, which cut the
+working day of everyone west of Europe in two sessions (decision 39).
 
 Event ids are re-keyed with a long-lived key: they must stay stable for deduplication of
 client retries, and re-keying them means a client cannot smuggle digits (an IIN shaped like
@@ -13,18 +16,47 @@ BLAKE2b in keyed mode is a proper MAC and several times faster than ``hmac`` in 
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import hashlib
 import os
 import threading
-import time
 from pathlib import Path
 from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DAY_MS: Final = 86_400_000
 SESSION_KEY_LIFETIME_MS: Final = 2 * DAY_MS
 _LETTERS: Final = b"abcdefghijklmnopqrstuvwxyz"
 _LETTER_TABLE: Final = bytes(_LETTERS[b % 26] for b in range(256))
 MEMO_LIMIT: Final = 200_000
+LOCALTIME: Final = Path("/etc/localtime")
+
+
+def server_time_zone() -> ZoneInfo:
+    """The server's IANA zone: ``TZ``, else what ``/etc/localtime`` links to, else UTC.
+
+    A fixed offset (``datetime.now().astimezone()``) would not follow daylight saving."""
+    names = [os.environ.get("TZ", "").lstrip(":")]
+    with contextlib.suppress(OSError):  # no /etc/localtime: TZ or UTC
+        names.append(str(LOCALTIME.resolve()).partition("zoneinfo/")[2])
+    for name in names:
+        if name:
+            try:
+                return ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+    return ZoneInfo("UTC")
+
+
+def time_zone(name: str) -> ZoneInfo:
+    """The zone a setting names; empty means the server's. Raises ``ValueError``."""
+    if not name:
+        return server_time_zone()
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("session_key_time_zone is not an IANA time zone name") from None
 
 
 def _new_secret(path: Path) -> bytes:
@@ -69,19 +101,39 @@ class EventIdKey:
 
 
 class SessionKeyRing:
-    """One random key per UTC day of receipt, deleted 48 hours after that day began."""
+    """One random key per local day of receipt, deleted 48 hours after that day began.
 
-    def __init__(self, secrets_dir: Path) -> None:
+    Days are ordinals (``date.toordinal``) of the calendar date in ``zone``; a key file is
+    named by that date. Receipt times arrive in order, so the current day's bounds are kept
+    and a zone conversion happens once a day, not once an event."""
+
+    def __init__(self, secrets_dir: Path, zone: ZoneInfo | None = None) -> None:
         self._dir = secrets_dir
+        self.zone = zone or ZoneInfo("UTC")
         self._lock = threading.Lock()
         self._cache: dict[int, bytes] = {}
         self._memo: dict[int, dict[str, str]] = {}
+        self._span = (0, 0, 0)  # [start ms, end ms) of the last day seen, and its ordinal
+
+    def day_of(self, received_at_ms: int) -> int:
+        start, end, day = self._span
+        if start <= received_at_ms < end:
+            return day
+        date = dt.datetime.fromtimestamp(received_at_ms / 1000, self.zone).date()
+        span = (self.day_start_ms(date), self.day_start_ms(date + dt.timedelta(days=1)))
+        self._span = (*span, date.toordinal())  # one tuple: readers never see half of it
+        return date.toordinal()
+
+    def day_start_ms(self, date: dt.date) -> int:
+        """Local midnight of ``date`` (the first instant of the day when DST skips it)."""
+        midnight = dt.datetime.combine(date, dt.time(), self.zone)
+        return int(midnight.astimezone(dt.UTC).timestamp() * 1000)
 
     def _path(self, day: int) -> Path:
-        return self._dir / f"session-{time.strftime('%Y-%m-%d', time.gmtime(day * 86_400))}.key"
+        return self._dir / f"session-{dt.date.fromordinal(day).isoformat()}.key"
 
     def key_for(self, received_at_ms: int) -> bytes:
-        day = received_at_ms // DAY_MS
+        day = self.day_of(received_at_ms)
         key = self._cache.get(day)
         if key is None:
             with self._lock:
@@ -96,7 +148,7 @@ class SessionKeyRing:
         A session sends many events a day, so each day's answers are remembered (in memory
         only, bounded, and forgotten with the day's key).
         """
-        day = received_at_ms // DAY_MS
+        day = self.day_of(received_at_ms)
         memo = self._memo.get(day)
         if memo is None or len(memo) > MEMO_LIMIT:
             memo = self._memo[day] = {}
@@ -112,26 +164,25 @@ class SessionKeyRing:
         """Delete every daily key older than 48 hours; idempotent, safe to crash in."""
         removed = []
         for path in sorted(self._dir.glob("session-*.key")):
-            day_start_ms = _day_start_ms(path.stem.removeprefix("session-"))
-            if day_start_ms is not None and now_ms - day_start_ms >= SESSION_KEY_LIFETIME_MS:
+            day = _day_of_name(path.stem.removeprefix("session-"))
+            if day is not None and self._expired(day, now_ms):
                 path.unlink(missing_ok=True)
                 removed.append(path.name)
         with self._lock:
             live = {
-                d
-                for d in self._cache.keys() | self._memo.keys()
-                if now_ms - d * DAY_MS < SESSION_KEY_LIFETIME_MS
+                d for d in self._cache.keys() | self._memo.keys() if not self._expired(d, now_ms)
             }
             self._cache = {d: k for d, k in self._cache.items() if d in live}
             self._memo = {d: m for d, m in self._memo.items() if d in live}
         return removed
 
+    def _expired(self, day: int, now_ms: int) -> bool:
+        start = self.day_start_ms(dt.date.fromordinal(day))
+        return now_ms - start >= SESSION_KEY_LIFETIME_MS
 
-def _day_start_ms(day_text: str) -> int | None:
+
+def _day_of_name(day_text: str) -> int | None:
     try:
-        parsed = time.strptime(day_text, "%Y-%m-%d")
+        return dt.date.fromisoformat(day_text).toordinal()
     except ValueError:
         return None
-    import calendar  # noqa: PLC0415 - only needed here
-
-    return calendar.timegm(parsed) * 1000
