@@ -79,6 +79,33 @@ def test_required_parameters_and_arms_are_checked(slow_release: Dataset) -> None
         run_report(slow_release.store, slow_release.plan, "compare", params, now=NOW)
 
 
+@pytest.mark.parametrize(
+    ("name", "params", "choices"),
+    [
+        ("timings", {"operation": "search,serach"}, "login, report_export, request_submit"),
+        ("field-errors", {"form": "servise_request"}, "login, report_params, search_filters"),
+        ("usage", {"env": "prdo"}, "choose from prod"),
+        ("health", {"env": "prdo"}, "choose from prod"),
+    ],
+)
+def test_unknown_choices_are_refused_with_the_valid_ones(
+    slow_release: Dataset, name: str, params: dict[str, str], choices: str
+) -> None:
+    with pytest.raises(ReportParamError) as refused:
+        run_report(slow_release.store, slow_release.plan, name, {**RANGE, **params}, now=NOW)
+    message = str(refused.value)
+    assert message.startswith(next(iter(params))), message  # names the parameter
+    assert choices in message
+    assert not {"serach", "servise_request", "prdo"} & set(message.replace(",", " ").split())
+
+
+def test_known_choices_and_the_default_environment_are_accepted(slow_release: Dataset) -> None:
+    for params in ({"env": "prod"}, {"env": "*"}):
+        run_report(slow_release.store, slow_release.plan, "health", {**RANGE, **params}, now=NOW)
+    with pytest.raises(ReportParamError, match="choose from"):
+        run_report(slow_release.store, slow_release.plan, "usage", {"env": "*"}, now=NOW)
+
+
 @pytest.mark.parametrize("name", sorted(REPORTS))
 def test_every_report_runs_by_name_and_round_trips_through_json(
     slow_release: Dataset, name: str

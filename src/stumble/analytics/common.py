@@ -7,7 +7,7 @@ from typing import Any
 
 from stumble.analytics.queries import Scope
 from stumble.analytics.results import Sampling
-from stumble.analytics.sql import Sql, SqlDialect, dialect_for, render, scope_filter
+from stumble.analytics.sql import Sql, SqlDialect, dialect_for, param, render, scope_filter
 from stumble.analytics.suppression import CellCount, hidden_cells
 from stumble.storage.base import EventStore
 
@@ -31,6 +31,20 @@ def sampling_of(store: EventStore, scope: Scope) -> Sampling:
         scope=scope_filter(scope, dialect),
     )
     return Sampling(tuple(float(row["sample_rate"]) for row in fetch(store, statement)))
+
+
+def stored_values(store: EventStore, column: str, environment: str | None = None) -> list[str]:
+    """The distinct non-NULL values of an identifier column (in one environment, or all):
+    what a parameter may choose from when the plan does not close the list."""
+    if column not in ("environment", "operation", "form_id"):
+        raise ValueError(f"not a column to list: {column}")
+    where = render(" AND environment = {env}", env=param(environment)) if environment else Sql("")
+    statement = render(
+        "SELECT DISTINCT {column} AS v FROM events WHERE {column} IS NOT NULL{where} ORDER BY v",
+        column=column,
+        where=where,
+    )
+    return [str(row["v"]) for row in fetch(store, statement)]
 
 
 def merge_sampling(*parts: Sampling) -> Sampling:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
+from stumble.analytics.common import stored_values
 from stumble.analytics.compare import CompareResult, run_compare
 from stumble.analytics.failures import FailureResult, run_failures
 from stumble.analytics.field_errors import FieldErrorResult, run_field_errors
@@ -46,6 +47,7 @@ from stumble.analytics.queries import (
     TimeRange,
     TimingQuery,
     UsageQuery,
+    form_specs,
 )
 from stumble.analytics.results import Report
 from stumble.analytics.timings import TimingResult, run_timings
@@ -184,6 +186,22 @@ def _required(params: Params, name: str, choices: list[str]) -> str:
     return value
 
 
+def _check_choices(name: str, values: tuple[str, ...], choices: list[str]) -> None:
+    """A 400 naming the parameter and the valid choices (from the plan or the data, never
+    the client's text) when a value is not among them; today's answer would be empty."""
+    unknown = [value for value in values if value not in choices]
+    if unknown:
+        listed = ", ".join(sorted(choices)) or "none yet"
+        raise ReportParamError(f"{name} has {len(unknown)} unknown value(s); choose from {listed}")
+
+
+def operation_choices(store: EventStore, plan: TrackingPlan, environment: str) -> list[str]:
+    """Operations the plan declares, or (a plan that does not close the list) those stored."""
+    declared = {v for spec in plan.events.values() for v in spec.values.get("operation", ())}
+    declared |= {s.operation for s in plan.scenarios.values() if s.operation}
+    return sorted(declared) or stored_values(store, "operation", environment)
+
+
 def _share(text: str | None, default: float, name: str) -> float:
     if text is None:
         return default
@@ -237,14 +255,20 @@ def _funnel(
 def _timings(
     store: EventStore, plan: TrackingPlan, p: Params, k: int, now: dt.datetime
 ) -> Report[Any]:
-    query = TimingQuery(parse_scope(p, now), _values(p.get("operation")))
-    return run_timings(store, query, min_group_size=k)
+    scope = parse_scope(p, now)
+    operations = _values(p.get("operation"))
+    if operations:
+        choices = operation_choices(store, plan, scope.filters.environment)
+        _check_choices("operation", operations, choices)
+    return run_timings(store, TimingQuery(scope, operations), min_group_size=k)
 
 
 def _field_errors(
     store: EventStore, plan: TrackingPlan, p: Params, k: int, now: dt.datetime
 ) -> Report[Any]:
-    query = FieldErrorQuery.from_plan(plan, parse_scope(p, now), _values(p.get("form")))
+    forms = _values(p.get("form"))
+    _check_choices("form", forms, [spec.form_id for spec in form_specs(plan)])
+    query = FieldErrorQuery.from_plan(plan, parse_scope(p, now), forms)
     return run_field_errors(store, query, min_group_size=k)
 
 
@@ -343,6 +367,11 @@ def run_report(
         accepted = ", ".join(sorted({*SCOPE_PARAMS, *spec.params}))
         raise ReportParamError(
             f"{name} got {len(unknown)} unknown parameter(s); it accepts: {accepted}"
+        )
+    env = params.get("env")
+    if env and not (env == ALL_ENVIRONMENTS and name == "health"):
+        _check_choices(
+            "env", (env,), sorted({DEFAULT_ENVIRONMENT, *stored_values(store, "environment")})
         )
     try:
         return spec.run(store, plan, params, min_group_size, now or dt.datetime.now(dt.UTC))
