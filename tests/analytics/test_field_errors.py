@@ -96,3 +96,29 @@ def test_shares_are_reweighted_for_sampled_keys_but_stay_shares(seed_story: Data
         if row.form_id == "service_request" and not row.hidden:
             assert row.sessions == 2 * len(observed[f"{row.field_id}:{row.error_type}"])
             assert row.share.value is not None and 0 < row.share.value <= 1
+
+
+def test_error_fixing_time_is_over_the_sessions_that_had_an_error(seed_story: Dataset) -> None:
+    step = report_for(seed_story).step("service_request", 2)
+    assert step is not None and step.completed is not None
+    # Recount: sessions that completed step 2 after at least one error on it; their time
+    # from the first submit of step 2 to the successful one.
+    times = []
+    for rows in by_session(seed_story.events()).values():
+        form = [e for e in rows if e.form_id == "service_request" and e.step == 2]
+        submits = [e for e in form if e.kind == "form_submit"]
+        done = next((e.ts for e in submits if e.status == "success"), None)
+        if done is not None and any(e.kind == "field_error" for e in form):
+            times.append(float(done - submits[0].ts))
+    assert 0 < step.error_fixing_time.n == len(times) < step.completed
+    assert step.error_fixing_time.p50 == quantile(times, 0.5)
+    assert step.error_fixing_time.p50 > 0  # over every completer it read 0 ms
+
+
+def test_errors_are_ranked_by_sessions_affected(seed_story: Dataset) -> None:
+    totals = [r for r in report_for(seed_story, by="role").errors if r.group is None]
+    shown = [r.sessions for r in totals if not r.hidden]
+    assert shown == sorted(shown, reverse=True)
+    assert len(shown) > 3
+    hidden_at = [i for i, r in enumerate(totals) if r.hidden]
+    assert all(i >= len(shown) for i in hidden_at)  # a hidden total never ranks among them

@@ -8,13 +8,15 @@ Definitions, per form step (``form_id``, ``step``):
   exists when some session submitted it or got an error on it.
 * It *completed* the step at its first successful submit of the step; *time on step* is
   completion minus entry, *input* is entry to the first submit, and *error fixing* is the
-  first submit to the successful one (zero when the first submit succeeded).
+  first submit to the successful one, over the completed sessions that had an error on the
+  step (over every completer it read 0 ms unless most had an error).
   Time on step 1 of a form without an entry event is not reported: its entry is its first
   submit.
 * Per field and error type: error events (every one in scope), the sessions that entered the
   step and had at least one, their *share* of the sessions that entered the step (so it never
   exceeds one), the attempt number of the successful submit for sessions with the error (how
-  many tries it took), and time on step with and without the error.
+  many tries it took), and time on step with and without the error. Rows are ranked by
+  impact: the sessions with the error (the total's, when shown), most first.
 
 Sessions are grouped on ``SqlDialect.session_key``, a 64-bit integer of the pseudonym.
 """
@@ -150,6 +152,7 @@ def field_errors_sql(query: FieldErrorQuery, dialect: SqlDialect) -> Sql:
     done_with = "has_error AND done_at IS NOT NULL"
     done_without = "NOT has_error AND done_at IS NOT NULL"
     completed = "done_at IS NOT NULL"
+    fixed = "done_at IS NOT NULL AND any_error"
     on_step = dialect.ms_between("entered_at", "done_at")
     return _pipeline(query, dialect) + render(
         ", keyed AS (SELECT k.form_id, k.step, k.field_id, k.error_type, d.grp, d.weight, "
@@ -166,13 +169,13 @@ def field_errors_sql(query: FieldErrorQuery, dialect: SqlDialect) -> Sql:
         "{attempts_q} AS attempts_q, {attempts_mean} AS attempts_mean, "
         "{q_with} AS q_with, {q_without} AS q_without FROM keyed {key_by}) "
         "SELECT 'error' AS row_kind, r.*, c.events, NULL AS completed, NULL AS w_completed, "
-        "NULL AS q_step, NULL AS q_input, NULL AS q_fixing "
+        "NULL AS q_step, NULL AS q_input, NULL AS q_fixing, NULL AS fixing_n "
         "FROM error_rows AS r LEFT JOIN counted AS c ON c.is_total = r.is_total "
         "AND c.form_id = r.form_id AND c.step = r.step AND c.field_id = r.field_id "
         "AND c.error_type = r.error_type AND c.grp IS NOT DISTINCT FROM r.grp "
         "UNION ALL SELECT 'step', {step_total}, form_id, step, NULL, NULL, grp, count(*), "
         "sum(weight), {n_err}, {w_err}, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
-        "{n_done}, {w_done}, {q_step}, {q_input}, {q_fixing} FROM done {step_by}",
+        "{n_done}, {w_done}, {q_step}, {q_input}, {q_fixing}, {n_fixing} FROM done {step_by}",
         key=ERROR_KEY,
         key_total=key_total,
         key_by=key_by,
@@ -193,9 +196,8 @@ def field_errors_sql(query: FieldErrorQuery, dialect: SqlDialect) -> Sql:
         q_input=dialect.quantiles(
             dialect.ms_between("entered_at", "first_submit_at"), LEVELS, completed
         ),
-        q_fixing=dialect.quantiles(
-            dialect.ms_between("first_submit_at", "done_at"), LEVELS, completed
-        ),
+        q_fixing=dialect.quantiles(dialect.ms_between("first_submit_at", "done_at"), LEVELS, fixed),
+        n_fixing=dialect.count_if(fixed),
         step_by=step_by,
     )
 
@@ -236,7 +238,8 @@ class FormStepRow(msgspec.Struct, frozen=True, kw_only=True):
     input_time: Durations = EMPTY_DURATIONS
     """Entering the step to the first submit."""
     error_fixing_time: Durations = EMPTY_DURATIONS
-    """First submit to the successful one."""
+    """First submit to the successful one, over the completed sessions that had an error on
+    the step (``n`` is how many)."""
 
 
 class FieldErrorResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -343,9 +346,13 @@ def run_field_errors(
     dialect = dialect_of(store)
     rows = fetch(store, field_errors_sql(query, dialect)) if query.forms else []
     order = ("form_id", "step", "field_id", "error_type")
-    error_rows = sorted(
-        (r for r in rows if r["row_kind"] == "error"),
-        key=lambda r: (*(str(r[c]) for c in order), not r["is_total"], str(r["grp"])),
+    error_rows = _by_impact(
+        sorted(
+            (r for r in rows if r["row_kind"] == "error"),
+            key=lambda r: (*(str(r[c]) for c in order), not r["is_total"], str(r["grp"])),
+        ),
+        order,
+        min_group_size,
     )
     step_rows = sorted(
         (r for r in rows if r["row_kind"] == "step"),
@@ -387,10 +394,25 @@ def run_field_errors(
         notes=[
             "share: sessions with the error / sessions that entered the form step",
             "time on step: entering the step to its first successful submit",
+            "error fixing: first submit to the successful one, over sessions with an error",
+            "rows ranked by impact: sessions with the error, most first",
             "sessions are counted by a 64-bit key of their pseudonym",
         ],
     )
     return Report(meta=meta, data=result)
+
+
+def _by_impact(rows: list[Row], key: tuple[str, ...], k: int) -> list[Row]:
+    """Error keys ranked by the sessions their total row counts, most first (a total under
+    k is not shown, so it ranks last, by name: its place must not tell its size); each key's
+    rows stay together, total first."""
+    totals = {tuple(r[c] for c in key): int(r["with_error"]) for r in rows if r["is_total"]}
+
+    def impact(row: Row) -> int:
+        sessions = totals.get(tuple(row[c] for c in key), 0)
+        return -sessions if sessions >= k else 0
+
+    return sorted(rows, key=impact)  # stable: keys and groups keep their order within a rank
 
 
 def _timed_first_steps(query: FieldErrorQuery) -> frozenset[str]:
@@ -457,7 +479,7 @@ def _step_row(row: Row, hidden: bool, timed: frozenset[str]) -> FormStepRow:
         ),
         time_on_step=Durations.of(completed, row["q_step"]) if on_time else EMPTY_DURATIONS,
         input_time=Durations.of(completed, row["q_input"]) if on_time else EMPTY_DURATIONS,
-        error_fixing_time=Durations.of(completed, row["q_fixing"]),
+        error_fixing_time=Durations.of(int(row["fixing_n"] or 0), row["q_fixing"]),
     )
 
 
