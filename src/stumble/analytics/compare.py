@@ -12,11 +12,21 @@ Metrics, each with the difference (b - a), a 95% interval, a test and a verdict:
   regression: failed or timed-out operations per ended operation, and sessions with a JS,
   network or unavailable error per active session (two-proportion; lower is better).
 
-Many metrics are judged at once, so the verdicts control the family-wise error rate: p-values
-are Holm-adjusted, and a metric judged by its bootstrap interval alone (p95) uses a
-Bonferroni-widened interval. An A/A split therefore says "no significant change" everywhere
-with probability at least 1 - alpha. A metric with fewer than k sessions in either arm is
-hidden, as any small cell is.
+Many metrics are judged at once, so the verdicts control the family-wise error rate, and the
+intervals shown are the ones judged: *simultaneous* intervals (Bonferroni: each at confidence
+1 - alpha/m for m metrics, so all of them cover together with probability 1 - alpha), and
+Holm-adjusted p-values. A change counts when its interval excludes zero and, where a test
+runs, its adjusted p is below alpha; since Holm never adjusts more than Bonferroni, an
+interval that excludes zero all but always comes with a significant test (unadjusted 95%
+intervals next to Holm p-values used to show rows whose interval excluded zero as "no
+significant change"). An A/A split says "no significant change" everywhere with probability
+at least 1 - alpha. A metric with fewer than k sessions in either arm is hidden, as any small
+cell is.
+
+Warnings (``CompareResult.warnings``): windows of different lengths (counts then differ for
+that reason alone; rates stay comparable), and arms whose audiences differ (the mix of roles,
+divisions, devices, browsers or regions among the sessions that started the scenario moved by
+``AUDIENCE_SHIFT`` or more): a change may come from who used it, not from what changed.
 
 ``overall`` is "improved" when some metric improved and none regressed, "regressed" in the
 mirror case, "mixed" when both happened, else "no significant change".
@@ -47,7 +57,14 @@ from stumble.analytics.queries import (
     TimingQuery,
 )
 from stumble.analytics.results import Column, Format, Report, Table, at_least, meta_for
-from stumble.analytics.sql import Sql, SqlDialect, dimension_expr, render, scope_filter
+from stumble.analytics.sql import (
+    Sql,
+    SqlDialect,
+    dimension_expr,
+    render,
+    scope_filter,
+    step_condition,
+)
 from stumble.analytics.stats import (
     IMPROVED,
     NO_CHANGE,
@@ -66,7 +83,9 @@ from stumble.storage.base import EventStore
 Overall = Literal["improved", "regressed", "mixed", "no significant change"]
 SESSION_ERROR_KINDS: Final = ("js", "network", "unavailable")
 FUNNEL_METRICS: Final = ("step_conversion", "conversion")
-CONFIDENCE: Final = 0.95
+AUDIENCE_SHIFT: Final = 0.10
+"""Total variation distance between the arms' mixes of one context dimension that warns."""
+WINDOW_RATIO: Final = 1.01
 
 
 class ArmSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -94,6 +113,8 @@ class MetricComparison(msgspec.Struct, frozen=True, kw_only=True):
     p_adjusted: float | None = None
     """Holm-adjusted over every tested metric of the comparison."""
     verdict: Verdict = NO_CHANGE
+    confidence: float | None = None
+    """The level of ``ci_low``/``ci_high`` alone: 1 - alpha/m (simultaneous over m metrics)."""
 
 
 class CompareResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -103,6 +124,8 @@ class CompareResult(msgspec.Struct, frozen=True, kw_only=True):
     alpha: float
     metrics: list[MetricComparison]
     overall: Overall
+    warnings: list[str] = []
+    """Why the two arms may not be comparable (window lengths, audiences)."""
 
     def metric(self, metric: str, subject: str) -> MetricComparison | None:
         return next((m for m in self.metrics if (m.metric, m.subject) == (metric, subject)), None)
@@ -124,8 +147,8 @@ class CompareResult(msgspec.Struct, frozen=True, kw_only=True):
         rates = [m for m in self.metrics if not m.metric.startswith("step_p")]
         durations = [m for m in self.metrics if m.metric.startswith("step_p")]
         return [
-            Table(title, self._columns("share"), self._rows(rates), "diff = b - a"),
-            Table("Step times", self._columns("ms"), self._rows(durations), "diff = b - a"),
+            Table(title, self._columns("share"), self._rows(rates), self._note()),
+            Table("Step times", self._columns("ms"), self._rows(durations), self._note()),
         ]
 
     def _columns(self, value_format: Format) -> tuple[Column, ...]:
@@ -135,11 +158,18 @@ class CompareResult(msgspec.Struct, frozen=True, kw_only=True):
             Column(self.a.label, value_format),
             Column(self.b.label, value_format),
             Column("diff", value_format),
-            Column("95% low", value_format),
-            Column("95% high", value_format),
+            Column("low", value_format),
+            Column("high", value_format),
             Column("p (adj.)", "p"),
             Column("verdict"),
         )
+
+    def _note(self) -> str:
+        notes = [
+            f"diff = b - a; low/high: simultaneous {1 - self.alpha:.0%} intervals",
+            *self.warnings,
+        ]
+        return "; ".join(notes)
 
     @staticmethod
     def _rows(metrics: list[MetricComparison]) -> list[tuple[object, ...]]:
@@ -313,11 +343,11 @@ class _Pending:
     """A metric measured in both arms, before multiple-testing adjustment."""
 
     comparison: MetricComparison
-    wide_ci: tuple[float, float] | None = None
-    """For interval-only metrics: the Bonferroni-widened interval that decides the verdict."""
 
 
-def _rate_metric(metric: str, subject: str, a: _Rate, b: _Rate, k: int) -> _Pending:
+def _rate_metric(
+    metric: str, subject: str, a: _Rate, b: _Rate, *, k: int, confidence: float
+) -> _Pending:
     base = MetricComparison(
         metric=metric,
         subject=subject,
@@ -326,7 +356,7 @@ def _rate_metric(metric: str, subject: str, a: _Rate, b: _Rate, k: int) -> _Pend
     )
     if min(a.trials, b.trials) < k:
         return _Pending(replace_hidden(base))
-    test = two_proportion_test(a.successes, a.trials, b.successes, b.trials, CONFIDENCE)
+    test = two_proportion_test(a.successes, a.trials, b.successes, b.trials, confidence)
     return _Pending(
         msgspec.structs.replace(
             base,
@@ -338,6 +368,7 @@ def _rate_metric(metric: str, subject: str, a: _Rate, b: _Rate, k: int) -> _Pend
             ci_low=test.ci_low,
             ci_high=test.ci_high,
             p_value=test.p_value,
+            confidence=confidence,
         )
     )
 
@@ -352,8 +383,7 @@ def _duration_metrics(
     b: Sequence[float],
     *,
     k: int,
-    n_metrics: int,
-    alpha: float,
+    confidence: float,
     n_resamples: int,
 ) -> list[_Pending]:
     pending = []
@@ -370,10 +400,7 @@ def _duration_metrics(
         stat = QuantileStat(q)
         seed = zlib.crc32(f"{metric}:{subject}".encode())
         ci = bootstrap_diff_ci(
-            a, b, stat=stat, n_resamples=n_resamples, seed=seed, confidence=CONFIDENCE
-        )
-        wide = bootstrap_diff_ci(
-            a, b, stat=stat, n_resamples=n_resamples, seed=seed, confidence=1.0 - alpha / n_metrics
+            a, b, stat=stat, n_resamples=n_resamples, seed=seed, confidence=confidence
         )
         p_value = mann_whitney_u(a, b).p_value if q == 0.5 else None
         before, after = stat(a), stat(b)
@@ -387,8 +414,9 @@ def _duration_metrics(
             ci_low=ci[0],
             ci_high=ci[1],
             p_value=p_value,
+            confidence=confidence,
         )
-        pending.append(_Pending(comparison, wide_ci=None if p_value is not None else wide))
+        pending.append(_Pending(comparison))
     return pending
 
 
@@ -403,7 +431,7 @@ def _judge(pending: list[_Pending], alpha: float) -> list[MetricComparison]:
             judged.append(metric)
             continue
         p_adjusted = adjusted_of.get(i)
-        interval = item.wide_ci or (metric.ci_low or 0.0, metric.ci_high or 0.0)
+        interval = (metric.ci_low or 0.0, metric.ci_high or 0.0)
         decided = verdict(metric.diff, interval, p_adjusted, metric.higher_is_better, alpha)
         judged.append(msgspec.structs.replace(metric, p_adjusted=p_adjusted, verdict=decided))
     return judged
@@ -444,27 +472,24 @@ def judge_arms(
     ]
     shared_steps = list(arm_a.durations)
     n_metrics = max(1, len(shared_rates) + 2 * len(shared_steps))
+    confidence = 1.0 - alpha / n_metrics  # Bonferroni: simultaneous over the family
     funnel_first = sorted(shared_rates, key=lambda key: key[0] not in FUNNEL_METRICS)
-    pending = [
-        _rate_metric(metric, subject, arm_a.rates[metric, subject], arm_b.rates[metric, subject], k)
-        for metric, subject in funnel_first
-        if metric in FUNNEL_METRICS
-    ]
+
+    def rate(metric: str, subject: str) -> _Pending:
+        a, b = arm_a.rates[metric, subject], arm_b.rates[metric, subject]
+        return _rate_metric(metric, subject, a, b, k=k, confidence=confidence)
+
+    pending = [rate(m, subject) for m, subject in funnel_first if m in FUNNEL_METRICS]
     for label in shared_steps:
         pending += _duration_metrics(
             label,
             arm_a.durations[label],
             arm_b.durations[label],
             k=k,
-            n_metrics=n_metrics,
-            alpha=alpha,
+            confidence=confidence,
             n_resamples=n_resamples,
         )
-    pending += [
-        _rate_metric(metric, subject, arm_a.rates[metric, subject], arm_b.rates[metric, subject], k)
-        for metric, subject in funnel_first
-        if metric not in FUNNEL_METRICS
-    ]
+    pending += [rate(m, subject) for m, subject in funnel_first if m not in FUNNEL_METRICS]
     return _judge(pending, alpha)
 
 
@@ -502,6 +527,7 @@ def run_compare(
         alpha=query.alpha,
         metrics=metrics,
         overall=overall_verdict(metrics),
+        warnings=comparability_warnings(store, query),
     )
     meta = meta_for(
         "compare",
@@ -516,9 +542,71 @@ def run_compare(
                 "bootstrap interval"
             ),
             "tests use observed (unweighted) sessions",
+            *result.warnings,
         ],
     )
     return Report(meta=meta, data=result)
+
+
+# --- comparability ------------------------------------------------------------------------
+
+AUDIENCE: Final = ("role", "division", "device_type", "browser", "region")
+
+
+def comparability_warnings(store: EventStore, query: CompareQuery) -> list[str]:
+    """Reasons the arms may differ for something other than the change being judged."""
+    warnings = []
+    span_a = query.a.time or query.scope.time
+    span_b = query.b.time or query.scope.time
+    days = [(s.end - s.start).total_seconds() / 86_400 for s in (span_a, span_b)]
+    if max(days) > WINDOW_RATIO * min(days):
+        warnings.append(
+            f"the windows differ in length ({days[0]:g} vs {days[1]:g} days): counts differ "
+            "for that alone, compare rates"
+        )
+    mixes = [
+        audience_mix(store, arm.scope(query.scope), query.scenario) for arm in (query.a, query.b)
+    ]
+    for dimension in AUDIENCE:
+        shift = _distance(mixes[0].get(dimension, {}), mixes[1].get(dimension, {}))
+        if shift >= AUDIENCE_SHIFT:
+            warnings.append(
+                f"the audiences differ by {dimension} (its mix moved {shift:.0%}): a change "
+                "may come from who used it; compare with by={dimension}"
+            )
+    return warnings
+
+
+def audience_mix(
+    store: EventStore, scope: Scope, scenario: ScenarioSpec
+) -> dict[str, dict[str | None, int]]:
+    """Per context dimension, the sessions that started the scenario per value."""
+    dialect = dialect_of(store)
+    sets = ", ".join(f"({d})" for d in AUDIENCE)
+    which = " ".join(f"WHEN grouping({d}) = 0 THEN '{d}'" for d in AUDIENCE)
+    value = "coalesce(" + ", ".join(AUDIENCE) + ")"
+    statement = render(
+        "SELECT CASE {which} END AS dimension, {value} AS value, count(DISTINCT {sid}) AS n "
+        "FROM events WHERE {scope} AND {start} GROUP BY GROUPING SETS ({sets})",
+        which=which,
+        value=value,
+        sid=dialect.session_key("session_id"),
+        scope=scope_filter(scope, dialect),
+        start=step_condition(scenario.steps[0]),
+        sets=sets,
+    )
+    mix: dict[str, dict[str | None, int]] = defaultdict(dict)
+    for row in fetch(store, statement):
+        mix[row["dimension"]][row["value"]] = int(row["n"])
+    return dict(mix)
+
+
+def _distance(a: dict[str | None, int], b: dict[str | None, int]) -> float:
+    """Total variation distance between two mixes (0: the same shares, 1: disjoint)."""
+    total_a, total_b = sum(a.values()), sum(b.values())
+    if not total_a or not total_b:
+        return 0.0
+    return sum(abs(a.get(v, 0) / total_a - b.get(v, 0) / total_b) for v in {*a, *b}) / 2
 
 
 def _version_pair(query: CompareQuery) -> tuple[str, str] | None:
