@@ -69,3 +69,45 @@ def test_errors_belong_to_the_scenario_started_last(seed_story: Dataset) -> None
         assert row.with_error.value == len(hit[row.scenario]) / started[row.scenario]
     login = report.scenario("login")
     assert login is not None and login.with_error.value == 0.0  # login calls never fail
+
+
+def test_http_errors_by_status_class_and_code_equal_a_recount(seed_story: Dataset) -> None:
+    report = run_failures(seed_story.store, FailureQuery.from_plan(seed_story.plan, whole())).data
+    codes: defaultdict[int, list[str]] = defaultdict(list)
+    for event in seed_story.events():
+        if event.kind == "error" and event.http_status is not None:
+            codes[event.http_status].append(event.session_id)
+    assert codes  # the simulation fails some requests with 5xx
+    shown = {
+        (c.key["status_class"], c.key["http_status"]): (c.events, c.sessions)
+        for c in report.by_status
+        if c.group is None and not c.hidden
+    }
+    for code, sessions in codes.items():
+        if len(set(sessions)) >= 5:
+            assert shown[f"{code // 100}xx", code] == (len(sessions), len(set(sessions)))
+    classes = {c.key["status_class"]: c.events for c in report.by_status_class if c.group is None}
+    assert classes == {"5xx": sum(len(s) for s in codes.values())}
+    events = [c.events or 0 for c in report.by_status if c.group is None]
+    assert events == sorted(events, reverse=True)  # most frequent first
+
+
+def test_long_tasks_per_screen_equal_a_recount(seed_story: Dataset) -> None:
+    report = run_failures(seed_story.store, FailureQuery.from_plan(seed_story.plan, whole())).data
+    per_screen: defaultdict[str, list[float]] = defaultdict(list)
+    sessions: defaultdict[str, set[str]] = defaultdict(set)
+    for event in seed_story.events():
+        if event.metric == "long_task":
+            per_screen[event.screen_id].append(float(event.value or 0))
+            sessions[event.screen_id].add(event.session_id)
+    assert per_screen
+    for screen, values in per_screen.items():
+        row = next(t for t in report.long_tasks if t.screen_id == screen and t.group is None)
+        if len(sessions[screen]) < 5:
+            assert row.hidden
+            continue
+        assert (row.tasks, row.sessions) == (len(values), len(sessions[screen]))
+        assert row.duration.p50 == quantile(values, 0.5)
+        assert row.duration.p95 == quantile(values, 0.95)
+    assert any(t.screen_id for t in report.long_tasks if not t.hidden)
+    assert any(table.title == "Long tasks per screen" for table in report.tables())

@@ -5,7 +5,10 @@
 * Errors by scenario: of the sessions that started a scenario (its first step), the share
   with an error during it, overall and by kind. An error belongs to the scenario the session
   started most recently before it, if the error falls within that scenario's window.
+* HTTP errors by status class (``4xx``, ``5xx``) and by status code.
 * API response time per route template (the ``api`` vital): p50/p95/p99.
+* Long tasks per screen (the ``long_task`` vital, main-thread work over 50 ms that freezes the
+  page): how many, in how many sessions, p50/p95/p99 of their length.
 * Web Vitals per screen and metric: p75 (as Google defines the assessment) and the shares
   rated good / needs-improvement / poor. A vital without a rating is rated here with
   Google's thresholds (``VITAL_THRESHOLDS``).
@@ -58,9 +61,8 @@ API_LEVELS: Final = (0.5, 0.95, 0.99)
 def _errors(query: FailureQuery, dialect: SqlDialect) -> Sql:
     return render(
         "WITH e AS (SELECT {sid} AS session_id, error_kind, error_type, fingerprint, module, "
-        "route, "
-        "http_status, {grp} AS grp, {weight} AS weight FROM events WHERE {scope} "
-        "AND kind = 'error')",
+        "route, http_status, CAST(http_status // 100 AS VARCHAR) || 'xx' AS status_class, "
+        "{grp} AS grp, {weight} AS weight FROM events WHERE {scope} AND kind = 'error')",
         sid=dialect.session_key("session_id"),
         grp=dimension_expr(query.scope.by, dialect),
         weight=dialect.weight("sample_rate"),
@@ -77,9 +79,18 @@ def errors_by_sql(query: FailureQuery, dialect: SqlDialect, keys: tuple[str, ...
         "count(DISTINCT session_id) AS sessions FROM e {where} {group_by}",
         is_total=is_total,
         key=key,
-        where="WHERE fingerprint IS NOT NULL" if "fingerprint" in keys else "",
+        where=_where(keys),
         group_by=group_by,
     )
+
+
+def _where(keys: tuple[str, ...]) -> str:
+    """Rows a breakdown is about: JS errors for fingerprints, HTTP errors for statuses."""
+    if "fingerprint" in keys:
+        return "WHERE fingerprint IS NOT NULL"
+    if "status_class" in keys:
+        return "WHERE http_status IS NOT NULL"
+    return ""
 
 
 def active_sql(query: FailureQuery, dialect: SqlDialect) -> Sql:
@@ -151,6 +162,23 @@ def api_sql(query: FailureQuery, dialect: SqlDialect) -> Sql:
     )
 
 
+def long_tasks_sql(query: FailureQuery, dialect: SqlDialect) -> Sql:
+    group_by, is_total = grouping(query.scope.by, "screen_id")
+    return render(
+        "WITH v AS (SELECT {sid} AS session_id, screen_id, value, {grp} AS grp FROM events "
+        "WHERE {scope} AND kind = 'vital' AND metric = 'long_task') "
+        "SELECT {is_total} AS is_total, screen_id, grp, count(*) AS n, "
+        "count(DISTINCT session_id) AS sessions, {q} AS q FROM v {group_by} "
+        "ORDER BY screen_id, is_total DESC, grp",
+        sid=dialect.session_key("session_id"),
+        grp=dimension_expr(query.scope.by, dialect),
+        scope=scope_filter(query.scope, dialect),
+        is_total=is_total,
+        q=dialect.quantiles("value", API_LEVELS),
+        group_by=group_by,
+    )
+
+
 def vitals_sql(query: FailureQuery, dialect: SqlDialect) -> Sql:
     group_by, is_total = grouping(query.scope.by, "screen_id, metric")
     rated = " ".join(
@@ -210,6 +238,18 @@ class RouteTiming(msgspec.Struct, frozen=True, kw_only=True):
     duration: Durations = EMPTY_DURATIONS
 
 
+class LongTasks(msgspec.Struct, frozen=True, kw_only=True):
+    """Long tasks on one screen: the page froze for ``duration`` each time."""
+
+    screen_id: str
+    group: str | None
+    hidden: bool = False
+    tasks: int | None = None
+    sessions: int | None = None
+    """Sessions with at least one long task on the screen."""
+    duration: Durations = EMPTY_DURATIONS
+
+
 class VitalSummary(msgspec.Struct, frozen=True, kw_only=True):
     screen_id: str
     metric: str
@@ -233,6 +273,12 @@ class FailureResult(msgspec.Struct, frozen=True, kw_only=True):
     by_scenario: list[ScenarioErrors]
     api: list[RouteTiming]
     vitals: list[VitalSummary]
+    by_status_class: list[ErrorCount] = []
+    """HTTP errors by status class (``4xx``, ``5xx``), most frequent first."""
+    by_status: list[ErrorCount] = []
+    """HTTP errors by status class and code, most frequent first."""
+    long_tasks: list[LongTasks] = []
+    """Long tasks per screen, most frequent first."""
 
     def kind(self, error_kind: str, group: str | None = None) -> ErrorCount | None:
         return next(
@@ -276,6 +322,8 @@ class FailureResult(msgspec.Struct, frozen=True, kw_only=True):
                 ("fingerprint", "error_type", "module"),
             ),
             _counts_table("Errors by route", self.by_route, ("error_kind", "route")),
+            _counts_table("HTTP errors by status class", self.by_status_class, ("status_class",)),
+            _counts_table("HTTP errors by status", self.by_status, ("status_class", "http_status")),
             Table(
                 "Errors by scenario",
                 (
@@ -316,6 +364,29 @@ class FailureResult(msgspec.Struct, frozen=True, kw_only=True):
                     )
                     for r in self.api
                 ],
+            ),
+            Table(
+                "Long tasks per screen",
+                (
+                    Column("screen"),
+                    Column("group"),
+                    Column("tasks", "int"),
+                    Column("sessions", "int"),
+                    Column("p50", "ms"),
+                    Column("p95", "ms"),
+                ),
+                [
+                    (
+                        t.screen_id,
+                        group_label(t.group),
+                        "hidden" if t.hidden else t.tasks,
+                        t.sessions,
+                        t.duration.p50,
+                        t.duration.p95,
+                    )
+                    for t in self.long_tasks
+                ],
+                "main-thread tasks over 50 ms: the page did not answer for that long",
             ),
             Table(
                 "Web Vitals per screen",
@@ -376,6 +447,8 @@ ERROR_TABLES: Final[dict[str, tuple[str, ...]]] = {
     "by_type": ("error_kind", "error_type"),
     "by_fingerprint": ("fingerprint", "error_type", "module"),
     "by_route": ("error_kind", "route"),
+    "by_status_class": ("status_class",),
+    "by_status": ("status_class", "http_status"),
 }
 
 
@@ -392,6 +465,9 @@ def run_failures(
     scenario_rows = fetch(store, scenarios_sql(query, dialect)) if query.scenarios else []
     api_rows = fetch(store, api_sql(query, dialect))
     vital_rows = fetch(store, vitals_sql(query, dialect))
+    task_rows = _most_frequent_first(
+        fetch(store, long_tasks_sql(query, dialect)), ("screen_id",), "n"
+    )
 
     suppressor = Suppressor(min_group_size)
     tickets = {
@@ -411,6 +487,10 @@ def run_failures(
     vital_tickets = [
         suppressor.add(("vital", r["screen_id"], r["metric"]), row_group(r), r["sessions"])
         for r in vital_rows
+    ]
+    task_tickets = [
+        suppressor.add(("long_task", r["screen_id"]), row_group(r), r["sessions"])
+        for r in task_rows
     ]
     suppressor.decide()
 
@@ -434,6 +514,12 @@ def run_failures(
             _vital(r, suppressor.is_hidden(t))
             for r, t in zip(vital_rows, vital_tickets, strict=True)
         ],
+        by_status_class=counts("by_status_class"),
+        by_status=counts("by_status"),
+        long_tasks=[
+            _long_tasks(r, suppressor.is_hidden(t))
+            for r, t in zip(task_rows, task_tickets, strict=True)
+        ],
     )
     meta = meta_for(
         "failures",
@@ -442,14 +528,19 @@ def run_failures(
         sampling=sampling_of(store, query.scope),
         min_group_size=min_group_size,
         hidden=suppressor.hidden_count,
-        notes=["Web Vitals: p75 and ratings with Google's thresholds"],
+        notes=[
+            "Web Vitals: p75 and ratings with Google's thresholds",
+            "HTTP errors by status: 4xx the request (often the form), 5xx the server",
+        ],
     )
     return Report(meta=meta, data=result)
 
 
-def _most_frequent_first(rows: list[Row], keys: tuple[str, ...]) -> list[Row]:
-    """Totals by descending events, each followed by its groups."""
-    totals = {tuple(r[k] for k in keys): int(r["events"]) for r in rows if r["is_total"]}
+def _most_frequent_first(
+    rows: list[Row], keys: tuple[str, ...], count: str = "events"
+) -> list[Row]:
+    """Totals by descending ``count``, each followed by its groups."""
+    totals = {tuple(r[k] for k in keys): int(r[count]) for r in rows if r["is_total"]}
 
     def order(row: Row) -> tuple[object, ...]:
         key = tuple(row[k] for k in keys)
@@ -508,6 +599,19 @@ def _route(row: Row, hidden: bool) -> RouteTiming:
         return RouteTiming(route=row["route"], group=row_group(row), hidden=True)
     return RouteTiming(
         route=row["route"], group=row_group(row), duration=Durations.of(int(row["n"]), row["q"])
+    )
+
+
+def _long_tasks(row: Row, hidden: bool) -> LongTasks:
+    if hidden:
+        return LongTasks(screen_id=row["screen_id"], group=row_group(row), hidden=True)
+    n = int(row["n"])
+    return LongTasks(
+        screen_id=row["screen_id"],
+        group=row_group(row),
+        tasks=n,
+        sessions=int(row["sessions"]),
+        duration=Durations.of(n, row["q"]),
     )
 
 
