@@ -10,12 +10,12 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from tests.analytics.conftest import START, TIME_RULES, write_key
+from tests.analytics.conftest import START, TIME_RULES, Dataset, write_key
 
 from stumble.access.pseudonyms import EventIdKey, SessionKeyRing
 from stumble.admission import AdmissionRules
-from stumble.analytics.health import HealthResult, run_health
-from stumble.analytics.queries import HealthQuery, TimeRange
+from stumble.analytics.health import HealthResult, run_health, volume_alerts
+from stumble.analytics.queries import HealthQuery, PlanFacts, TimeRange
 from stumble.collector.enrich import Enricher
 from stumble.collector.offline import OfflineIngest
 from stumble.collector.quarantine import Quarantine
@@ -175,3 +175,62 @@ def test_rows_a_changed_plan_no_longer_allows(messy: Messy, plan: TrackingPlan) 
     assert ("unknown_event", "filter_applied", "") in stored
     assert ("kind_mismatch", "export_started", "") in stored
     assert ("value_not_allowed", "field_error", "field_id") in stored
+
+
+# --- gaps and drops -------------------------------------------------------------------------
+
+MONDAY = dt.date(2026, 3, 2)
+
+
+def weekdays(weeks: int, per_day: int = 100, env: str = "prod") -> dict[dt.date, int]:
+    """A working-week pattern: ``per_day`` events Monday to Friday, nothing at weekends."""
+    days = (MONDAY + dt.timedelta(days=n) for n in range(7 * weeks))
+    return {day: per_day for day in days if day.weekday() < 5}
+
+
+def alerts_for(counts: dict[dt.date, int], env: str = "prod") -> list[tuple[str, str, int]]:
+    rows = [{"day": day, "environment": env, "events": n} for day, n in counts.items()]
+    window = TimeRange.days(MONDAY, MONDAY + dt.timedelta(days=34))
+    query = HealthQuery(window, plan=_PLAN_FACTS)
+    found = volume_alerts(rows, query, today=MONDAY + dt.timedelta(days=35))
+    return [(a.day.isoformat(), a.kind, a.events) for a in found]
+
+
+_PLAN_FACTS = PlanFacts(
+    schema_version=1, min_schema_version=None, event_kinds=(), allowed_values=()
+)
+
+
+def test_a_quiet_weekend_is_not_an_alarm() -> None:
+    assert alerts_for(weekdays(5)) == []
+
+
+def test_a_weekday_with_nothing_is_a_gap_and_one_at_a_third_is_a_drop() -> None:
+    counts = weekdays(5, per_day=1000)
+    counts.pop(dt.date(2026, 3, 25))  # Wednesday of week 4: nothing arrived
+    counts[dt.date(2026, 3, 31)] = 300  # Tuesday of week 5: under a third of usual
+    counts[dt.date(2026, 4, 2)] = 600  # Thursday of week 5: lower, not alarming
+    assert alerts_for(counts) == [("2026-03-25", "gap", 0), ("2026-03-31", "drop", 300)]
+
+
+def test_the_first_week_and_small_volumes_are_not_judged() -> None:
+    counts = weekdays(5, per_day=20)  # too few events to tell a gap from a quiet day
+    counts[dt.date(2026, 3, 31)] = 0
+    assert alerts_for(counts) == []
+    counts = weekdays(5, per_day=200)  # a gap, but not yet enough to call a drop
+    counts[dt.date(2026, 3, 31)], counts[dt.date(2026, 4, 1)] = 0, 40
+    assert alerts_for(counts) == [("2026-03-31", "gap", 0)]
+    late_start = {d: n for d, n in weekdays(5).items() if d >= dt.date(2026, 3, 16)}
+    late_start.pop(dt.date(2026, 3, 17))  # the environment's first week: no history yet
+    assert alerts_for(late_start) == []
+
+
+def test_the_simulated_weeks_have_no_gaps_until_the_traffic_stops(seed_story: Dataset) -> None:
+    two_weeks = TimeRange.days(START, START + dt.timedelta(days=13))
+    report = run_health(seed_story.store, HealthQuery.from_plan(seed_story.plan, two_weeks)).data
+    assert report.volume_alerts == []
+    after = TimeRange.days(START, START + dt.timedelta(days=15))  # the simulation is days 0-13
+    report = run_health(seed_story.store, HealthQuery.from_plan(seed_story.plan, after)).data
+    prod = [a for a in report.volume_alerts if a.environment == "prod"]
+    assert [((a.day - START).days, a.kind) for a in prod] == [(14, "gap"), (15, "gap")]
+    assert any(t.title == "Gaps and drops in volume" for t in report.tables())

@@ -3,6 +3,10 @@
 Over a window of *server receive time* (what arrived, whatever the clients' clocks said):
 
 * events and sessions per UTC day and environment;
+* gaps and sudden drops per day and environment: a day whose events fell to nothing, or below
+  ``DROP_SHARE`` of the median of the same weekday in the four weeks before (weekday against
+  weekday, so a quiet weekend is not an alarm); judged only with ``MIN_BASELINE`` events or
+  more expected, and only for days that are over;
 * rejected events by reason and redactions by detector (the quarantine counters: codes and
   field paths only), and stored events that carry a redaction;
 * duplicates the loader dropped (client retries), per day of loading;
@@ -24,6 +28,7 @@ or flag name, is shown).
 from __future__ import annotations
 
 import datetime as dt
+import statistics
 from collections import defaultdict
 from typing import Final
 
@@ -45,6 +50,13 @@ from stumble.storage.base import EventStore
 SKEW_BUCKETS_MS: Final = ((1_000, "within_1s"), (60_000, "within_1min"), (3_600_000, "within_1h"))
 DURATION_TOLERANCE_MS: Final = 1_000
 PLAN_REASON_PREFIXES: Final = ("plan.", "schema.unknown_field")
+DROP_SHARE: Final = 0.5
+MIN_GAP_BASELINE: Final = 50
+"""Events a day must usually have before a day with none is a gap."""
+MIN_DROP_BASELINE: Final = 500
+"""...and before a day under ``DROP_SHARE`` of it is a drop: events come in sessions of
+dozens, so a few hundred swing by half from one week to the next by chance alone."""
+BASELINE_WEEKS: Final = 4
 
 
 def _received(query: HealthQuery) -> Sql:
@@ -64,6 +76,26 @@ def per_day_sql(query: HealthQuery, dialect: SqlDialect) -> Sql:
         sid=dialect.session_key("session_id"),
         redacted=dialect.count_if("redactions > 0"),
         where=_received(query),
+    )
+
+
+def volume_sql(query: HealthQuery, dialect: SqlDialect) -> Sql:
+    """Events per day and environment from ``BASELINE_WEEKS`` before the window to its end."""
+    start, end = query.time.bounds()
+    conditions = [
+        render(
+            "received_at >= {s} AND received_at < {e}",
+            s=param(start - dt.timedelta(weeks=BASELINE_WEEKS)),
+            e=param(end),
+        )
+    ]
+    if query.environment is not None:
+        conditions.append(render("environment = {env}", env=param(query.environment)))
+    return render(
+        "SELECT {day} AS day, environment, count(*) AS events FROM events WHERE {where} "
+        "GROUP BY day, environment",
+        day=dialect.day("received_at"),
+        where=conjunction(conditions),
     )
 
 
@@ -193,6 +225,17 @@ class DayVolume(msgspec.Struct, frozen=True, kw_only=True):
     hidden: bool = False
 
 
+class VolumeAlert(msgspec.Struct, frozen=True, kw_only=True):
+    """A day an environment sent far less than usual: ``gap`` (nothing) or ``drop``."""
+
+    day: dt.date
+    environment: str
+    kind: str
+    events: int
+    expected: float
+    """The median of the same weekday's events in the weeks before."""
+
+
 class ReasonCount(msgspec.Struct, frozen=True, kw_only=True):
     reason: str
     environment: str
@@ -264,6 +307,8 @@ class HealthResult(msgspec.Struct, frozen=True, kw_only=True):
     not_in_plan: list[PlanMismatch]
     schema_versions: list[SchemaVersionCount]
     test_data: list[TestDataHint]
+    volume_alerts: list[VolumeAlert] = []
+    """Gaps and sudden drops per day and environment, oldest first."""
 
     def tables(self) -> list[Table]:
         return [
@@ -280,6 +325,21 @@ class HealthResult(msgspec.Struct, frozen=True, kw_only=True):
                     (d.day.isoformat(), d.environment, d.events, d.sessions, d.redacted_events)
                     for d in self.per_day
                 ],
+            ),
+            Table(
+                "Gaps and drops in volume",
+                (
+                    Column("day"),
+                    Column("environment"),
+                    Column("kind"),
+                    Column("events", "int"),
+                    Column("expected", "number"),
+                ),
+                [
+                    (a.day.isoformat(), a.environment, a.kind, a.events, a.expected)
+                    for a in self.volume_alerts
+                ],
+                "expected: median of the same weekday in the four weeks before",
             ),
             _reasons_table("Rejected events by reason", self.rejected),
             _reasons_table("Redactions by detector", self.redactions),
@@ -424,6 +484,7 @@ def run_health(
         not_in_plan=_not_in_plan(store, query, counts["rejected"]),
         schema_versions=[_version(r, query) for r in fetch(store, versions_sql(query))],
         test_data=[_hint(r, min_group_size) for r in hint_rows],
+        volume_alerts=volume_alerts(fetch(store, volume_sql(query, dialect)), query),
     )
     meta = meta_for(
         "health",
@@ -433,9 +494,63 @@ def run_health(
         sampling=Sampling(),
         min_group_size=min_group_size,
         hidden=suppressor.hidden_count,
-        notes=["windows are server receive time; event counts are not suppressed"],
+        notes=[
+            "windows are server receive time; event counts are not suppressed",
+            (
+                "gaps and drops: a finished day with no events (50 or more expected), or under "
+                "half the median of the same weekday in the four weeks before (500 or more)"
+            ),
+        ],
     )
     return Report(meta=meta, data=result)
+
+
+def volume_alerts(
+    rows: list[Row], query: HealthQuery, today: dt.date | None = None
+) -> list[VolumeAlert]:
+    """Days of the window, over and for an environment that was sending, whose events fell
+    to nothing or below ``DROP_SHARE`` of the same weekday's median in the weeks before."""
+    series: defaultdict[str, dict[dt.date, int]] = defaultdict(dict)
+    for row in rows:
+        series[row["environment"]][row["day"]] = int(row["events"])
+    alerts = []
+    for environment, counts in sorted(series.items()):
+        for day in _finished_days(query, today or dt.datetime.now(dt.UTC).date()):
+            expected = _same_weekday_median(counts, day)
+            events = counts.get(day, 0)
+            if expected is not None and _alarming(events, expected):
+                alerts.append(
+                    VolumeAlert(
+                        day=day,
+                        environment=environment,
+                        kind="gap" if events == 0 else "drop",
+                        events=events,
+                        expected=expected,
+                    )
+                )
+    return alerts
+
+
+def _alarming(events: int, expected: float) -> bool:
+    if events == 0:
+        return expected >= MIN_GAP_BASELINE
+    return expected >= MIN_DROP_BASELINE and events < DROP_SHARE * expected
+
+
+def _finished_days(query: HealthQuery, today: dt.date) -> list[dt.date]:
+    """The window's days before today (today's count is still growing)."""
+    first = query.time.start.date()
+    last = min((query.time.end - dt.timedelta(microseconds=1)).date(), today - dt.timedelta(1))
+    return [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def _same_weekday_median(counts: dict[dt.date, int], day: dt.date) -> float | None:
+    """Median events of the same weekday in the weeks before, counting only weeks after the
+    environment's first event (None without such a week: nothing to judge against)."""
+    first = min(counts)
+    weeks = [day - dt.timedelta(weeks=w) for w in range(1, BASELINE_WEEKS + 1)]
+    history = [counts.get(earlier, 0) for earlier in weeks if earlier >= first]
+    return float(statistics.median(history)) if history else None
 
 
 def _quarantine(store: EventStore, query: HealthQuery) -> dict[str, list[ReasonCount]]:
