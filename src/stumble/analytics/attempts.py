@@ -40,6 +40,8 @@ from stumble.analytics.sql import (
 
 MAX_STEPS: Final = 20
 """More steps than the place keys have room for (and than any funnel a person reads)."""
+EPOCH: Final = "TIMESTAMP '1970-01-01 00:00:00'"
+"""Stands for a step not reached inside the pick (stored events are from 2000 on)."""
 TIME_BITS: Final = 44
 """Milliseconds from the scope's start: 557 years, and no stored event is older than 2000."""
 
@@ -174,10 +176,11 @@ def _events(query: FunnelQuery, dialect: SqlDialect) -> list[Sql]:
 
 
 def _first_rows(query: FunnelQuery, dialect: SqlDialect) -> Sql:
-    # DISTINCT: identical step-1 events of one instant are one attempt.
+    # Identical step-1 events of one instant make identical rows: every later step sees
+    # them as one (arg_max of equal values), and so does the pick.
     return render(
-        "{r0} (SELECT DISTINCT session_id, ts, 0 AS k, {key} AS ok, ts AS t0{nulls}, pos AS p "
-        "FROM e WHERE s0)",
+        "{r0} (SELECT session_id, ts, 0 AS k, {key} AS ok, ts AS t0{nulls}, pos AS p, grp, "
+        "rate FROM e WHERE s0)",
         r0=dialect.materialized("r0"),
         key=Places.of(query).key(1, 0),
         nulls="".join(
@@ -195,9 +198,11 @@ def _step_rows(query: FunnelQuery, dialect: SqlDialect, k: int) -> list[Sql]:
             for j in previous_steps(query, k)
         ),
     )
+    # Only what an earlier row can hold: the times of steps before k (and its position in
+    # strict mode); later steps are NULL there, and each aggregate costs.
+    carried = [f"t{i}" for i in range(k)] + (["p"] if _strict(query) else [])
     latest = ", ".join(
-        f"{dialect.arg_max(f'b.{column}', 'b.ok')} AS b{column}"
-        for column in (*(f"t{i}" for i in range(count) if i != k), "p")
+        f"{dialect.arg_max_row(f'b.{column}', 'b.ok')} AS b{column}" for column in carried
     )
     conditions = [f"c.ts <= {dialect.plus_ms('c.bt0', query.scenario.window_ms)}"]
     if _strict(query):
@@ -225,24 +230,37 @@ def _step_rows(query: FunnelQuery, dialect: SqlDialect, k: int) -> list[Sql]:
             r=dialect.materialized(f"r{k}"),
             k=str(k),
             role=str(2**places.k_bits),
-            times=", ".join(("c.ts" if i == k else f"c.bt{i}") + f" AS t{i}" for i in range(count)),
+            times=", ".join(_carried_time(i, k) + f" AS t{i}" for i in range(count)),
             j=f"j{k}",
             conditions=" AND ".join(conditions),
         ),
     ]
 
 
+def _carried_time(i: int, k: int) -> str:
+    if i == k:
+        return "c.ts"
+    return f"c.bt{i}" if i < k else "CAST(NULL AS TIMESTAMP)"
+
+
 def _pick_chain(query: FunnelQuery, dialect: SqlDialect) -> list[Sql]:
     count = len(query.scenario.steps)
-    kept = ""
+    kept = None
     if query.scenario.exclusions:
-        deadline = dialect.plus_ms("r.t0", query.scenario.window_ms)
         kept = render(
-            " WHERE r.k = {last} OR NOT EXISTS (SELECT 1 FROM x WHERE "
-            "x.session_id = r.session_id AND x.ts >= r.t0 AND x.ts <= {deadline})",
+            "r.k = {last} OR NOT EXISTS (SELECT 1 FROM x WHERE x.session_id = r.session_id "
+            "AND x.ts >= r.t0 AND x.ts <= {deadline})",
             last=str(count - 1),
-            deadline=deadline,
+            deadline=dialect.plus_ms("r.t0", query.scenario.window_ms),
         ).text
+    # The furthest step first, then the earliest row: the first attempt that got there. A
+    # step not reached is stored as the epoch (no event is older than 2000) so the pick is
+    # a plain arg_min, far cheaper than one that keeps NULLs or a join back to the row.
+    # The breakdown value and sample rate are those of the session's step-1 rows, excluded
+    # attempts included (as before attempts): a session has one of each but for ``day``.
+    picked = ", ".join(
+        f"nullif({dialect.arg_min(f'r.t{i}', 'r.f', kept)}, {EPOCH}) AS t{i}" for i in range(count)
+    )
     return [
         render(
             "rows AS (SELECT *, {furthest} AS f FROM ({rows}))",
@@ -251,25 +269,24 @@ def _pick_chain(query: FunnelQuery, dialect: SqlDialect) -> list[Sql]:
                 " UNION ALL ",
                 (
                     render(
-                        "SELECT session_id, k, ok, {times} FROM {r}", times=_times(count), r=f"r{k}"
+                        "SELECT session_id, k, ok, {times}, {context} FROM {r}",
+                        times=", ".join(f"coalesce(t{i}, {EPOCH}) AS t{i}" for i in range(count)),
+                        context="grp, rate" if k == 0 else "NULL AS grp, NULL AS rate",
+                        r=f"r{k}",
                     )
                     for k in range(count)
                 ),
             ),
         ),
-        # Rows are unique per (session, f): r0 is distinct and j{k} groups its events.
         render(
-            "pick AS (SELECT r.session_id, min(r.f) AS f FROM rows AS r{kept} GROUP BY ALL)",
-            kept=kept,
-        ),
-        Sql(
-            "g AS (SELECT session_id, min(grp) AS grp, min(rate) AS rate FROM e WHERE s0 "
-            "GROUP BY session_id)"
+            "pick AS (SELECT r.session_id, {picked}, min(r.grp) AS grp, min(r.rate) AS rate "
+            "FROM rows AS r GROUP BY r.session_id)",
+            picked=picked,
         ),
         render(
-            "chain AS (SELECT r.session_id, g.grp, {weight} AS weight, {times} FROM pick AS p "
-            "JOIN rows AS r USING (session_id, f) JOIN g USING (session_id))",
-            weight=dialect.weight("g.rate"),
-            times=", ".join(f"r.t{i}" for i in range(count)),
+            "chain AS (SELECT session_id, grp, {weight} AS weight, {times} FROM pick "
+            "WHERE t0 IS NOT NULL)",
+            weight=dialect.weight("rate"),
+            times=_times(count),
         ),
     ]

@@ -137,8 +137,17 @@ class SqlDialect(abc.ABC):
         """``value`` of the row with the smallest ``key`` (among rows meeting ``condition``)."""
 
     @abc.abstractmethod
+    def arg_min_row(self, value: str, key: str, condition: str | None = None) -> str:
+        """Like ``arg_min``, but NULL when that row's ``value`` is NULL (``arg_min`` may skip
+        rows whose value is NULL and answer another row's)."""
+
+    @abc.abstractmethod
     def arg_max(self, value: str, key: str) -> str:
         """``value`` of the row with the largest ``key``."""
+
+    @abc.abstractmethod
+    def arg_max_row(self, value: str, key: str) -> str:
+        """Like ``arg_max``, but NULL when that row's ``value`` is NULL."""
 
     @abc.abstractmethod
     def latest(self, expressions: Sequence[str]) -> str:

@@ -39,8 +39,15 @@ class DuckDBSql(SqlDialect):
         aggregate = f"arg_min({value}, {key})"
         return f"{aggregate} FILTER (WHERE {condition})" if condition else aggregate
 
+    def arg_min_row(self, value: str, key: str, condition: str | None = None) -> str:
+        aggregate = f"arg_min_null({value}, {key})"
+        return f"{aggregate} FILTER (WHERE {condition})" if condition else aggregate
+
     def arg_max(self, value: str, key: str) -> str:
         return f"arg_max({value}, {key})"
+
+    def arg_max_row(self, value: str, key: str) -> str:
+        return f"arg_max_null({value}, {key})"
 
     def latest(self, expressions: Sequence[str]) -> str:
         # DuckDB's greatest skips NULL arguments (ClickHouse's would return NULL).
