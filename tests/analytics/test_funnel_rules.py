@@ -51,6 +51,8 @@ def row(session: str, name: str, seconds: float, kind: str = "action") -> Stored
         ui_version="1",
         metric="long_task" if kind == "vital" else None,
         value=60.0 if kind == "vital" else None,
+        nav=name if kind == "navigation" else None,
+        status="fail" if kind == "form_submit" else None,
     )
 
 
@@ -391,3 +393,46 @@ def test_sql_equals_the_python_state_machine(
     for i in (1, 2):
         median = expected.p(i, 0.5) if expected.gaps[i] else None
         assert total.steps[i].time_from_previous.p50 == median
+
+
+# --- what sessions that stopped did last -----------------------------------------------------
+
+
+def test_last_actions_before_dropping_off(store: DuckDBStore) -> None:
+    result = funnel(
+        store,
+        [
+            [("a", 0), ("b", 10), ("back", 15, "navigation")],
+            [("a", 0), ("b", 10), ("x", 12), ("cancel", 20, "navigation")],  # the last one
+            [("a", 0), ("e", 5, "error")],
+            [("a", 0), ("b", 10)],  # nothing after: idle
+            [("a", 0), ("b", 10), ("close", 61, "navigation")],  # after the window: idle
+            [("a", 0), ("b", 10), ("lt", 12, "vital")],  # a vital is not an action: idle
+            [("a", 0), ("b", 10), ("c", 20), ("close", 30, "navigation")],  # converted
+            [("a", 0), ("send", 3, "form_submit")],  # a failed submit
+        ],
+        window_s=60,
+    )
+    stops = {s.step: {a.action: a.sessions for a in s.actions} for s in result.last_actions}
+    assert stops == {
+        "a": {"error": 1, "form_failed": 1},
+        "b": {"idle": 3, "back": 1, "cancel": 1},
+    }
+    b = next(s for s in result.last_actions if s.step == "b")
+    assert b.stopped == result.total().steps[1].sessions - result.total().steps[2].sessions
+    assert [a.action for a in b.actions] == ["idle", "back", "cancel"]  # most frequent first
+    assert b.actions[0].share == pytest.approx(3 / 5)
+
+
+def test_last_actions_are_suppressed_like_any_small_cell(store: DuckDBStore) -> None:
+    stopped = [[("a", 0), ("b", 10)]] * 6 + [[("a", 0), ("b", 10), ("back", 12, "navigation")]]
+    rows = [row(f"s_{i:020d}", *event) for i, events in enumerate(stopped) for event in events]
+    store.write_rows(rows)
+    steps = tuple(StepSpec(n, n) for n in "abc")
+    query = FunnelQuery(
+        Scope(TimeRange(DAY, DAY + dt.timedelta(days=1))), ScenarioSpec("hand", steps, 60_000)
+    )
+    (b,) = run_funnel(store, query, min_group_size=5).data.last_actions
+    shown = {a.action: a.sessions for a in b.actions if not a.hidden}
+    assert shown == {}  # back (1) is small, and idle (6) would give it away: both hidden
+    assert all(a.hidden for a in b.actions)

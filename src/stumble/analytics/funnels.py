@@ -28,6 +28,7 @@ import msgspec
 
 from stumble.analytics.attempts import attempts_sql, previous_steps
 from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, sampling_of
+from stumble.analytics.dropoff import StepLastActions, last_actions
 from stumble.analytics.queries import FunnelQuery
 from stumble.analytics.results import (
     EMPTY_DURATIONS,
@@ -274,6 +275,8 @@ class FunnelResult(msgspec.Struct, frozen=True, kw_only=True):
     """Labels of the events that remove an attempt they fall inside of."""
     counting_unit: str = "session"
     """What is counted: sessions, never people (stumble has no user id)."""
+    last_actions: list[StepLastActions] = []
+    """Per step sessions stopped at (total only): what they did last (``analytics.dropoff``)."""
 
     def total(self) -> FunnelGroup:
         return next(g for g in self.groups if g.group is None)
@@ -368,6 +371,7 @@ def run_funnel(
         step_limit_ms=query.slow_after_ms,
         window_ms=query.scenario.window_ms,
         exclusions=[step.label for step in query.scenario.exclusions],
+        last_actions=last_actions(store, chain_sql(query, dialect), query, dialect, min_group_size),
     )
     meta = meta_for(
         "funnel",
