@@ -81,6 +81,18 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """IANA time zone (``America/Chicago``) whose midnight starts a new session key: sessions
     never span it, so pick one where midnight falls outside working hours. Empty: the server's
     zone. Keys are still destroyed 48 hours after their day began."""
+    frustration_repeat_ms: Annotated[int, Meta(ge=100, le=10_000)] = 1_000
+    """Frustration report: an action on the same target again within this many ms is a
+    repeat (a button that seemed not to answer)."""
+    frustration_quick_back_ms: Annotated[int, Meta(ge=500, le=60_000)] = 5_000
+    """Frustration report: a screen left for the one before within this many ms of opening it
+    is a quick back."""
+    frustration_dead_ms: Annotated[int, Meta(ge=500, le=60_000)] = 3_000
+    """Frustration report: an action with no screen, operation, error or submit within this
+    many ms is a dead action."""
+    frustration_text_targets: list[str] = msgspec.field(default_factory=list)
+    """Action targets that are text inputs, left out of the frustration report (clicking into
+    a field again is typing, not frustration)."""
     raw_access_days: Annotated[int, Meta(ge=1, le=90)] = 7
     """How far back engineers may read raw events and session timelines (even where retention
     keeps rows longer); everyone else reads aggregates only."""

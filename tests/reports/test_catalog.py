@@ -28,6 +28,9 @@ EXTRA: dict[str, dict[str, str]] = {
     "top-problems": {"limit": "3"},
     "field-errors": {"form": "service_request", "by": "device_type"},
     "timings": {"operation": "search,request_submit"},
+    "clicks": {"screen": "request_create,search"},
+    "paths": {"screen": "request_create", "start": "home", "end": "request_create"},
+    "frustration": {"repeat_ms": "800"},
 }  # fmt: skip
 
 
@@ -86,6 +89,8 @@ def test_required_parameters_and_arms_are_checked(slow_release: Dataset) -> None
         ("field-errors", {"form": "servise_request"}, "login, report_params, search_filters"),
         ("usage", {"env": "prdo"}, "choose from prod"),
         ("health", {"env": "prdo"}, "choose from prod"),
+        ("clicks", {"screen": "serach"}, "approval_queue, approval_view, home, login"),
+        ("paths", {"screen": "serach"}, "approval_queue, approval_view, home, login"),
     ],
 )
 def test_unknown_choices_are_refused_with_the_valid_ones(
@@ -97,6 +102,11 @@ def test_unknown_choices_are_refused_with_the_valid_ones(
     assert message.startswith(next(iter(params))), message  # names the parameter
     assert choices in message
     assert not {"serach", "servise_request", "prdo"} & set(message.replace(",", " ").split())
+
+
+def test_paths_needs_both_ends_or_neither(slow_release: Dataset) -> None:
+    with pytest.raises(ReportParamError, match="paths needs start and end together"):
+        run_report(slow_release.store, slow_release.plan, "paths", {"start": "home"}, now=NOW)
 
 
 def test_known_choices_and_the_default_environment_are_accepted(slow_release: Dataset) -> None:

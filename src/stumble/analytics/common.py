@@ -36,7 +36,7 @@ def sampling_of(store: EventStore, scope: Scope) -> Sampling:
 def stored_values(store: EventStore, column: str, environment: str | None = None) -> list[str]:
     """The distinct non-NULL values of an identifier column (in one environment, or all):
     what a parameter may choose from when the plan does not close the list."""
-    if column not in ("environment", "operation", "form_id"):
+    if column not in ("environment", "operation", "form_id", "screen_id"):
         raise ValueError(f"not a column to list: {column}")
     where = render(" AND environment = {env}", env=param(environment)) if environment else Sql("")
     statement = render(

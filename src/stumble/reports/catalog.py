@@ -9,6 +9,10 @@ Parameters are strings, as they arrive in a query string (``?from=2026-03-01&by=
 * ``funnel``: ``scenario``; ``timings``: ``operation``; ``field-errors``: ``form``;
   ``usage``: ``barely`` (share); ``top-problems``: ``limit``; ``health``: ``env`` may be
   ``*`` (every environment, its default);
+* ``clicks``: ``screen`` (comma-separated); ``paths``: ``screen`` (its next and previous
+  screens) and/or ``start`` + ``end`` (the paths between them; neither: the most frequent
+  moves), ``limit``; ``frustration``:
+  ``repeat_ms``, ``quick_back_ms``, ``dead_ms`` (default: the settings' values);
 * ``compare``: ``scenario`` and, per arm, ``a.from``/``a.to``, ``a.ui_version``, ``a.flag``
   and ``a.label`` (likewise ``b.``): two windows, two versions or a flag on and off.
 
@@ -22,13 +26,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
+from stumble.analytics.clicks import ClickQuery, ClickResult, run_clicks
 from stumble.analytics.common import stored_values
 from stumble.analytics.compare import CompareResult, run_compare
 from stumble.analytics.failures import FailureResult, run_failures
 from stumble.analytics.field_errors import FieldErrorResult, run_field_errors
+from stumble.analytics.frustration import (
+    FrustrationQuery,
+    FrustrationResult,
+    FrustrationThresholds,
+    run_frustration,
+)
 from stumble.analytics.funnels import FunnelResult, run_funnel
 from stumble.analytics.health import HealthResult, run_health
 from stumble.analytics.loops import LoopResult, run_loops
+from stumble.analytics.paths import PathQuery, PathsResult, run_paths
 from stumble.analytics.queries import (
     DEFAULT_ENVIRONMENT,
     DIMENSIONS,
@@ -202,6 +214,12 @@ def operation_choices(store: EventStore, plan: TrackingPlan, environment: str) -
     return sorted(declared) or stored_values(store, "operation", environment)
 
 
+def screen_choices(store: EventStore, plan: TrackingPlan, environment: str) -> list[str]:
+    """Screens the plan declares, or (a plan that does not close the list) those stored."""
+    declared = {v for spec in plan.events.values() for v in spec.values.get("screen_id", ())}
+    return sorted(declared) or stored_values(store, "screen_id", environment)
+
+
 def _share(text: str | None, default: float, name: str) -> float:
     if text is None:
         return default
@@ -306,6 +324,48 @@ def _compare(
     return run_compare(store, query, min_group_size=k)
 
 
+def _clicks(
+    store: EventStore, plan: TrackingPlan, p: Params, k: int, now: dt.datetime
+) -> Report[Any]:
+    scope = parse_scope(p, now)
+    screens = _values(p.get("screen"))
+    if screens:
+        _check_choices("screen", screens, screen_choices(store, plan, scope.filters.environment))
+    return run_clicks(store, ClickQuery.from_plan(plan, scope, screens), min_group_size=k)
+
+
+def _paths(
+    store: EventStore, plan: TrackingPlan, p: Params, k: int, now: dt.datetime
+) -> Report[Any]:
+    scope = parse_scope(p, now)
+    screen, start, end = p.get("screen") or None, p.get("start") or None, p.get("end") or None
+    if (start is None) != (end is None):
+        raise ReportParamError("paths needs start and end together")
+    choices = screen_choices(store, plan, scope.filters.environment)
+    for name, value in (("screen", screen), ("start", start), ("end", end)):
+        if value is not None:
+            _check_choices(name, (value,), choices)
+    query = PathQuery(scope, screen, start, end, _positive_int(p.get("limit"), 10, "limit"))
+    return run_paths(store, query, min_group_size=k)
+
+
+FRUSTRATION_DEFAULTS: Final = FrustrationThresholds()
+
+
+def _frustration(
+    store: EventStore, plan: TrackingPlan, p: Params, k: int, now: dt.datetime
+) -> Report[Any]:
+    base = FRUSTRATION_DEFAULTS
+    thresholds = FrustrationThresholds(
+        repeat_ms=_positive_int(p.get("repeat_ms"), base.repeat_ms, "repeat_ms"),
+        quick_back_ms=_positive_int(p.get("quick_back_ms"), base.quick_back_ms, "quick_back_ms"),
+        dead_ms=_positive_int(p.get("dead_ms"), base.dead_ms, "dead_ms"),
+        text_targets=base.text_targets,
+    )
+    query = FrustrationQuery(parse_scope(p, now), thresholds)
+    return run_frustration(store, query, min_group_size=k)
+
+
 def _top_problems(
     store: EventStore, plan: TrackingPlan, p: Params, k: int, now: dt.datetime
 ) -> Report[Any]:
@@ -344,8 +404,14 @@ REPORTS: Final[dict[str, ReportSpec]] = {
                    CompareResult, _compare),
         ReportSpec("top-problems", "problems beyond the plan's thresholds, ranked by impact",
                    ("limit",), TopProblemsResult, _top_problems),
-        ReportSpec("health", "volumes, rejections, redactions, duplicates, skew, timers, "
-                   "plan drift, test data", (), HealthResult, _health),
+        ReportSpec("health", "volumes, gaps, rejections, redactions, duplicates, skew, "
+                   "timers, plan drift, test data", (), HealthResult, _health),
+        ReportSpec("clicks", "clicks by target and position per screen, renamed targets "
+                   "merged", ("screen",), ClickResult, _clicks),
+        ReportSpec("paths", "next and previous screens of a screen; top paths between two",
+                   ("screen", "start", "end", "limit"), PathsResult, _paths),
+        ReportSpec("frustration", "repeated actions, quick backs, actions followed by nothing",
+                   ("repeat_ms", "quick_back_ms", "dead_ms"), FrustrationResult, _frustration),
     )
 }  # fmt: skip
 

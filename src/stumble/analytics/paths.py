@@ -1,0 +1,218 @@
+"""Report 11, paths: where people come from and go to, screen by screen.
+
+A session's path is its ``screen_view`` events in time order, a screen repeated at once (a
+route change on the same screen) counted once. A view's previous screen is the SDK's
+``referrer_screen`` when it sent one, else the view before it in the session.
+
+* ``screen``: its most frequent next and previous screens (sessions per screen), and the
+  sessions that left from it (no next view);
+* ``start`` and ``end``: the most frequent paths from a view of ``start`` to the next view of
+  ``end`` in the same session, at most ``MAX_HOPS`` screens later (a session counts once per
+  path); with the transitions between consecutive screens of those paths for a Sankey chart;
+* neither: the most frequent moves from one screen to the next, as two-screen paths.
+
+Cells are sessions; one under k is hidden. No total is shown beside them (a session may take
+several), so no complement is needed.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Final
+
+import msgspec
+
+from stumble.analytics.common import Suppressor, dialect_of, fetch, sampling_of
+from stumble.analytics.queries import Scope
+from stumble.analytics.results import Column, Report, Table, meta_for
+from stumble.analytics.sql import Sql, SqlDialect, param, render, scope_filter
+from stumble.storage.base import EventStore
+
+MAX_HOPS: Final = 6
+LEFT: Final = "(left)"
+"""The next screen of a session's last view."""
+
+
+@dataclass(frozen=True, slots=True)
+class PathQuery:
+    scope: Scope
+    screen: str | None = None
+    start: str | None = None
+    end: str | None = None
+    limit: int = 10
+
+
+def _views(query: PathQuery, dialect: SqlDialect) -> Sql:
+    """``views(session_id, pos, screen_id, previous)``: the paths, repeats folded."""
+    return render(
+        "WITH raw AS (SELECT {sid} AS session_id, ts, screen_id, referrer_screen, "
+        "lag(screen_id) OVER (PARTITION BY {sid} ORDER BY ts) AS before FROM events "
+        "WHERE {scope} AND kind = 'screen_view'), "
+        "views AS (SELECT session_id, screen_id, coalesce(referrer_screen, before) AS previous, "
+        "row_number() OVER (PARTITION BY session_id ORDER BY ts) AS pos FROM raw "
+        "WHERE before IS NULL OR before <> screen_id)",
+        sid=dialect.session_key("session_id"),
+        scope=scope_filter(query.scope, dialect),
+    )
+
+
+def neighbours_sql(query: PathQuery, dialect: SqlDialect, screen: str) -> Sql:
+    """Sessions per next screen (``direction`` next) and per previous one (previous)."""
+    return _views(query, dialect) + render(
+        ", nexts AS (SELECT v.session_id, coalesce(n.screen_id, '{left}') AS other "
+        "FROM views AS v LEFT JOIN views AS n ON n.session_id = v.session_id "
+        "AND n.pos = v.pos + 1 WHERE v.screen_id = {screen}) "
+        "SELECT 'next' AS direction, other, count(DISTINCT session_id) AS sessions FROM nexts "
+        "GROUP BY other UNION ALL SELECT 'previous', previous, count(DISTINCT session_id) "
+        "FROM views WHERE screen_id = {screen2} AND previous IS NOT NULL GROUP BY previous",
+        left=LEFT,
+        screen=param(screen),
+        screen2=param(screen),
+    )
+
+
+def moves_sql(query: PathQuery, dialect: SqlDialect) -> Sql:
+    """Sessions per move from one screen to the next, as two-screen paths."""
+    return _views(query, dialect) + Sql(
+        " SELECT v.screen_id || ' > ' || n.screen_id AS path, "
+        "count(DISTINCT v.session_id) AS sessions FROM views AS v JOIN views AS n "
+        "ON n.session_id = v.session_id AND n.pos = v.pos + 1 GROUP BY path"
+    )
+
+
+def paths_sql(query: PathQuery, dialect: SqlDialect, start: str, end: str) -> Sql:
+    """Sessions per path from a view of ``start`` to the next view of ``end``."""
+    return _views(query, dialect) + render(
+        ", legs AS (SELECT a.session_id, a.pos AS first, min(b.pos) AS last FROM views AS a "
+        "JOIN views AS b ON b.session_id = a.session_id AND b.pos > a.pos "
+        "AND b.pos <= a.pos + {hops} AND b.screen_id = {end} WHERE a.screen_id = {start} "
+        "GROUP BY a.session_id, a.pos), "
+        "walked AS (SELECT l.session_id, string_agg(v.screen_id, ' > ' ORDER BY v.pos) AS path "
+        "FROM legs AS l JOIN views AS v ON v.session_id = l.session_id "
+        "AND v.pos BETWEEN l.first AND l.last GROUP BY l.session_id, l.first) "
+        "SELECT path, count(DISTINCT session_id) AS sessions FROM walked GROUP BY path",
+        hops=str(MAX_HOPS),
+        end=param(end),
+        start=param(start),
+    )
+
+
+class ScreenCount(msgspec.Struct, frozen=True, kw_only=True):
+    screen: str
+    hidden: bool = False
+    sessions: int | None = None
+
+
+class PathCount(msgspec.Struct, frozen=True, kw_only=True):
+    screens: list[str]
+    hidden: bool = False
+    sessions: int | None = None
+
+
+class Transition(msgspec.Struct, frozen=True, kw_only=True):
+    """One link of the shown paths, for a Sankey chart: sessions that went from → to."""
+
+    source: str
+    target: str
+    sessions: int
+
+
+class PathsResult(msgspec.Struct, frozen=True, kw_only=True):
+    screen: str | None = None
+    next: list[ScreenCount] = []
+    """The screens viewed right after ``screen`` (``(left)``: none), most first."""
+    previous: list[ScreenCount] = []
+    start: str | None = None
+    end: str | None = None
+    paths: list[PathCount] = []
+    """The most frequent paths from ``start`` to ``end``, most first."""
+    transitions: list[Transition] = []
+
+    def tables(self) -> list[Table]:
+        def counts(title: str, rows: list[ScreenCount]) -> Table:
+            cols = (Column("screen"), Column("sessions", "int"))
+            return Table(
+                title, cols, [(r.screen, "hidden" if r.hidden else r.sessions) for r in rows]
+            )
+
+        return [
+            counts(f"After {self.screen}", self.next),
+            counts(f"Before {self.screen}", self.previous),
+            Table(
+                f"Paths from {self.start} to {self.end}",
+                (Column("path"), Column("sessions", "int")),
+                [(" > ".join(p.screens), "hidden" if p.hidden else p.sessions) for p in self.paths],
+            ),
+        ]
+
+
+def run_paths(
+    store: EventStore, query: PathQuery, *, min_group_size: int = 5
+) -> Report[PathsResult]:
+    dialect = dialect_of(store)
+    suppressor = Suppressor(min_group_size)
+    neighbours = fetch(store, neighbours_sql(query, dialect, query.screen)) if query.screen else []
+    path_rows = []
+    if query.start and query.end:
+        path_rows = fetch(store, paths_sql(query, dialect, query.start, query.end))
+    elif not query.screen:
+        path_rows = fetch(store, moves_sql(query, dialect))
+    keyed = [(r["direction"], str(r["other"]), int(r["sessions"])) for r in neighbours]
+    keyed += [("path", str(r["path"]), int(r["sessions"])) for r in path_rows]
+    # No total is shown beside the cells (and a session may take several paths), so small
+    # cells are hidden and nothing needs a complement.
+    tickets = [suppressor.add(family, name, n) for family, name, n in keyed]
+    suppressor.decide()
+    shown = [
+        (family, name, None if suppressor.is_hidden(t) else n)
+        for (family, name, n), t in zip(keyed, tickets, strict=True)
+    ]
+    result = _result(query, shown)
+    meta = meta_for(
+        "paths",
+        time=query.scope.time,
+        scope=query.scope,
+        sampling=sampling_of(store, query.scope),
+        min_group_size=min_group_size,
+        hidden=suppressor.hidden_count,
+        notes=[
+            "paths are screen views in time order, a screen repeated at once counted once",
+            f"paths from start to the next view of end, at most {MAX_HOPS} screens later",
+        ],
+    )
+    return Report(meta=meta, data=result)
+
+
+def _result(query: PathQuery, shown: list[tuple[str, str, int | None]]) -> PathsResult:
+    def ranked(family: str) -> list[tuple[str, int | None]]:
+        rows = [(name, n) for f, name, n in shown if f == family]
+        return sorted(rows, key=lambda r: (r[1] is None, -(r[1] or 0), r[0]))[: query.limit]
+
+    paths = [
+        PathCount(screens=name.split(" > "), hidden=n is None, sessions=n)
+        for name, n in ranked("path")
+    ]
+    return PathsResult(
+        screen=query.screen,
+        next=[ScreenCount(screen=s, hidden=n is None, sessions=n) for s, n in ranked("next")],
+        previous=[
+            ScreenCount(screen=s, hidden=n is None, sessions=n) for s, n in ranked("previous")
+        ],
+        start=query.start,
+        end=query.end,
+        paths=paths,
+        transitions=_transitions(paths),
+    )
+
+
+def _transitions(paths: list[PathCount]) -> list[Transition]:
+    """Links of the shown paths, summed: nodes are (step, screen) so a loop stays a line."""
+    links: dict[tuple[str, str], int] = {}
+    for path in paths:
+        if path.sessions is None:
+            continue
+        nodes = [f"{i}:{screen}" for i, screen in enumerate(path.screens)]
+        for source, target in itertools.pairwise(nodes):
+            links[source, target] = links.get((source, target), 0) + path.sessions
+    return [Transition(source=s, target=t, sessions=n) for (s, t), n in sorted(links.items())]
