@@ -323,6 +323,12 @@ def test_a_503_is_retried_and_stored_exactly_once(
     assert len(rows) == len(requests_seen.batch_event_ids()) == stats["sent"]
     assert len(rows) == len({row["event_id"] for row in rows})
     assert [row["screen_id"] for row in by_name(rows, "screen_view")] == ["login", "home", "search"]
+    # referrer_screen: the screen of the view before (paths report)
+    assert [row.get("referrer_screen") for row in by_name(rows, "screen_view")] == [
+        None,
+        "login",
+        "home",
+    ]
 
 
 @pytest.mark.parametrize("leave", ["hidden", "closed", "navigated_away"])

@@ -53,11 +53,11 @@ const counts = { sent: 0, rejected: 0, dropped: 0 };
 const forms = {};
 
 // data-stumble-<name> of an element (or of nothing)
-const attr = (el, name) => el && el.getAttribute('data-stumble-' + name);
+const attr = (el, name) => el?.getAttribute('data-stumble-' + name);
 
 function sessionId() {
   const now = Date.now();
-  if (!session || !session.id || now - session.t > IDLE_MS) session = { id: 's_' + letters(20) };
+  if (!session?.id || now - session.t > IDLE_MS) session = { id: 's_' + letters(20) };
   session.t = now;
   try {
     sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
@@ -69,7 +69,7 @@ function sessionId() {
 
 const screenOf = (el) =>
   explicitScreen ||
-  attr(el && el.closest('[data-stumble-screen]'), 'screen') ||
+  attr(el?.closest('[data-stumble-screen]'), 'screen') ||
   attr(doc.querySelector('[data-stumble-screen]'), 'screen') || // <body> comes before its children
   'unknown';
 
@@ -81,7 +81,7 @@ const endpoint = (name) =>
 function routeOf(path) {
   const type = path ? 'api' : 'page';
   path ||= location.pathname;
-  return (options.routeTemplate && options.routeTemplate(path, type)) || templatePath(path);
+  return options.routeTemplate?.(path, type) || templatePath(path);
 }
 
 function emit(kind, fields, el, name = kind) {
@@ -119,13 +119,13 @@ async function drain() {
     } catch {
       // network error: retried below
     }
-    const status = response && response.status;
+    const status = response?.status;
     // A page may run on a config it got before the kill switch (browsers cache /v1/config):
     // the collector's refusal stops it just the same.
     if (isRefusal(status)) return applyConfig({ status });
     if (isRetryable(status)) {
       queue.save();
-      const retryAfter = status && parseRetryAfter(response.headers.get('Retry-After'));
+      const retryAfter = parseRetryAfter(response?.headers.get('Retry-After')); // none: 0
       retryTimer = setTimeout(flush, backoffDelay(retries++, retryAfter));
       return;
     }
@@ -177,13 +177,14 @@ function applyConfig(config) {
 
 // --- capture --------------------------------------------------------------------------
 
-// A screen view when the screen or the route template changed since the last one.
+// A screen view when the screen or the route template changed since the last one;
+// referrer_screen is the last one's screen (screen ids hold no spaces).
 function view() {
   const route = live && routeOf();
   const current = screenOf() + ' ' + route;
   if (route && current != lastView) {
+    emit('screen_view', { route, referrer_screen: lastView?.split(' ')[0] });
     lastView = current;
-    emit('screen_view', { route });
   }
 }
 
@@ -191,7 +192,7 @@ function view() {
 const routeChanged = () => setTimeout(() => explicitScreen || view());
 
 function onClick(e) {
-  const el = e.target.closest && e.target.closest('[data-stumble-action]');
+  const el = e.target.closest?.('[data-stumble-action]');
   const action = attr(el, 'action');
   if (action) emit('action', { action_id: action, target: attr(el, 'target'), position: attr(el, 'position') }, el, action);
 }
@@ -230,14 +231,9 @@ function commonFields(opts) {
   const context = {};
   // device_type and browser are left to the server, which derives them from the User-Agent
   for (const key of ['role', 'division', 'region']) {
-    if (isSafe((opts.context || {})[key])) context[key] = opts.context[key];
+    if (isSafe(opts.context?.[key])) context[key] = opts.context[key];
   }
-  let tz;
-  try {
-    tz = Intl.DateTimeFormat().resolvedOptions().timeZone;
-  } catch {
-    // no Intl: no time zone
-  }
+  const tz = win.Intl?.DateTimeFormat().resolvedOptions().timeZone; // no Intl: no time zone
   return {
     schema_version: opts.schemaVersion,
     ui_version: opts.uiVersion,
@@ -293,9 +289,8 @@ export const attempt = (form, step = 1) => currentAttempt(form + ':' + step, 1);
 
 export function formSubmit(form, step = 1, status = 'success') {
   const key = form + ':' + step;
-  const n = currentAttempt(key);
+  emit('form_submit', { form_id: form, step, attempt: currentAttempt(key), status });
   forms[key].closed = 1;
-  emit('form_submit', { form_id: form, step, attempt: n, status });
 }
 
 export const fieldError = (form, field, type = 'server', step = 1) =>
@@ -318,10 +313,10 @@ export function start(operation, timeoutMs) {
 }
 
 /** Sends everything queued now, skipping any backoff wait; resolves when done or failed. */
-export function flush() {
+export async function flush() {
   clearTimeout(retryTimer);
   retryTimer = 0;
-  return live ? send() : Promise.resolve();
+  if (live) return send();
 }
 
 export const stats = () => ({
