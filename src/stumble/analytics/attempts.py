@@ -135,7 +135,7 @@ def _events(query: FunnelQuery, dialect: SqlDialect) -> list[Sql]:
     steps, exclusions = query.scenario.steps, query.scenario.exclusions
     count, places = len(steps), Places.of(query)
     # Strict mode reads the whole stream; vitals are measurements the browser takes at any
-    # moment, not something the person did between two steps (decision 25).
+    # moment, not something the person did between two steps (decision 38).
     wanted = (
         Sql("kind <> 'vital'")
         if _strict(query)

@@ -10,7 +10,7 @@ entry, and one event never fills two steps of an attempt. ``strict`` also needs 
 back to back; exclusions remove an attempt they fall inside of; optional steps may be
 skipped.
 
-Why attempts replaced first touch (decision 25): an operator opens the form, is called away,
+Why attempts replaced first touch (decision 38): an operator opens the form, is called away,
 reopens it twenty minutes later and submits. First touch follows the first opening only, so
 it counts a drop-off and adds the interruption to the step times. ``first_touch`` stays as an
 explicit order for scenarios that want "the first time they saw it".
