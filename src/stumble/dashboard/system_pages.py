@@ -14,7 +14,7 @@ from stumble.access.tokens import Token
 from stumble.analytics.results import Column, Table
 from stumble.config import Settings
 from stumble.dashboard.model import Callout, Facts, Page, Pager, RowAction, Section, TableBlock
-from stumble.plan.model import Scenario, TrackingPlan
+from stumble.plan.model import Scenario, TrackingPlan, describe_window
 from stumble.raw_events import EventsPage, SessionTimeline
 
 
@@ -64,7 +64,7 @@ def plan_page(plan: TrackingPlan) -> Page:
                 name,
                 scenario.owner or "–",
                 " → ".join(step.label for step in scenario.steps),
-                f"{scenario.conversion_window_minutes} min",
+                describe_window(scenario.window_ms),
                 _thresholds(scenario),
             )
             for name, scenario in sorted(plan.scenarios.items())
