@@ -1,6 +1,6 @@
 """Report 7, compare: did the change make things better? Arm ``a`` is before, ``b`` after.
 
-Metrics, each with the difference (b - a), a 95% interval, a test and a verdict:
+Metrics, each with the difference (b - a), an interval, a test and a verdict:
 
 * conversion from each funnel step to the next, and overall (two-proportion z test, Newcombe
   interval; higher is better);

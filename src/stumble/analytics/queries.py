@@ -354,7 +354,7 @@ class Arm:
 @dataclass(frozen=True, slots=True)
 class CompareQuery:
     """Before/after (``a`` then ``b``): step conversion, step p50/p95, field-error shares and
-    error rates, each with a difference, a 95% interval, a test and a verdict."""
+    error rates, each with a difference, a simultaneous interval, a test and a verdict."""
 
     scope: Scope
     a: Arm

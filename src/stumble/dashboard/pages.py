@@ -1028,8 +1028,9 @@ def compare(ctx: PageContext) -> Page:
                     title="difference, b − a",
                 )
             ],
-            intro="Differences (b − a) with their 95% intervals; the verdicts use p-values "
-            "adjusted over every metric of the comparison (see the notes below).",
+            intro="Differences (b − a) with simultaneous intervals (all hold together with "
+            "95% confidence); a verdict needs the interval to exclude zero and the p-value, "
+            "adjusted over every metric of the comparison, to be below alpha.",
         ),
         Section(
             "Step times",
@@ -1153,7 +1154,7 @@ def _difference_chart(
     )
     return Chart(
         id=chart_id,
-        title="Differences with 95% intervals",
+        title="Differences with simultaneous intervals",
         spec=spec,
         table=table,
         summary="Difference between the two arms per metric with its interval",

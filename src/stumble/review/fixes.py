@@ -490,7 +490,7 @@ def _evidence_line(evidence: MetricEvidence) -> str:
     if evidence.diff is None:
         return f"{what}: no data (fewer than k sessions)"
     fmt = _duration if evidence.metric in DURATION_METRICS else _share
-    interval = f"95% interval {fmt(evidence.ci_low)} to {fmt(evidence.ci_high)}"
+    interval = f"simultaneous interval {fmt(evidence.ci_low)} to {fmt(evidence.ci_high)}"
     aim = "" if evidence.target is None else f", target {evidence.target:+.0%}"
     return (
         f"{what}: {fmt(evidence.before)} -> {fmt(evidence.after)} ({fmt(evidence.diff)}, "
