@@ -130,7 +130,9 @@ def _from_files(args: argparse.Namespace, name: str, params: dict[str, str]) -> 
             "the database is in use (a running server holds it); use --server URL"
         ) from None
     try:
-        return run_report(store, plan, name, params, now=dt.datetime.now(dt.UTC))
+        return run_report(
+            store, plan, name, params, now=dt.datetime.now(dt.UTC), check_environment=True
+        )
     except ReportParamError as error:
         raise ReportError(str(error), 2) from None
     finally:

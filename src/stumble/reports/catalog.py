@@ -220,6 +220,13 @@ def screen_choices(store: EventStore, plan: TrackingPlan, environment: str) -> l
     return sorted(declared) or stored_values(store, "screen_id", environment)
 
 
+def _check_environment(store: EventStore, name: str, params: Params) -> None:
+    env = params.get("env")
+    if env and not (env == ALL_ENVIRONMENTS and name == "health"):
+        known = {DEFAULT_ENVIRONMENT, *stored_values(store, "environment")}
+        _check_choices("env", (env,), sorted(known))
+
+
 def _share(text: str | None, default: float, name: str) -> float:
     if text is None:
         return default
@@ -424,9 +431,14 @@ def run_report(
     *,
     min_group_size: int = 5,
     now: dt.datetime | None = None,
+    check_environment: bool = False,
 ) -> Report[Any]:
     """Run a named report; raises ``ReportParamError`` (bad input) or ``KeyError`` (no such
-    report). Storage failures surface as ``StorageError``."""
+    report). Storage failures surface as ``StorageError``.
+
+    ``check_environment``: an ``env`` with no stored data is a ``ReportParamError`` listing
+    the environments that have some (the read API and the CLI ask for it; the digest and the
+    dashboard may name an environment before its first event)."""
     spec = REPORTS[name]
     unknown = set(params) - set(SCOPE_PARAMS) - set(spec.params)
     if unknown:
@@ -434,11 +446,8 @@ def run_report(
         raise ReportParamError(
             f"{name} got {len(unknown)} unknown parameter(s); it accepts: {accepted}"
         )
-    env = params.get("env")
-    if env and not (env == ALL_ENVIRONMENTS and name == "health"):
-        _check_choices(
-            "env", (env,), sorted({DEFAULT_ENVIRONMENT, *stored_values(store, "environment")})
-        )
+    if check_environment:
+        _check_environment(store, name, params)
     try:
         return spec.run(store, plan, params, min_group_size, now or dt.datetime.now(dt.UTC))
     except ReportParamError:

@@ -77,7 +77,13 @@ def report_routes(services: ReportServices, credentials: Credentials) -> list[Ba
         try:
             k = _min_group_size(params.pop("k", None))
             result = await asyncio.to_thread(
-                run_report, services.store, services.plan, name, params, min_group_size=k
+                run_report,
+                services.store,
+                services.plan,
+                name,
+                params,
+                min_group_size=k,
+                check_environment=True,
             )
         except ReportParamError as error:
             return _error(400, "report.bad_param", str(error))
