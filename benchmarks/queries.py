@@ -163,6 +163,10 @@ def reports(plan: TrackingPlan) -> dict[str, Callable[[EventStore], Any]]:
         "funnel (first touch)": lambda s: run_funnel(
             s, first_touch(FunnelQuery.from_plan(plan, scope, "create_service_request"))
         ),
+        "funnel with last actions": lambda s: run_funnel(
+            s,
+            FunnelQuery.from_plan(plan, scope, "create_service_request", last_actions=True),
+        ),
         "funnel by ui_version": lambda s: run_funnel(
             s, FunnelQuery.from_plan(plan, by_version, "create_service_request")
         ),

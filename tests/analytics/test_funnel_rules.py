@@ -85,7 +85,8 @@ def funnel(
         exclusions=tuple(StepSpec(z, z) for z in exclusions),
     )
     scope = Scope(TimeRange(DAY, DAY + dt.timedelta(days=1)))
-    return run_funnel(store, FunnelQuery(scope, scenario), min_group_size=1).data
+    query = FunnelQuery(scope, scenario, last_actions=True)
+    return run_funnel(store, query, min_group_size=1).data
 
 
 def reached(result: FunnelResult) -> list[int | None]:
@@ -424,13 +425,23 @@ def test_last_actions_before_dropping_off(store: DuckDBStore) -> None:
     assert b.actions[0].share == pytest.approx(3 / 5)
 
 
+def test_last_actions_are_computed_only_on_request(store: DuckDBStore) -> None:
+    store.write_rows([row("s_00000000000000000001", "a", 0)])
+    steps = tuple(StepSpec(n, n) for n in "abc")
+    scope = Scope(TimeRange(DAY, DAY + dt.timedelta(days=1)))
+    query = FunnelQuery(scope, ScenarioSpec("hand", steps, 60_000))
+    assert run_funnel(store, query, min_group_size=1).data.last_actions == []
+
+
 def test_last_actions_are_suppressed_like_any_small_cell(store: DuckDBStore) -> None:
     stopped = [[("a", 0), ("b", 10)]] * 6 + [[("a", 0), ("b", 10), ("back", 12, "navigation")]]
     rows = [row(f"s_{i:020d}", *event) for i, events in enumerate(stopped) for event in events]
     store.write_rows(rows)
     steps = tuple(StepSpec(n, n) for n in "abc")
     query = FunnelQuery(
-        Scope(TimeRange(DAY, DAY + dt.timedelta(days=1))), ScenarioSpec("hand", steps, 60_000)
+        Scope(TimeRange(DAY, DAY + dt.timedelta(days=1))),
+        ScenarioSpec("hand", steps, 60_000),
+        last_actions=True,
     )
     (b,) = run_funnel(store, query, min_group_size=5).data.last_actions
     shown = {a.action: a.sessions for a in b.actions if not a.hidden}

@@ -21,7 +21,7 @@ from stumble.reports.catalog import (
 NOW = dt.datetime(2026, 3, 20, 15, 30, tzinfo=dt.UTC)
 RANGE = {"from": "2026-03-01", "to": "2026-03-16"}
 EXTRA: dict[str, dict[str, str]] = {
-    "funnel": {"scenario": "create_service_request", "by": "role"},
+    "funnel": {"scenario": "create_service_request", "by": "role", "last_actions": "1"},
     "compare": {"scenario": "create_service_request", "a.from": "2026-03-02", "a.to": "2026-03-08",
                 "b.from": "2026-03-09", "b.to": "2026-03-15"},
     "health": {"env": "*"},

@@ -276,7 +276,8 @@ class FunnelResult(msgspec.Struct, frozen=True, kw_only=True):
     counting_unit: str = "session"
     """What is counted: sessions, never people (stumble has no user id)."""
     last_actions: list[StepLastActions] = []
-    """Per step sessions stopped at (total only): what they did last (``analytics.dropoff``)."""
+    """Per step sessions stopped at (total only): what they did last (``analytics.dropoff``);
+    empty unless asked (``FunnelQuery.last_actions``, the report's ``last_actions=1``)."""
 
     def total(self) -> FunnelGroup:
         return next(g for g in self.groups if g.group is None)
@@ -371,7 +372,9 @@ def run_funnel(
         step_limit_ms=query.slow_after_ms,
         window_ms=query.scenario.window_ms,
         exclusions=[step.label for step in query.scenario.exclusions],
-        last_actions=last_actions(store, chain_sql(query, dialect), query, dialect, min_group_size),
+        last_actions=last_actions(store, chain_sql(query, dialect), query, dialect, min_group_size)
+        if query.last_actions
+        else [],
     )
     meta = meta_for(
         "funnel",

@@ -264,11 +264,16 @@ class FunnelQuery:
     scenario: ScenarioSpec
     slow_after_ms: float | None = None
     """Also count, per step, the sessions slower than this (the plan's ``max_step_p95_ms``)."""
+    last_actions: bool = False
+    """Also say what sessions that stopped at each step did last: a second pass over every
+    event of the scope (measured: it more than doubles the funnel's time), so on request."""
 
     @classmethod
-    def from_plan(cls, plan: TrackingPlan, scope: Scope, scenario: str) -> FunnelQuery:
+    def from_plan(
+        cls, plan: TrackingPlan, scope: Scope, scenario: str, *, last_actions: bool = False
+    ) -> FunnelQuery:
         spec = scenario_spec(plan, scenario)
-        return cls(scope, spec, spec.thresholds.max_step_p95_ms)
+        return cls(scope, spec, spec.thresholds.max_step_p95_ms, last_actions)
 
 
 @dataclass(frozen=True, slots=True)

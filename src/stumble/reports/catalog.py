@@ -6,7 +6,8 @@ Parameters are strings, as they arrive in a query string (``?from=2026-03-01&by=
   ``DEFAULT_DAYS`` days), ``env`` (default ``prod``), ``by`` (a breakdown dimension) and the
   filters ``role``, ``division``, ``device_type``, ``browser``, ``region``, ``ui_version``,
   ``experiment`` (comma-separated values) and ``flag`` (``name`` on, ``!name`` off);
-* ``funnel``: ``scenario``; ``timings``: ``operation``; ``field-errors``: ``form``;
+* ``funnel``: ``scenario``, ``last_actions`` (1: what sessions that stopped at each step did
+  last, a second pass over the events); ``timings``: ``operation``; ``field-errors``: ``form``;
   ``usage``: ``barely`` (share); ``top-problems``: ``limit``; ``health``: ``env`` may be
   ``*`` (every environment, its default);
 * ``clicks``: ``screen`` (comma-separated); ``paths``: ``screen`` (its next and previous
@@ -227,6 +228,14 @@ def _check_environment(store: EventStore, name: str, params: Params) -> None:
         _check_choices("env", (env,), sorted(known))
 
 
+def _flag(text: str | None, name: str) -> bool:
+    if text in (None, "", "0", "false"):
+        return False
+    if text in ("1", "true"):
+        return True
+    raise ReportParamError(f"{name} must be 1 or 0")
+
+
 def _share(text: str | None, default: float, name: str) -> float:
     if text is None:
         return default
@@ -272,9 +281,9 @@ def _funnel(
     store: EventStore, plan: TrackingPlan, p: Params, k: int, now: dt.datetime
 ) -> Report[Any]:
     scenario = _required(p, "scenario", list(plan.scenarios))
-    return run_funnel(
-        store, FunnelQuery.from_plan(plan, parse_scope(p, now), scenario), min_group_size=k
-    )
+    last = _flag(p.get("last_actions"), "last_actions")
+    query = FunnelQuery.from_plan(plan, parse_scope(p, now), scenario, last_actions=last)
+    return run_funnel(store, query, min_group_size=k)
 
 
 def _timings(
@@ -395,7 +404,7 @@ REPORTS: Final[dict[str, ReportSpec]] = {
     spec.name: spec
     for spec in (
         ReportSpec("funnel", "scenario funnel: reach, drop-off, conversion, step times",
-                   ("scenario",), FunnelResult, _funnel),
+                   ("scenario", "last_actions"), FunnelResult, _funnel),
         ReportSpec("timings", "operation durations, outcomes, retries and phases",
                    ("operation",), TimingResult, _timings),
         ReportSpec("field-errors", "form errors by field: share, attempts, time on step",
