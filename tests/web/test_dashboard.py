@@ -130,10 +130,10 @@ def test_pages_run_no_inline_script_and_load_nothing_from_elsewhere(site: Site) 
 def test_every_chart_carries_a_spec_and_a_table_view(site: Site) -> None:
     html = site.get("/funnel?by=role", Role.ANALYST).text
     figures = re.findall(r'<figure class="chart[^"]*" data-chart id="chart-([\w-]+)">', html)
-    assert figures == ["funnel", "step-times", "by-group"]
-    assert html.count('class="chart-spec"') == 3
-    assert html.count("Table view") == 3
-    assert html.count("Download CSV") == 3
+    assert figures == ["funnel", "step-times", "last-actions", "by-group"]
+    assert html.count('class="chart-spec"') == 4
+    assert html.count("Table view") == 4
+    assert html.count("Download CSV") == 4
 
 
 def test_the_funnel_page_shows_the_numbers_the_api_answers(site: Site) -> None:

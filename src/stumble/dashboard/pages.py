@@ -46,6 +46,7 @@ from stumble.dashboard.model import (
     Tone,
 )
 from stumble.pipeline import PipelineStatus
+from stumble.plan.model import describe_window
 from stumble.reports.top_problems import Problem, TopProblemsResult
 from stumble.review.fixes import suggested_expectation
 
@@ -322,19 +323,30 @@ def funnel(ctx: PageContext) -> Page:
     by_choices = {"": "no breakdown"} | {d: BREAKDOWN_LABELS[d] for d in DIMENSIONS}
     by = ctx.param("by", by_choices, "")
     extra = {"scenario": scenario} | ({"by": by} if by else {})
-    report = ctx.report("funnel", extra)
+    # What stopped sessions did last costs a second pass over the events: this page asks.
+    report = ctx.report("funnel", {**extra, "last_actions": "1"})
     result: FunnelResult = report.data
     total = result.total()
+    window = describe_window(result.window_ms) if result.window_ms else "its window"
     sections = [
         Section(
             "Where sessions drop off",
             [_funnel_chart(result, total)],
             intro=f"Sessions that reached each step of {scenario.replace('_', ' ')} "
-            f"within {result.window_minutes:g} minutes of starting it, with conversion from "
-            "the first step (95% interval) and drop-off from the previous one.",
+            f"within {window} of starting it ({result.semantics} order), with conversion "
+            "from the first step (95% interval) and drop-off from the previous one.",
         ),
         Section("How long each step takes", [_step_times_chart(result, total)]),
     ]
+    if result.last_actions:
+        sections.append(
+            Section(
+                "What sessions that stopped did last",
+                [_last_actions_chart(result)],
+                intro="For the sessions that reached a step and went no further: the last "
+                "thing they did in the attempt's window (idle: nothing at all).",
+            )
+        )
     if by:
         sections.append(
             Section(
@@ -410,6 +422,54 @@ def _funnel_chart(result: FunnelResult, total: FunnelGroup) -> Chart:
         table_open=True,
         summary=f"Sessions reaching each of {len(total.steps)} steps; conversion "
         f"{_fmt(total.conversion.value, 'share')}",
+    )
+
+
+def _last_actions_chart(result: FunnelResult) -> Chart:
+    rows = [
+        (
+            step.step,
+            step.stopped,
+            action.action,
+            "hidden" if action.hidden else action.sessions,
+            action.share,
+        )
+        for step in result.last_actions
+        for action in step.actions
+    ]
+    table = Table(
+        "Last action of the sessions that stopped at each step",
+        (
+            Column("stopped after"),
+            Column("sessions stopped", "int"),
+            Column("last action"),
+            Column("sessions", "int"),
+            Column("share", "share"),
+        ),
+        rows,
+        "shares of the sessions that stopped after that step",
+    )
+    actions = list(dict.fromkeys(str(r[2]) for r in rows))
+    values = [
+        {"step": r[0], "action": r[2], "share": r[4], "order": actions.index(str(r[2]))}
+        for r in rows
+        if isinstance(r[4], float) and r[3] != "hidden"
+    ]
+    spec = charts.stacked_bars(
+        values,
+        category="step",
+        series="action",
+        value="share",
+        value_title="share of the sessions that stopped there",
+        series_order=actions,
+        value_format=charts.SHARE_FORMAT,
+    )
+    return Chart(
+        id="last-actions",
+        title="What they did last, per step they stopped after",
+        spec=spec,
+        table=table,
+        summary="Last actions of sessions that stopped at each funnel step, as shares",
     )
 
 
