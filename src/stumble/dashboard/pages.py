@@ -333,8 +333,9 @@ def funnel(ctx: PageContext) -> Page:
             "Where sessions drop off",
             [_funnel_chart(result, total)],
             intro=f"Sessions that reached each step of {scenario.replace('_', ' ')} "
-            f"within {window} of starting it ({result.semantics} order), with conversion "
-            "from the first step (95% interval) and drop-off from the previous one.",
+            f"within {window} of starting it ({result.semantics.replace('_', ' ')} funnel), "
+            "with conversion from the first step (95% interval) and drop-off from the previous "
+            "one.",
         ),
         Section("How long each step takes", [_step_times_chart(result, total)]),
     ]
