@@ -146,33 +146,30 @@ def _anchor(scenario: ScenarioSpec, query: FailureQuery, dialect: SqlDialect) ->
 
 
 def api_sql(query: FailureQuery, dialect: SqlDialect) -> Sql:
-    group_by, is_total = grouping(query.scope.by, "route")
-    return render(
-        "WITH v AS (SELECT {sid} AS session_id, route, value, {grp} AS grp FROM events "
-        "WHERE {scope} AND kind = 'vital' AND metric = 'api') "
-        "SELECT {is_total} AS is_total, route, grp, count(*) AS n, "
-        "count(DISTINCT session_id) AS sessions, {q} AS q FROM v {group_by} "
-        "ORDER BY route, is_total DESC, grp",
-        sid=dialect.session_key("session_id"),
-        grp=dimension_expr(query.scope.by, dialect),
-        scope=scope_filter(query.scope, dialect),
-        is_total=is_total,
-        q=dialect.quantiles("value", API_LEVELS),
-        group_by=group_by,
-    )
+    """API response times per route template (``vital`` events with metric ``api``)."""
+    return _vital_values_sql(query, dialect, metric="api", key="route")
 
 
 def long_tasks_sql(query: FailureQuery, dialect: SqlDialect) -> Sql:
-    group_by, is_total = grouping(query.scope.by, "screen_id")
+    """Long tasks per screen (``vital`` events with metric ``long_task``)."""
+    return _vital_values_sql(query, dialect, metric="long_task", key="screen_id")
+
+
+def _vital_values_sql(query: FailureQuery, dialect: SqlDialect, *, metric: str, key: str) -> Sql:
+    """Per ``key`` (a column name of ours) and group: measurements, sessions and quantiles of
+    the values of one vital ``metric`` (bound as a parameter)."""
+    group_by, is_total = grouping(query.scope.by, key)
     return render(
-        "WITH v AS (SELECT {sid} AS session_id, screen_id, value, {grp} AS grp FROM events "
-        "WHERE {scope} AND kind = 'vital' AND metric = 'long_task') "
-        "SELECT {is_total} AS is_total, screen_id, grp, count(*) AS n, "
+        "WITH v AS (SELECT {sid} AS session_id, {key}, value, {grp} AS grp FROM events "
+        "WHERE {scope} AND kind = 'vital' AND metric = {metric}) "
+        "SELECT {is_total} AS is_total, {key}, grp, count(*) AS n, "
         "count(DISTINCT session_id) AS sessions, {q} AS q FROM v {group_by} "
-        "ORDER BY screen_id, is_total DESC, grp",
+        "ORDER BY {key}, is_total DESC, grp",
+        key=key,
         sid=dialect.session_key("session_id"),
         grp=dimension_expr(query.scope.by, dialect),
         scope=scope_filter(query.scope, dialect),
+        metric=param(metric),
         is_total=is_total,
         q=dialect.quantiles("value", API_LEVELS),
         group_by=group_by,
