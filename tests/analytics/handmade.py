@@ -16,8 +16,11 @@ SCOPE = Scope(TimeRange(DAY, DAY + dt.timedelta(days=1)))
 _ids = itertools.count(10**6)
 
 
-def event(session: int, kind: str, seconds: float, screen: str = "s", **fields: Any) -> StoredEvent:
-    """An event of ``kind`` on ``screen``, ``seconds`` after 09:00 of ``DAY``."""
+def event(
+    session: int | str, kind: str, seconds: float, screen: str = "s", **fields: Any
+) -> StoredEvent:
+    """An event of ``kind`` on ``screen``, ``seconds`` after 09:00 of ``DAY`` (a session given
+    as a number is written as a pseudonym-like id; as text, as it is)."""
     ms = T0_MS + round(seconds * 1000)
     return StoredEvent(
         event_id=str(uuid.UUID(int=next(_ids))),
@@ -30,7 +33,7 @@ def event(session: int, kind: str, seconds: float, screen: str = "s", **fields: 
         skew_ms=0,
         event_name=fields.pop("event_name", kind),
         kind=kind,
-        session_id=f"s_{session:020d}",
+        session_id=session if isinstance(session, str) else f"s_{session:020d}",
         screen_id=screen,
         schema_version=1,
         ui_version="1",

@@ -7,8 +7,6 @@ an unrelated action, ``z`` the exclusion. Times are seconds from 09:00 UTC on on
 from __future__ import annotations
 
 import datetime as dt
-import itertools
-import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -16,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.analytics.conftest import py_funnel
+from tests.analytics.handmade import DAY, event
 
 from stumble.analytics.funnels import FunnelResult, run_funnel
 from stumble.analytics.queries import FunnelQuery, ScenarioSpec, Scope, StepSpec, TimeRange
@@ -23,32 +22,18 @@ from stumble.events import StoredEvent
 from stumble.plan.model import FunnelOrder
 from stumble.storage import DuckDBStore
 
-DAY = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
-T0_MS = int((DAY + dt.timedelta(hours=9)).timestamp() * 1000)
 MINUTE = 60
-_ids = itertools.count()
 
 Event = tuple[str, float] | tuple[str, float, str]
 """(event name, seconds after 09:00[, kind]); the kind defaults to ``action``."""
 
 
 def row(session: str, name: str, seconds: float, kind: str = "action") -> StoredEvent:
-    ms = T0_MS + round(seconds * 1000)
-    return StoredEvent(
-        event_id=str(uuid.UUID(int=next(_ids))),
-        environment="prod",
-        key_id="k",
-        sample_rate=1.0,
-        received_at=ms,
-        ts=ms,
-        client_ts=ms,
-        skew_ms=0,
+    return event(
+        session,
+        kind,
+        seconds,
         event_name=name,
-        kind=kind,
-        session_id=session,
-        screen_id="s",
-        schema_version=1,
-        ui_version="1",
         metric="long_task" if kind == "vital" else None,
         value=60.0 if kind == "vital" else None,
         nav=name if kind == "navigation" else None,

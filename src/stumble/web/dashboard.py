@@ -20,7 +20,6 @@ import functools
 import gzip
 import hashlib
 import io
-import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -30,7 +29,6 @@ from typing import Any, Final, Protocol
 from urllib.parse import quote, urlencode
 
 import jinja2
-from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute
@@ -182,17 +180,8 @@ def _environment() -> jinja2.Environment:
     )
     env.globals["max_table_rows"] = MAX_TABLE_ROWS
     env.filters["fmt"] = format_value
-    env.filters["spec_json"] = _spec_json
     env.filters["is_number_column"] = lambda column: column.format != "text"
     return env
-
-
-def _spec_json(spec: Mapping[str, Any]) -> Markup:
-    """A chart spec inside ``<script type="application/json">``: ``<``, ``>`` and ``&`` as
-    JSON escapes, so no value can close the element or open a comment."""
-    text = json.dumps(spec, separators=(",", ":"), ensure_ascii=False)
-    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    return Markup(text)  # noqa: S704 - escaped just above for this one context
 
 
 def _asset_versions() -> dict[str, str]:
@@ -304,7 +293,12 @@ class DashboardPages:
         return secured(path, endpoint, access, ["GET"], self.credentials, refuse=self.refuse)
 
     def context_for(
-        self, filters: ViewFilters, query: Mapping[str, str], *, with_pipeline: bool = False
+        self,
+        filters: ViewFilters,
+        query: Mapping[str, str],
+        *,
+        with_pipeline: bool = False,
+        with_fixes: bool = False,
     ) -> PageContext:
         """Blocking (inventory, fixes, the pipeline's state): call it on a worker thread."""
         key = (filters.start, filters.end, filters.env)
@@ -321,7 +315,8 @@ class DashboardPages:
             query=query,
             min_group_size=DEFAULT_MIN_GROUP_SIZE,
             cache=self.reports,
-            fixes=self.services.fixes.all(),
+            # Only the overview shows the loop's health; only data health the pipeline.
+            fixes=self.services.fixes.all() if with_fixes else (),
             pipeline=self.services.pipeline_status() if with_pipeline else None,
         )
 
@@ -334,7 +329,11 @@ class DashboardPages:
             filters = ViewFilters.parse(query, dt.datetime.now(dt.UTC).date())
             context = await asyncio.to_thread(
                 functools.partial(
-                    self.context_for, filters, query, with_pipeline=builder is pages.health
+                    self.context_for,
+                    filters,
+                    query,
+                    with_pipeline=builder is pages.health,
+                    with_fixes=builder is pages.overview,
                 )
             )
             page = await asyncio.to_thread(builder, context)
