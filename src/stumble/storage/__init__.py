@@ -4,7 +4,8 @@
 tests: load a sealed spool segment exactly once (its name is recorded in the same transaction
 as its rows), drop client retries by ``event_id``, answer read-only SQL for analytics, keep the
 quarantine counters (reason codes and counts, never payloads) and delete by receive time for
-retention. Backends: ``DuckDBStore`` (the embedded default, a file or ``":memory:"``) and
+retention, and the days of daily rollups (built, dirty, sealed). Backends: ``DuckDBStore``
+(the embedded default, a file or ``":memory:"``) and
 ``MemoryStore`` (a pure-Python double for tests that need no SQL). SQL specifics live in
 ``dialect``, schema steps in ``migrations``; a ClickHouse backend for scale-out comes later.
 """
@@ -21,6 +22,8 @@ from stumble.storage.base import (
     QueryResult,
     RawEventQuery,
     ReadOnlyQueryError,
+    RollupDay,
+    RollupStatement,
     SchemaDriftError,
     SegmentError,
     StorageError,
@@ -45,6 +48,8 @@ __all__ = [
     "QueryResult",
     "RawEventQuery",
     "ReadOnlyQueryError",
+    "RollupDay",
+    "RollupStatement",
     "SchemaDriftError",
     "SegmentError",
     "StorageError",

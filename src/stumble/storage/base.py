@@ -142,6 +142,29 @@ class IngestCount:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class RollupDay:
+    """The rollup state of one (environment, UTC day): built (when, under which plan, how
+    many cells), sealed (raw rows of the day were deleted by retention, so it is never
+    rebuilt from what is left) and dirty (a load touched the day since it was built)."""
+
+    environment: str
+    day: date
+    built_at_ms: int | None
+    plan_fingerprint: str | None
+    cells: int
+    sealed: bool
+    dirty: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RollupStatement:
+    """One SELECT yielding ``rollups`` rows (every column, in table order) and its params."""
+
+    text: str
+    params: tuple[object, ...] = ()
+
+
 class EventStore(abc.ABC):
     """Where guarded events live. One writer thread, any number of reader threads.
 
@@ -199,6 +222,37 @@ class EventStore(abc.ABC):
     @abc.abstractmethod
     def delete_expired(self, environment: str, received_before_ms: int) -> int:
         """Delete one environment's events received (server time) before the cut-off."""
+
+    # --- rollups (``stumble.rollups`` builds them; retention seals and deletes) ----------
+
+    @abc.abstractmethod
+    def dirty_rollup_days(self) -> list[tuple[str, date]]:
+        """(environment, day) pairs a load touched since their rollups were last built."""
+
+    @abc.abstractmethod
+    def replace_rollup_day(
+        self,
+        environment: str,
+        day: date,
+        statements: Sequence[RollupStatement],
+        plan_fingerprint: str,
+    ) -> int | None:
+        """In one transaction: drop the day's cells, insert what ``statements`` select, record
+        the day as built and no longer dirty. Returns the cells written, or None (nothing
+        done) when the day is sealed."""
+
+    @abc.abstractmethod
+    def seal_rollup_days(self, environment: str, received_before_ms: int) -> list[date]:
+        """Mark sealed every day that holds an event of ``environment`` received before the
+        cut-off (the rows retention is about to delete); returns those days."""
+
+    @abc.abstractmethod
+    def delete_rollups_before(self, day: date) -> int:
+        """Delete every rollup cell (and day record) of days before ``day``; returns cells."""
+
+    @abc.abstractmethod
+    def rollup_days(self, environment: str | None = None) -> list[RollupDay]:
+        """The state of every day known to the rollups (built or dirty), by environment, day."""
 
     @abc.abstractmethod
     def count_events(self, environment: str | None = None) -> int:

@@ -176,6 +176,32 @@ class DuckDBDialect:
             "PRIMARY KEY (day, environment, event_name, outcome, reason, field_path))"
         )
 
+    def create_rollup_tables(self) -> tuple[str, ...]:
+        """Daily rollups (``stumble.rollups``): one long table of cells, the days built, and
+        the days a load touched since. A cell is (environment, day, family, breakdown
+        dimension and value, up to four keys): counts, and durations as a log-bucket sketch
+        (parallel lists of bucket keys and counts). No cell holds a session id."""
+        return (
+            (
+                "CREATE TABLE IF NOT EXISTS rollups (environment VARCHAR NOT NULL, "
+                "day DATE NOT NULL, family VARCHAR NOT NULL, dim VARCHAR NOT NULL, "
+                "dim_value VARCHAR, k1 VARCHAR, k2 VARCHAR, k3 VARCHAR, k4 VARCHAR, "
+                "sessions BIGINT NOT NULL, events BIGINT NOT NULL, weighted DOUBLE, "
+                "sketch_keys INTEGER[], sketch_counts BIGINT[])"
+            ),
+            (
+                "CREATE TABLE IF NOT EXISTS rollup_days (environment VARCHAR NOT NULL, "
+                "day DATE NOT NULL, built_at TIMESTAMP NOT NULL, "
+                "plan_fingerprint VARCHAR NOT NULL, cells BIGINT NOT NULL, "
+                "sealed BOOLEAN NOT NULL DEFAULT false, "
+                "PRIMARY KEY (environment, day))"
+            ),
+            (
+                "CREATE TABLE IF NOT EXISTS rollup_dirty (environment VARCHAR NOT NULL, "
+                "day DATE NOT NULL, PRIMARY KEY (environment, day))"
+            ),
+        )
+
     def events_schema(self) -> str:
         """(column name, type name) of the stored ``events`` table, for the drift check."""
         return (
@@ -226,6 +252,13 @@ class DuckDBDialect:
             "UNION ALL SELECT rowid FROM (SELECT rowid, row_number() OVER "
             "(PARTITION BY event_id ORDER BY received_at, rowid) AS copy FROM staged_events) "
             "WHERE copy > 1)"
+        )
+
+    def mark_staged_days_dirty(self) -> str:
+        """The (environment, UTC day) of every staged row needs its rollups rebuilt."""
+        return (
+            "INSERT OR IGNORE INTO rollup_dirty SELECT DISTINCT environment, CAST(ts AS DATE) "
+            "FROM staged_events"
         )
 
     def insert_staged(self) -> str:
@@ -336,6 +369,74 @@ class DuckDBDialect:
         """Parameters: environment, receive-time cut-off in epoch ms (exclusive)."""
         return (
             "DELETE FROM events WHERE environment = ? AND received_at < epoch_ms(CAST(? AS BIGINT))"
+        )
+
+    # --- rollups ------------------------------------------------------------------------------
+
+    def select_dirty_rollup_days(self) -> str:
+        return "SELECT environment, day FROM rollup_dirty ORDER BY environment, day"
+
+    def is_rollup_day_sealed(self) -> str:
+        """Parameters: environment, day."""
+        return "SELECT count(*) FROM rollup_days WHERE environment = ? AND day = ? AND sealed"
+
+    def delete_rollup_day(self) -> str:
+        """Parameters: environment, day."""
+        return "DELETE FROM rollups WHERE environment = ? AND day = ?"
+
+    def insert_rollups(self, select: str) -> str:
+        return f"INSERT INTO rollups {select}"
+
+    def count_rollup_day(self) -> str:
+        """Parameters: environment, day."""
+        return "SELECT count(*) FROM rollups WHERE environment = ? AND day = ?"
+
+    def record_rollup_day(self) -> str:
+        """Parameters: environment, day, built_at (epoch ms), plan fingerprint, cells."""
+        return (
+            "INSERT INTO rollup_days VALUES (?, ?, epoch_ms(CAST(? AS BIGINT)), ?, ?, false) "
+            "ON CONFLICT (environment, day) DO UPDATE SET built_at = excluded.built_at, "
+            "plan_fingerprint = excluded.plan_fingerprint, cells = excluded.cells"
+        )
+
+    def clear_rollup_dirty(self) -> str:
+        """Parameters: environment, day."""
+        return "DELETE FROM rollup_dirty WHERE environment = ? AND day = ?"
+
+    def days_received_before(self) -> str:
+        """Parameters: environment, receive-time cut-off (epoch ms): the UTC days of the rows
+        retention is about to delete."""
+        return (
+            "SELECT DISTINCT CAST(ts AS DATE) AS day FROM events WHERE environment = ? "
+            "AND received_at < epoch_ms(CAST(? AS BIGINT)) ORDER BY day"
+        )
+
+    def seal_rollup_day(self) -> str:
+        """Parameters: environment, day. A day never built is recorded sealed with no cells."""
+        return (
+            "INSERT INTO rollup_days VALUES (?, ?, epoch_ms(CAST(0 AS BIGINT)), '', 0, true) "
+            "ON CONFLICT (environment, day) DO UPDATE SET sealed = true"
+        )
+
+    def delete_rollups_before(self) -> tuple[str, ...]:
+        """Parameter: the first day kept (each statement takes it)."""
+        return (
+            "DELETE FROM rollups WHERE day < ?",
+            "DELETE FROM rollup_days WHERE day < ?",
+            "DELETE FROM rollup_dirty WHERE day < ?",
+        )
+
+    def select_rollup_days(self, *, by_environment: bool) -> str:
+        where = " WHERE environment = ?" if by_environment else ""
+        return (
+            "SELECT environment, day, epoch_ms(built_at) AS built_at_ms, plan_fingerprint, "  # noqa: S608
+            "cells, sealed, dirty FROM (SELECT d.environment, d.day, b.built_at, "
+            "b.plan_fingerprint, coalesce(b.cells, 0) AS cells, coalesce(b.sealed, false) "
+            "AS sealed, x.day IS NOT NULL AS dirty FROM (SELECT environment, day FROM rollup_days "
+            "UNION SELECT environment, day FROM rollup_dirty) AS d "
+            "LEFT JOIN rollup_days AS b USING (environment, day) "
+            "LEFT JOIN rollup_dirty AS x USING (environment, day))"
+            f"{where} ORDER BY environment, day"
         )
 
     def upsert_ingest_counts(self, row_count: int) -> str:

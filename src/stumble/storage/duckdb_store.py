@@ -77,6 +77,8 @@ from stumble.storage.base import (
     QueryResult,
     RawEventQuery,
     ReadOnlyQueryError,
+    RollupDay,
+    RollupStatement,
     SegmentError,
     StorageError,
     sum_ingest_counts,
@@ -297,6 +299,7 @@ class DuckDBStore(EventStore):
             return LoadResult()
         window_start = earliest_ms - self.dedupe_window_ms
         (duplicates,) = _one_row(con.execute(self._sql.delete_staged_duplicates(), [window_start]))
+        con.execute(self._sql.mark_staged_days_dirty())
         (inserted,) = _one_row(con.execute(self._sql.insert_staged()))
         return LoadResult(inserted=int(inserted), duplicates=int(duplicates))
 
@@ -348,6 +351,75 @@ class DuckDBStore(EventStore):
                 con.execute(self._sql.delete_expired(), [environment, received_before_ms])
             )
         return int(deleted)
+
+    # --- rollups ----------------------------------------------------------------------------
+
+    def dirty_rollup_days(self) -> list[tuple[str, date]]:
+        with _storage_errors(), self.reader() as cursor:
+            rows = cursor.execute(self._sql.select_dirty_rollup_days()).fetchall()
+        return [(str(environment), day) for environment, day in rows]
+
+    def replace_rollup_day(
+        self,
+        environment: str,
+        day: date,
+        statements: Sequence[RollupStatement],
+        plan_fingerprint: str,
+    ) -> int | None:
+        for statement in statements:
+            _require_single_select(statement.text)
+        key = [environment, day]
+        with _storage_errors(), self._transaction() as con:
+            (sealed,) = _one_row(con.execute(self._sql.is_rollup_day_sealed(), key))
+            if sealed:
+                con.execute(self._sql.clear_rollup_dirty(), key)
+                return None
+            con.execute(self._sql.delete_rollup_day(), key)
+            for statement in statements:
+                con.execute(self._sql.insert_rollups(statement.text), list(statement.params))
+            (cells,) = _one_row(con.execute(self._sql.count_rollup_day(), key))
+            con.execute(
+                self._sql.record_rollup_day(), [*key, _now_ms(), plan_fingerprint, int(cells)]
+            )
+            con.execute(self._sql.clear_rollup_dirty(), key)
+        return int(cells)
+
+    def seal_rollup_days(self, environment: str, received_before_ms: int) -> list[date]:
+        with _storage_errors(), self._transaction() as con:
+            days = [
+                day
+                for (day,) in con.execute(
+                    self._sql.days_received_before(), [environment, received_before_ms]
+                ).fetchall()
+            ]
+            for day in days:
+                con.execute(self._sql.seal_rollup_day(), [environment, day])
+        return days
+
+    def delete_rollups_before(self, day: date) -> int:
+        with _storage_errors(), self._transaction() as con:
+            deleted = 0
+            for number, statement in enumerate(self._sql.delete_rollups_before()):
+                (count,) = _one_row(con.execute(statement, [day]))
+                deleted += int(count) if number == 0 else 0
+        return deleted
+
+    def rollup_days(self, environment: str | None = None) -> list[RollupDay]:
+        sql = self._sql.select_rollup_days(by_environment=environment is not None)
+        with _storage_errors(), self.reader() as cursor:
+            rows = cursor.execute(sql, [] if environment is None else [environment]).fetchall()
+        return [
+            RollupDay(
+                environment=env,
+                day=day,
+                built_at_ms=None if not fingerprint else int(built_at_ms),
+                plan_fingerprint=fingerprint or None,
+                cells=int(cells),
+                sealed=bool(sealed),
+                dirty=bool(dirty),
+            )
+            for env, day, built_at_ms, fingerprint, cells, sealed, dirty in rows
+        ]
 
     def add_ingest_counts(self, rows: Sequence[IngestCount]) -> None:
         merged = sum_ingest_counts(rows)

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Final
 
@@ -28,6 +28,8 @@ from stumble.storage.base import (
     LoadResult,
     QueryResult,
     RawEventQuery,
+    RollupDay,
+    RollupStatement,
     SegmentError,
     StorageError,
     sum_ingest_counts,
@@ -68,6 +70,8 @@ class MemoryStore(EventStore):
         self._received_by_id: dict[str, list[int]] = {}
         self._segments: dict[str, _LoadedSegment] = {}
         self._counts: dict[tuple[date, str, str, str, str, str], IngestCount] = {}
+        self._dirty: set[tuple[str, date]] = set()
+        self._sealed: set[tuple[str, date]] = set()
         self._closed = False
 
     def migrate(self) -> int:
@@ -112,6 +116,7 @@ class MemoryStore(EventStore):
             if not any(r >= window_start for r in self._received_by_id.get(row.event_id, ()))
         ]
         self._rows.extend(fresh)
+        self._dirty.update((row.environment, _utc_day(row.ts)) for row in fresh)
         for row in fresh:
             self._received_by_id.setdefault(row.event_id, []).append(row.received_at)
         return LoadResult(inserted=len(fresh), duplicates=len(rows) - len(fresh))
@@ -161,6 +166,59 @@ class MemoryStore(EventStore):
             for row in kept:
                 self._received_by_id.setdefault(row.event_id, []).append(row.received_at)
             return deleted
+
+    # --- rollups: days are tracked; building them needs SQL, which this double lacks ----------
+
+    def dirty_rollup_days(self) -> list[tuple[str, date]]:
+        with self._lock:
+            self._require_open()
+            return sorted(self._dirty)
+
+    def replace_rollup_day(
+        self,
+        environment: str,
+        day: date,
+        statements: Sequence[RollupStatement],
+        plan_fingerprint: str,
+    ) -> int | None:
+        raise NotImplementedError("rollups need a SQL backend; use DuckDBStore(':memory:')")
+
+    def seal_rollup_days(self, environment: str, received_before_ms: int) -> list[date]:
+        with self._lock:
+            self._require_open()
+            days = {
+                _utc_day(row.ts)
+                for row in self._rows
+                if row.environment == environment and row.received_at < received_before_ms
+            }
+            self._sealed.update((environment, day) for day in days)
+            return sorted(days)
+
+    def delete_rollups_before(self, day: date) -> int:
+        with self._lock:
+            self._require_open()
+            self._dirty = {key for key in self._dirty if key[1] >= day}
+            self._sealed = {key for key in self._sealed if key[1] >= day}
+            return 0
+
+    def rollup_days(self, environment: str | None = None) -> list[RollupDay]:
+        with self._lock:
+            self._require_open()
+            keys = sorted(
+                key for key in self._dirty | self._sealed if environment in (None, key[0])
+            )
+            return [
+                RollupDay(
+                    environment=env,
+                    day=day,
+                    built_at_ms=None,
+                    plan_fingerprint=None,
+                    cells=0,
+                    sealed=(env, day) in self._sealed,
+                    dirty=(env, day) in self._dirty,
+                )
+                for env, day in keys
+            ]
 
     def add_ingest_counts(self, rows: Sequence[IngestCount]) -> None:
         merged = sum_ingest_counts(rows)
@@ -272,6 +330,10 @@ def _first_copies(rows: Iterable[StoredEvent]) -> list[StoredEvent]:
         if kept is None or row.received_at < kept.received_at:
             first[row.event_id] = row
     return list(first.values())
+
+
+def _utc_day(ts_ms: int) -> date:
+    return datetime.fromtimestamp(ts_ms / 1000, UTC).date()
 
 
 def _now_ms() -> int:

@@ -44,8 +44,19 @@ def _create_core_tables(con: duckdb.DuckDBPyConnection, sql: DuckDBDialect) -> N
         con.execute(statement)
 
 
+def _create_rollup_tables(con: duckdb.DuckDBPyConnection, sql: DuckDBDialect) -> None:
+    for statement in sql.create_rollup_tables():
+        con.execute(statement)
+    # Every day already stored needs its rollups built once.
+    con.execute(
+        "INSERT OR IGNORE INTO rollup_dirty SELECT DISTINCT environment, CAST(ts AS DATE) "
+        "FROM events"
+    )
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "events, loaded_segments and ingest_counts", _create_core_tables),
+    Migration(2, "rollups, rollup_days and rollup_dirty", _create_rollup_tables),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1].version
 
