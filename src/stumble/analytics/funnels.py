@@ -26,6 +26,7 @@ from typing import Final
 
 import msgspec
 
+from stumble.analytics import sketch
 from stumble.analytics.attempts import attempts_sql, previous_steps
 from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, sampling_of
 from stumble.analytics.dropoff import StepLastActions, last_actions
@@ -41,6 +42,17 @@ from stumble.analytics.results import (
     estimate,
     group_label,
     meta_for,
+)
+from stumble.analytics.rollup_cells import TOTAL_STEP, Family, definition_hash
+from stumble.analytics.rollup_read import (
+    CellKey,
+    MergedCell,
+    RollupSlice,
+    SourceAsked,
+    choose_source,
+    merged_cells,
+    raw_asked,
+    rollup_sampling,
 )
 from stumble.analytics.sql import (
     Sql,
@@ -344,10 +356,24 @@ class FunnelResult(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def run_funnel(
-    store: EventStore, query: FunnelQuery, *, min_group_size: int = 5
+    store: EventStore, query: FunnelQuery, *, min_group_size: int = 5, source: SourceAsked = "auto"
 ) -> Report[FunnelResult]:
+    """``source``: ``auto`` picks daily rollups when they can answer (``rollup_read``)."""
     dialect = dialect_of(store)
-    rows = fetch(store, funnel_sql(query, dialect))
+    choice = choose_source(
+        store,
+        query.scope,
+        family=Family.FUNNEL,
+        key=query.scenario.name,
+        definition=definition_hash(query.scenario),
+        needs_raw="last actions need single events" if query.last_actions else raw_asked(source),
+    )
+    if choice.slice is not None:
+        rows = _rollup_rows(store, query, choice.slice)
+        sampling = rollup_sampling(store, query.scope.filters.environment, choice.slice)
+    else:
+        rows = fetch(store, funnel_sql(query, dialect))
+        sampling = sampling_of(store, query.scope)
     if not rows or not rows[0]["is_total"]:
         rows.insert(0, _empty_total(len(query.scenario.steps)))
     suppressor = Suppressor(min_group_size)
@@ -380,12 +406,49 @@ def run_funnel(
         "funnel",
         time=query.scope.time,
         scope=query.scope,
-        sampling=sampling_of(store, query.scope),
+        sampling=sampling,
         min_group_size=min_group_size,
         hidden=suppressor.hidden_count,
-        notes=funnel_notes(query),
+        notes=[*funnel_notes(query), choice.note],
+        source=choice.source,
     )
     return Report(meta=meta, data=result)
+
+
+def _rollup_rows(store: EventStore, query: FunnelQuery, chosen: RollupSlice) -> list[Row]:
+    """The rows ``funnel_sql`` would give (total first, then groups), from daily rollups."""
+    cells = merged_cells(
+        store,
+        query.scope.filters.environment,
+        chosen,
+        Family.FUNNEL,
+        k1=query.scenario.name,
+        k3=definition_hash(query.scenario),
+    )
+    groups = sorted(
+        {(is_total, group) for group, is_total, _ in cells},
+        key=lambda pair: (not pair[0], pair[1] is None, pair[1] or ""),
+    )
+    return [_rollup_row(query, cells, group, is_total) for is_total, group in groups]
+
+
+def _rollup_row(
+    query: FunnelQuery, cells: dict[CellKey, MergedCell], group: str | None, is_total: bool
+) -> Row:
+    def cell(step: str) -> MergedCell:
+        return cells.get((group, is_total, step)) or MergedCell()
+
+    row: Row = {"is_total": is_total, "grp": group}
+    for i in range(len(query.scenario.steps)):
+        reached = cell(str(i))
+        row[f"n{i}"] = reached.sessions
+        row[f"w{i}"] = reached.weighted
+        if i:
+            row[f"q{i}"] = sketch.quantiles(reached.sketch, LEVELS)
+            if query.slow_after_ms is not None:
+                row[f"slow{i}"] = sketch.count_above(reached.sketch, query.slow_after_ms)
+    row["total"] = sketch.quantiles(cell(TOTAL_STEP).sketch, LEVELS)
+    return row
 
 
 def _empty_total(steps: int) -> Row:

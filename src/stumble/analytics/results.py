@@ -105,6 +105,8 @@ class ReportMeta(msgspec.Struct, frozen=True, kw_only=True):
     hidden: int = 0
     """How many cells small-cell suppression hid."""
     notes: list[str] = []
+    source: str = "raw"
+    """Where the numbers come from: ``raw`` events or daily ``rollups`` (see the notes)."""
 
 
 def describe_filters(filters: Filters) -> dict[str, str]:
@@ -125,8 +127,10 @@ def meta_for(
     hidden: int,
     notes: Sequence[str] = (),
     environment: str | None = None,
+    source: str = "raw",
 ) -> ReportMeta:
     return ReportMeta(
+        source=source,
         report=report,
         time_from=time.start,
         time_to=time.end,

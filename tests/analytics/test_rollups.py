@@ -1,0 +1,148 @@
+"""Rollups against raw rows: the same funnel numbers from both sources.
+
+A simulation of its own (rollups built into its store would change which source the other
+analytics tests read). Counts must be equal; step times agree within the sketch's relative
+error (``sketch.ALPHA``) of the raw sample values around the same rank.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+
+import msgspec
+import pytest
+from tests.analytics.conftest import (
+    BEFORE,
+    DAYS,
+    START,
+    Dataset,
+    ingest_simulation,
+    write_key,
+)
+
+from stumble.analytics import sketch
+from stumble.analytics.funnels import FunnelResult, run_funnel
+from stumble.analytics.queries import Dimension, Filters, FunnelQuery, Scope, TimeRange
+from stumble.plan.model import TrackingPlan
+from stumble.rollups import RollupMaintainer
+from stumble.simulate import SimulationParams
+from stumble.storage import DuckDBStore
+
+WHOLE_DAYS = TimeRange.days(START, START + dt.timedelta(days=DAYS - 1))
+
+
+@pytest.fixture(scope="module")
+def rolled(tmp_path_factory: pytest.TempPathFactory, plan: TrackingPlan) -> Iterator[Dataset]:
+    work = tmp_path_factory.mktemp("rollups")
+    store = DuckDBStore(work / "stumble.duckdb", threads=2)
+    params = SimulationParams(
+        sessions=4_000, days=DAYS, start_date=START, seed=21, ui_version_change_day=7
+    )
+    truth = ingest_simulation(store, work, params, plan, write_key())
+    report = RollupMaintainer(store, plan).refresh()
+    assert report.days_built >= DAYS
+    yield Dataset(store, truth, plan)
+    store.close()
+
+
+def _both(data: Dataset, scope: Scope, scenario: str) -> tuple[FunnelResult, FunnelResult]:
+    query = FunnelQuery.from_plan(data.plan, scope, scenario)
+    rolled = run_funnel(data.store, query)
+    raw = run_funnel(data.store, query, source="raw")
+    assert rolled.meta.source == "rollups", rolled.meta.notes
+    assert raw.meta.source == "raw"
+    return rolled.data, raw.data
+
+
+def _close(rolled: float | None, raw: float | None) -> bool:
+    if rolled is None or raw is None:
+        return rolled is raw
+    # Within ALPHA of the value, or 1 ms below 1 ms (bucket 0 stands for the same instant).
+    return abs(rolled - raw) <= sketch.ALPHA * abs(raw) + 1e-6 or abs(rolled - raw) <= 1.0
+
+
+@pytest.mark.parametrize("by", [None, "role", "ui_version", "device_type", "day", "week"])
+def test_funnel_from_rollups_equals_raw_rows(rolled: Dataset, by: Dimension | None) -> None:
+    for scenario in rolled.plan.scenarios:
+        from_rollups, from_raw = _both(rolled, Scope(WHOLE_DAYS, Filters(), by), scenario)
+        assert len(from_rollups.groups) == len(from_raw.groups)
+        for a, b in zip(from_rollups.groups, from_raw.groups, strict=True):
+            assert a.group == b.group
+            assert [s.sessions for s in a.steps] == [s.sessions for s in b.steps]
+            assert [s.hidden for s in a.steps] == [s.hidden for s in b.steps]
+            assert a.conversion == b.conversion
+            for x, y in zip(a.steps, b.steps, strict=True):
+                assert _close(x.time_from_previous.p50, y.time_from_previous.p50), (x, y)
+                assert _close(x.time_from_previous.p95, y.time_from_previous.p95), (x, y)
+
+
+def test_a_filter_on_one_dimension_reads_rollups(rolled: Dataset) -> None:
+    scope = Scope(WHOLE_DAYS, Filters(ui_version=(BEFORE,)), "ui_version")
+    from_rollups, from_raw = _both(rolled, scope, "create_service_request")
+    assert [g.group for g in from_rollups.groups] == [None, BEFORE]
+    assert [s.sessions for s in from_rollups.total().steps] == [
+        s.sessions for s in from_raw.total().steps
+    ]
+
+
+@pytest.mark.parametrize(
+    ("scope", "reason"),
+    [
+        (
+            Scope(
+                TimeRange(
+                    dt.datetime(2026, 3, 3, 9, tzinfo=dt.UTC),
+                    dt.datetime(2026, 3, 5, tzinfo=dt.UTC),
+                ),
+                Filters(),
+            ),
+            "whole",
+        ),
+        (Scope(WHOLE_DAYS, Filters(role=("operator",), device_type=("desktop",))), "more than one"),
+        (Scope(WHOLE_DAYS, Filters(role=("operator",)), "device_type"), "another dimension"),
+    ],
+)
+def test_questions_rollups_cannot_answer_read_raw_rows(
+    rolled: Dataset, scope: Scope, reason: str
+) -> None:
+    report = run_funnel(
+        rolled.store, FunnelQuery.from_plan(rolled.plan, scope, "create_service_request")
+    )
+    assert report.meta.source == "raw"
+    assert any(reason in note for note in report.meta.notes)
+
+
+def test_last_actions_read_raw_rows(rolled: Dataset) -> None:
+    query = FunnelQuery.from_plan(
+        rolled.plan, Scope(WHOLE_DAYS), "create_service_request", last_actions=True
+    )
+    assert run_funnel(rolled.store, query).meta.source == "raw"
+
+
+def test_a_changed_scenario_definition_is_not_answered_by_old_cells(rolled: Dataset) -> None:
+    query = FunnelQuery.from_plan(rolled.plan, Scope(WHOLE_DAYS), "create_service_request")
+    changed = replace(query, scenario=replace(query.scenario, window_ms=60_000))
+    report = run_funnel(rolled.store, changed)
+    assert report.meta.source == "raw"
+    assert any("not yet rolled up" in note for note in report.meta.notes)
+
+
+def test_rollup_cells_hold_no_session_id(rolled: Dataset) -> None:
+    sessions = {e.session_id for e in rolled.events()[:2000]}
+    columns = ("dim_value", "k1", "k2", "k3", "k4")
+    for column in columns:
+        values = {v for (v,) in rolled.store.query(f"SELECT DISTINCT {column} FROM rollups").rows}
+        assert not values & sessions
+
+
+def test_a_load_makes_its_day_dirty_and_refresh_rebuilds_only_that_day(rolled: Dataset) -> None:
+    maintainer = RollupMaintainer(rolled.store, rolled.plan)
+    assert maintainer.refresh().days_built == 0  # nothing dirty, same definitions
+    (event, *_) = rolled.events()
+    day = dt.datetime.fromtimestamp(event.ts / 1000, dt.UTC).date()
+    rolled.store.write_rows([msgspec.structs.replace(event, event_id=str(uuid.uuid4()))])
+    report = maintainer.refresh()
+    assert report.built == [("prod", day)]
