@@ -23,9 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from stumble.analytics.queries import all_scenarios
-from stumble.analytics.rollup_build import day_statements
-from stumble.analytics.rollup_cells import definition_hash
+from stumble.analytics.rollup_build import RollupPlan, day_statements
 from stumble.analytics.sql import dialect_for
 from stumble.plan.model import TrackingPlan
 from stumble.storage.base import EventStore, RollupStatement
@@ -57,8 +55,8 @@ class RollupMaintainer:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
-        self.scenarios = all_scenarios(plan)
-        self.fingerprint = definition_hash(self.scenarios)
+        self.definitions = RollupPlan.from_plan(plan)
+        self.fingerprint = self.definitions.fingerprint
         self.interval_s = interval_s
         self.clock = clock
         self._last_refresh: float | None = None
@@ -98,7 +96,7 @@ class RollupMaintainer:
         for environment, day in days:
             statements = [
                 RollupStatement(s.text, s.params)
-                for s in day_statements(self.scenarios, environment, day, dialect)
+                for s in day_statements(self.definitions, environment, day, dialect)
             ]
             cells = self.store.replace_rollup_day(environment, day, statements, self.fingerprint)
             if cells is None:

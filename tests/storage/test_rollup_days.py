@@ -13,8 +13,9 @@ from stumble.storage import DuckDBStore, EventStore, MemoryStore, RollupStatemen
 DAY = dt.date(2024, 6, 1)  # BASE_MS's UTC day; make_event's ts is 120 ms before midnight
 CELL = RollupStatement(
     "SELECT ? AS environment, CAST(? AS DATE) AS day, 'volume' AS family, '' AS dim, "
-    "NULL AS dim_value, 'action' AS k1, NULL AS k2, NULL AS k3, NULL AS k4, "
+    "NULL AS dim_value, 'action' AS k1, NULL AS k2, NULL AS k3, NULL AS k4, 'n' AS measure, "
     "count(DISTINCT session_id) AS sessions, count(*) AS events, NULL AS weighted, "
+    "NULL AS value_sum, "
     "NULL AS sketch_keys, NULL AS sketch_counts FROM events "
     "WHERE environment = ? AND CAST(ts AS DATE) = ?",
 )

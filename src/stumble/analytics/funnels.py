@@ -46,10 +46,12 @@ from stumble.analytics.results import (
 from stumble.analytics.rollup_cells import TOTAL_STEP, Family, definition_hash
 from stumble.analytics.rollup_read import (
     CellKey,
+    Cells,
     MergedCell,
     RollupSlice,
     SourceAsked,
     choose_source,
+    groups_of,
     merged_cells,
     raw_asked,
     rollup_sampling,
@@ -425,18 +427,14 @@ def _rollup_rows(store: EventStore, query: FunnelQuery, chosen: RollupSlice) -> 
         k1=query.scenario.name,
         k3=definition_hash(query.scenario),
     )
-    groups = sorted(
-        {(is_total, group) for group, is_total, _ in cells},
-        key=lambda pair: (not pair[0], pair[1] is None, pair[1] or ""),
-    )
-    return [_rollup_row(query, cells, group, is_total) for is_total, group in groups]
+    return [_rollup_row(query, cells, group, is_total) for is_total, group in groups_of(cells)]
 
 
-def _rollup_row(
-    query: FunnelQuery, cells: dict[CellKey, MergedCell], group: str | None, is_total: bool
-) -> Row:
+def _rollup_row(query: FunnelQuery, cells: Cells, group: str | None, is_total: bool) -> Row:
+    keys = (query.scenario.name, None, definition_hash(query.scenario), None)
+
     def cell(step: str) -> MergedCell:
-        return cells.get((group, is_total, step)) or MergedCell()
+        return cells.get(CellKey(group, is_total, keys, step)) or MergedCell()
 
     row: Row = {"is_total": is_total, "grp": group}
     for i in range(len(query.scenario.steps)):
@@ -444,10 +442,10 @@ def _rollup_row(
         row[f"n{i}"] = reached.sessions
         row[f"w{i}"] = reached.weighted
         if i:
-            row[f"q{i}"] = sketch.quantiles(reached.sketch, LEVELS)
+            row[f"q{i}"] = reached.quantiles(LEVELS)
             if query.slow_after_ms is not None:
                 row[f"slow{i}"] = sketch.count_above(reached.sketch, query.slow_after_ms)
-    row["total"] = sketch.quantiles(cell(TOTAL_STEP).sketch, LEVELS)
+    row["total"] = cell(TOTAL_STEP).quantiles(LEVELS)
     return row
 
 

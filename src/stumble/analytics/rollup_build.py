@@ -23,16 +23,21 @@ Families (the ``k`` keys):
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Final
 
 from stumble.analytics.funnels import chain_sql, gap_expr
 from stumble.analytics.queries import (
     Dimension,
     Filters,
+    FormSpec,
     FunnelQuery,
     ScenarioSpec,
     Scope,
     TimeRange,
+    all_scenarios,
+    form_specs,
 )
 from stumble.analytics.rollup_cells import (
     ROLLED_DIMENSIONS,
@@ -41,7 +46,8 @@ from stumble.analytics.rollup_cells import (
     definition_hash,
 )
 from stumble.analytics.sketch import bucket_key_sql
-from stumble.analytics.sql import Sql, SqlDialect, param, render, scope_filter
+from stumble.analytics.sql import Sql, SqlDialect, as_sql, param, render, scope_filter
+from stumble.plan.model import TrackingPlan
 
 
 def day_scope(environment: str, day: dt.date, by: Dimension | None = None) -> Scope:
@@ -59,6 +65,74 @@ def _cell_head(environment: str, day: dt.date, family: Family, dim: str) -> Sql:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Measure:
+    """One measure of a cell, over the rows of a per-session (or per-event) CTE.
+
+    ``condition``: which rows count (their number is the cell's ``sessions``, their weights
+    its ``weighted``); ``duration``: milliseconds kept in the sketch; ``value``: a number
+    summed into ``value_sum`` (for means). Expressions are SQL over the CTE's columns."""
+
+    name: str
+    condition: str = "true"
+    duration: str | None = None
+    value: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CellSource:
+    """Where a family's cells come from: CTEs (``ctes``, starting with ``WITH``), the one
+    rows are read from, its group and weight columns, and SQL for keys k1 to k4."""
+
+    ctes: Sql
+    table: str
+    keys: tuple[Sql | str, Sql | str, Sql | str, Sql | str]
+    group: str = "grp"
+    weight: str = "weight"
+
+
+def measure_cells(
+    source: CellSource,
+    measures: Sequence[Measure],
+    *,
+    head: Sql,
+) -> Sql:
+    """The cells of every measure per group and key: one pass over ``source.table``."""
+    structs = ", ".join(
+        f"{{'m': '{m.name}', 'ok': {m.condition}, "
+        f"'ms': CAST({m.duration or 'NULL'} AS DOUBLE), 'v': CAST({m.value or 'NULL'} AS DOUBLE)}}"
+        for m in measures
+    )
+    keys = [as_sql(k) for k in source.keys]
+    bucket = bucket_key_sql("u.ms")
+    return source.ctes + render(
+        ",\nrollup_x AS (SELECT {group} AS grp, {k1} AS k1, {k2} AS k2, {k3} AS k3, {k4} AS k4, "
+        "{weight} AS weight, unnest([{structs}]) AS u FROM {table}),\n"
+        "rollup_h AS (SELECT grp, k1, k2, k3, k4, u.m AS measure, "
+        "CASE WHEN u.ms IS NULL THEN NULL ELSE {bucket} END AS key, count(*) AS c, "
+        "sum(weight) AS w, sum(u.v) AS v FROM rollup_x WHERE u.ok GROUP BY ALL)\n"
+        "SELECT {head}, grp AS dim_value, CAST(k1 AS VARCHAR) AS k1, CAST(k2 AS VARCHAR) AS k2, "
+        "CAST(k3 AS VARCHAR) AS k3, CAST(k4 AS VARCHAR) AS k4, measure, sum(c) AS sessions, "
+        "sum(c) AS events, sum(w) AS weighted, sum(v) AS value_sum, "
+        "list(key ORDER BY key) FILTER (WHERE key IS NOT NULL) AS sketch_keys, "
+        "list(c ORDER BY key) FILTER (WHERE key IS NOT NULL) AS sketch_counts "
+        "FROM rollup_h GROUP BY grp, k1, k2, k3, k4, measure",
+        group=source.group,
+        k1=keys[0],
+        k2=keys[1],
+        k3=keys[2],
+        k4=keys[3],
+        weight=source.weight,
+        structs=structs,
+        table=source.table,
+        bucket=bucket,
+        head=head,
+    )
+
+
+NO_KEY: Final = "CAST(NULL AS VARCHAR)"
+
+
 def funnel_statement(
     scenario: ScenarioSpec,
     environment: str,
@@ -66,31 +140,25 @@ def funnel_statement(
     dim: Dimension | None,
     dialect: SqlDialect,
 ) -> Sql:
-    """One SELECT of the funnel cells of a scenario on a day, by one dimension (or none)."""
+    """One SELECT of the funnel cells of a scenario on a day, by one dimension (or none):
+    measure ``i`` per step (reached; time from the step before), ``total`` (first to last)."""
     query = FunnelQuery(day_scope(environment, day, dim), scenario)
     last = len(scenario.steps) - 1
-    parts = ["{'step': '0', 'ms': CAST(NULL AS DOUBLE), 'ok': true}"]
-    for i in range(1, len(scenario.steps)):
-        gap = gap_expr(query, i, dialect)
-        parts.append(f"{{'step': '{i}', 'ms': {gap}, 'ok': t{i} IS NOT NULL}}")
+    measures = [Measure("0")]
+    measures += [
+        Measure(str(i), f"t{i} IS NOT NULL", gap_expr(query, i, dialect))
+        for i in range(1, len(scenario.steps))
+    ]
     if last:
         total = dialect.ms_between("t0", f"t{last}")
-        parts.append(f"{{'step': '{TOTAL_STEP}', 'ms': {total}, 'ok': t{last} IS NOT NULL}}")
-    key = bucket_key_sql("u.ms")
-    return chain_sql(query, dialect) + render(
-        ",\nrollup_x AS (SELECT grp, weight, unnest([{parts}]) AS u FROM chain),\n"
-        "rollup_h AS (SELECT grp, u.step AS step, CASE WHEN u.ms IS NULL THEN NULL ELSE {key} END AS key, "
-        "count(*) AS c, sum(weight) AS w FROM rollup_x WHERE u.ok GROUP BY ALL)\n"
-        "SELECT {head}, grp AS dim_value, {scenario} AS k1, step AS k2, {hash} AS k3, "
-        "CAST(NULL AS VARCHAR) AS k4, sum(c) AS sessions, sum(c) AS events, sum(w) AS weighted, "
-        "list(key ORDER BY key) FILTER (WHERE key IS NOT NULL) AS sketch_keys, "
-        "list(c ORDER BY key) FILTER (WHERE key IS NOT NULL) AS sketch_counts "
-        "FROM rollup_h GROUP BY grp, step",
-        parts=", ".join(parts),
-        key=key,
-        head=_cell_head(environment, day, Family.FUNNEL, dim or ""),
-        scenario=param(scenario.name),
-        hash=param(definition_hash(scenario)),
+        measures.append(Measure(TOTAL_STEP, f"t{last} IS NOT NULL", total))
+    source = CellSource(
+        chain_sql(query, dialect),
+        "chain",
+        (param(scenario.name), NO_KEY, param(definition_hash(scenario)), NO_KEY),
+    )
+    return measure_cells(
+        source, measures, head=_cell_head(environment, day, Family.FUNNEL, dim or "")
     )
 
 
@@ -98,9 +166,9 @@ def built_marker(environment: str, day: dt.date, family: Family, key: str, hash_
     """The marker saying this day was built for ``family``/``key`` under ``hash_``."""
     return render(
         "SELECT {head}, CAST(NULL AS VARCHAR) AS dim_value, {family} AS k1, {key} AS k2, "
-        "{hash} AS k3, CAST(NULL AS VARCHAR) AS k4, 0 AS sessions, 0 AS events, "
-        "CAST(NULL AS DOUBLE) AS weighted, CAST(NULL AS INTEGER[]) AS sketch_keys, "
-        "CAST(NULL AS BIGINT[]) AS sketch_counts",
+        "{hash} AS k3, CAST(NULL AS VARCHAR) AS k4, 'built' AS measure, 0 AS sessions, "
+        "0 AS events, CAST(NULL AS DOUBLE) AS weighted, CAST(NULL AS DOUBLE) AS value_sum, "
+        "CAST(NULL AS INTEGER[]) AS sketch_keys, CAST(NULL AS BIGINT[]) AS sketch_counts",
         head=_cell_head(environment, day, Family.BUILT, ""),
         family=param(str(family)),
         key=param(key),
@@ -112,26 +180,71 @@ def sampling_statement(environment: str, day: dt.date, dialect: SqlDialect) -> S
     return render(
         "SELECT {head}, CAST(NULL AS VARCHAR) AS dim_value, "
         "CAST(sample_rate AS VARCHAR) AS k1, CAST(NULL AS VARCHAR) AS k2, "
-        "CAST(NULL AS VARCHAR) AS k3, CAST(NULL AS VARCHAR) AS k4, "
+        "CAST(NULL AS VARCHAR) AS k3, CAST(NULL AS VARCHAR) AS k4, 'rate' AS measure, "
         "count(DISTINCT session_id) AS sessions, count(*) AS events, "
-        "CAST(NULL AS DOUBLE) AS weighted, CAST(NULL AS INTEGER[]) AS sketch_keys, "
-        "CAST(NULL AS BIGINT[]) AS sketch_counts FROM events WHERE {scope} GROUP BY sample_rate",
+        "CAST(NULL AS DOUBLE) AS weighted, CAST(NULL AS DOUBLE) AS value_sum, "
+        "CAST(NULL AS INTEGER[]) AS sketch_keys, CAST(NULL AS BIGINT[]) AS sketch_counts "
+        "FROM events WHERE {scope} GROUP BY sample_rate",
         head=_cell_head(environment, day, Family.SAMPLING, ""),
         scope=scope_filter(day_scope(environment, day), dialect),
     )
 
 
-def day_statements(
-    scenarios: Sequence[ScenarioSpec], environment: str, day: dt.date, dialect: SqlDialect
+@dataclass(frozen=True, slots=True)
+class RollupPlan:
+    """What the tracking plan decides about rollups: the scenarios and forms they count."""
+
+    scenarios: tuple[ScenarioSpec, ...]
+    forms: tuple[FormSpec, ...]
+
+    @classmethod
+    def from_plan(cls, plan: TrackingPlan) -> RollupPlan:
+        return cls(all_scenarios(plan), form_specs(plan))
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever a definition that rollups count by changes."""
+        return definition_hash((self.scenarios, self.forms))
+
+
+FamilyBuilder = Callable[[RollupPlan, str, dt.date, SqlDialect], list[Sql]]
+"""The SELECTs of one family's cells for (plan, environment, day, dialect), with the
+``built_marker`` of every definition it covers."""
+
+
+def funnel_cells(
+    plan: RollupPlan, environment: str, day: dt.date, dialect: SqlDialect
 ) -> list[Sql]:
-    """Every cell of one (environment, day)."""
-    statements = [sampling_statement(environment, day, dialect)]
-    for scenario in scenarios:
-        statements.append(
-            built_marker(environment, day, Family.FUNNEL, scenario.name, definition_hash(scenario))
+    statements = []
+    for scenario in plan.scenarios:
+        marker = built_marker(
+            environment, day, Family.FUNNEL, scenario.name, definition_hash(scenario)
         )
+        statements.append(marker)
         statements.extend(
             funnel_statement(scenario, environment, day, dim, dialect)
             for dim in (None, *ROLLED_DIMENSIONS)
         )
     return statements
+
+
+def sampling_cells(
+    plan: RollupPlan, environment: str, day: dt.date, dialect: SqlDialect
+) -> list[Sql]:
+    del plan  # every day records its sample rates, whatever the plan
+    return [sampling_statement(environment, day, dialect)]
+
+
+FAMILY_BUILDERS: Final[tuple[FamilyBuilder, ...]] = (sampling_cells, funnel_cells)
+"""Every family a day holds; a new family adds its builder here (and its readers)."""
+
+
+def day_statements(
+    plan: RollupPlan, environment: str, day: dt.date, dialect: SqlDialect
+) -> list[Sql]:
+    """Every cell of one (environment, day)."""
+    return [
+        statement
+        for builder in FAMILY_BUILDERS
+        for statement in builder(plan, environment, day, dialect)
+    ]

@@ -11,8 +11,9 @@ session's path), raw rows. The choice and its consequences go into the report's 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 
 from stumble.analytics import sketch
 from stumble.analytics.common import Row, fetch
@@ -182,15 +183,30 @@ def _coverage(  # noqa: PLR0917 - the identity of what is asked, all six
 
 @dataclass
 class MergedCell:
-    """One group's cells for one key, added up over the days of the range."""
+    """One group's cells for one key and measure, added up over the days of the range."""
 
     sessions: int = 0
     weighted: float | None = None
+    value_sum: float | None = None
     sketch: dict[int, int] = field(default_factory=dict)
 
+    def quantiles(self, levels: Sequence[float]) -> list[float] | None:
+        return sketch.quantiles(self.sketch, levels)
 
-CellKey = tuple[str | None, bool, str | None]
-"""(group, is the total, k2)."""
+    def mean(self) -> float | None:
+        if self.value_sum is None or not self.sessions:
+            return None
+        return self.value_sum / self.sessions
+
+
+class CellKey(NamedTuple):
+    group: str | None
+    is_total: bool
+    keys: tuple[str | None, str | None, str | None, str | None]
+    measure: str
+
+
+Cells = dict[CellKey, MergedCell]
 
 
 def merged_cells(
@@ -199,42 +215,52 @@ def merged_cells(
     chosen: RollupSlice,
     family: Family,
     *,
-    k1: str,
+    k1: str | None = None,
     k3: str | None = None,
-) -> dict[CellKey, MergedCell]:
-    """The family's cells for ``k1`` (and ``k3``) per group and k2, and their total."""
-    where = chosen.where(environment) + render(
-        " AND family = {family} AND k1 = {k1}", family=param(str(family)), k1=param(k1)
-    )
+) -> Cells:
+    """The family's cells (for ``k1``, ``k3`` when given) per group, keys and measure, with
+    the total over the groups."""
+    where = chosen.where(environment) + render(" AND family = {f}", f=param(str(family)))
+    if k1 is not None:
+        where = where + render(" AND k1 = {k1}", k1=param(k1))
     if k3 is not None:
         where = where + render(" AND k3 = {k3}", k3=param(k3))
-    group = chosen.group_expr()
+    keys = "k1, k2, k3, k4, measure"
     counts = render(
-        "SELECT grouping(grp) = 1 AS is_total, grp, k2, sum(sessions) AS n, "
-        "sum(weighted) AS w FROM (SELECT {group} AS grp, k2, sessions, weighted FROM rollups "
-        "WHERE {where}) GROUP BY GROUPING SETS ((grp, k2), (k2))",
-        group=group,
+        "SELECT grouping(grp) = 1 AS is_total, grp, {keys}, sum(sessions) AS n, "
+        "sum(weighted) AS w, sum(value_sum) AS v FROM (SELECT {group} AS grp, {keys}, "
+        "sessions, weighted, value_sum FROM rollups WHERE {where}) "
+        "GROUP BY GROUPING SETS ((grp, {keys}), ({keys}))",
+        keys=keys,
+        group=chosen.group_expr(),
         where=where,
     )
     buckets = render(
-        "SELECT grouping(grp) = 1 AS is_total, grp, k2, key, sum(c) AS c FROM ("
-        "SELECT {group} AS grp, k2, unnest(sketch_keys) AS key, unnest(sketch_counts) AS c "
-        "FROM rollups WHERE {where} AND sketch_keys IS NOT NULL) "
-        "GROUP BY GROUPING SETS ((grp, k2, key), (k2, key))",
-        group=group,
+        "SELECT grouping(grp) = 1 AS is_total, grp, {keys}, key, sum(c) AS c FROM ("
+        "SELECT {group} AS grp, {keys}, unnest(sketch_keys) AS key, "
+        "unnest(sketch_counts) AS c FROM rollups WHERE {where} AND sketch_keys IS NOT NULL) "
+        "GROUP BY GROUPING SETS ((grp, {keys}, key), ({keys}, key))",
+        keys=keys,
+        group=chosen.group_expr(),
         where=where,
     )
-    cells: dict[CellKey, MergedCell] = {}
+    cells: Cells = {}
     for row in _rows(store, counts, chosen):
         cell = cells.setdefault(_key(row), MergedCell())
         cell.sessions += int(row["n"] or 0)
-        if row["w"] is not None:
-            cell.weighted = (cell.weighted or 0.0) + float(row["w"])
+        cell.weighted = _add(cell.weighted, row["w"])
+        cell.value_sum = _add(cell.value_sum, row["v"])
     for row in _rows(store, buckets, chosen):
         cell = cells.setdefault(_key(row), MergedCell())
         key = int(row["key"])
         cell.sketch[key] = cell.sketch.get(key, 0) + int(row["c"])
     return cells
+
+
+def _add(total: float | None, value: object) -> float | None:
+    if value is None:
+        return total
+    return (total or 0.0) + float(value)  # type: ignore[arg-type]
 
 
 def _rows(store: EventStore, statement: Sql, chosen: RollupSlice) -> list[Row]:
@@ -245,7 +271,20 @@ def _rows(store: EventStore, statement: Sql, chosen: RollupSlice) -> list[Row]:
 
 def _key(row: Row) -> CellKey:
     is_total = bool(row["is_total"])
-    return (None if is_total else row["grp"], is_total, row["k2"])
+    return CellKey(
+        None if is_total else row["grp"],
+        is_total,
+        (row["k1"], row["k2"], row["k3"], row["k4"]),
+        row["measure"],
+    )
+
+
+def groups_of(cells: Cells) -> list[tuple[bool, str | None]]:
+    """(is total, group) of every group in ``cells``: the total first, then by name."""
+    return sorted(
+        {(key.is_total, key.group) for key in cells},
+        key=lambda pair: (not pair[0], pair[1] is None, pair[1] or ""),
+    )
 
 
 def rollup_sampling(store: EventStore, environment: str, chosen: RollupSlice) -> Sampling:

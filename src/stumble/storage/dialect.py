@@ -179,15 +179,17 @@ class DuckDBDialect:
     def create_rollup_tables(self) -> tuple[str, ...]:
         """Daily rollups (``stumble.rollups``): one long table of cells, the days built, and
         the days a load touched since. A cell is (environment, day, family, breakdown
-        dimension and value, up to four keys): counts, and durations as a log-bucket sketch
-        (parallel lists of bucket keys and counts). No cell holds a session id."""
+        dimension and value, up to four keys, a measure): counts, a sum (for means) and
+        durations as a log-bucket sketch (parallel lists of bucket keys and counts). No cell
+        holds a session id."""
         return (
             (
                 "CREATE TABLE IF NOT EXISTS rollups (environment VARCHAR NOT NULL, "
                 "day DATE NOT NULL, family VARCHAR NOT NULL, dim VARCHAR NOT NULL, "
                 "dim_value VARCHAR, k1 VARCHAR, k2 VARCHAR, k3 VARCHAR, k4 VARCHAR, "
-                "sessions BIGINT NOT NULL, events BIGINT NOT NULL, weighted DOUBLE, "
-                "sketch_keys INTEGER[], sketch_counts BIGINT[])"
+                "measure VARCHAR NOT NULL, sessions BIGINT NOT NULL, events BIGINT NOT NULL, "
+                "weighted DOUBLE, value_sum DOUBLE, sketch_keys INTEGER[], "
+                "sketch_counts BIGINT[])"
             ),
             (
                 "CREATE TABLE IF NOT EXISTS rollup_days (environment VARCHAR NOT NULL, "
