@@ -57,6 +57,7 @@ from stumble.review.delivery import Deliverer
 from stumble.review.digest import DigestJob, load_fixes
 from stumble.review.fixes import FixBook, FixJob
 from stumble.review.scheduler import Job, run_jobs_forever
+from stumble.rollups import RollupMaintainer
 from stumble.spool import Spool, SpoolConfig
 from stumble.storage import DuckDBStore, EventStore
 from stumble.web.access import (
@@ -152,8 +153,15 @@ class CollectorServices:
             retention_days=settings.retention_raw_days,
             interval_s=settings.loader_interval_s,
             audit=self.audit,
+            rollups=self._rollups(),
         )
         self.metrics.bind_spool(self.spool.stats, self._loader_lag_s)
+
+    def _rollups(self) -> RollupMaintainer | None:
+        """Daily rollups for stores that run SQL (a test double has none)."""
+        if not isinstance(self.store, DuckDBStore):
+            return None
+        return RollupMaintainer(self.store, self.plan, interval_s=self.settings.rollup_interval_s)
 
     def review_jobs(self) -> list[Job]:
         """The review loop's scheduled work: the weekly digest, the alert rules and the fixes

@@ -66,6 +66,9 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """fsync before every 202; only a benchmark should turn this off."""
     loader_interval_s: Annotated[float, Meta(gt=0)] = 0.5
     """How often the in-process loader looks for sealed segments."""
+    rollup_interval_s: Annotated[float, Meta(ge=1)] = 60.0
+    """How often the loader rebuilds the daily rollups of the days it loaded into: reports
+    over whole days read rollups, so they are at most about this far behind the raw rows."""
     duckdb_threads: Annotated[int, Meta(ge=1)] = 2
     """Threads DuckDB may use for queries."""
     duckdb_memory_limit: str = "2GB"

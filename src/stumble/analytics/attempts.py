@@ -101,9 +101,10 @@ class Places:
         return f"(CAST({self.count - 1} - {k} AS {self.type}) * {2**self.key_bits} + {key})"
 
 
-def attempts_sql(query: FunnelQuery, dialect: SqlDialect) -> Sql:
-    """CTEs ending in ``chain(session_id, grp, weight, t0, t1, ...)``."""
-    ctes = [*_events(query, dialect), _first_rows(query, dialect)]
+def attempts_sql(query: FunnelQuery, dialect: SqlDialect, group: str | None = None) -> Sql:
+    """CTEs ending in ``chain(session_id, grp, weight, t0, t1, ...)``; ``grp`` is the
+    breakdown dimension's value, or ``group`` (an expression over event columns) if given."""
+    ctes = [*_events(query, dialect, group), _first_rows(query, dialect)]
     for k in range(1, len(query.scenario.steps)):
         ctes += _step_rows(query, dialect, k)
     ctes += _pick_chain(query, dialect)
@@ -131,7 +132,7 @@ def _times(count: int) -> str:
     return ", ".join(f"t{i}" for i in range(count))
 
 
-def _events(query: FunnelQuery, dialect: SqlDialect) -> list[Sql]:
+def _events(query: FunnelQuery, dialect: SqlDialect, group: str | None) -> list[Sql]:
     steps, exclusions = query.scenario.steps, query.scenario.exclusions
     count, places = len(steps), Places.of(query)
     # Strict mode reads the whole stream; vitals are measurements the browser takes at any
@@ -149,7 +150,7 @@ def _events(query: FunnelQuery, dialect: SqlDialect) -> list[Sql]:
             "m AS (SELECT {sid} AS session_id, ts, sample_rate AS rate, {grp} AS grp, {flags}, "
             "{excluded} AS x FROM events WHERE {scope} AND ({wanted}))",
             sid=dialect.session_key("session_id"),
-            grp=dimension_expr(query.scope.by, dialect),
+            grp=group or dimension_expr(query.scope.by, dialect),
             flags=Sql.join(", ", (step_condition(s) + f" AS s{i}" for i, s in enumerate(steps))),
             excluded=disjunction(step_condition(s) for s in exclusions),
             scope=scope_filter(query.scope, dialect),

@@ -115,13 +115,14 @@ def funnel_notes(query: FunnelQuery) -> list[str]:
 # --- SQL ----------------------------------------------------------------------------------
 
 
-def chain_sql(query: FunnelQuery, dialect: SqlDialect) -> Sql:
+def chain_sql(query: FunnelQuery, dialect: SqlDialect, group: str | None = None) -> Sql:
     """CTEs ending in ``chain(session_id, grp, weight, t0, t1, ...)``: one row per session
     that reached step 1, with the time its counted attempt reached each step (NULL when it
-    did not, or skipped an optional step)."""
+    did not, or skipped an optional step). ``group`` replaces the breakdown dimension as
+    ``grp`` (the rollups carry every dimension at once)."""
     if query.scenario.order == "first_touch":
-        return _first_touch_sql(query, dialect)
-    return attempts_sql(query, dialect)
+        return _first_touch_sql(query, dialect, group)
+    return attempts_sql(query, dialect, group)
 
 
 def _step_flags(query: FunnelQuery) -> Sql:
@@ -129,7 +130,7 @@ def _step_flags(query: FunnelQuery) -> Sql:
     return Sql.join(", ", (step_condition(step) + f" AS s{i}" for i, step in enumerate(steps)))
 
 
-def _first_touch_sql(query: FunnelQuery, dialect: SqlDialect) -> Sql:
+def _first_touch_sql(query: FunnelQuery, dialect: SqlDialect, group: str | None) -> Sql:
     """One chain per session from its first step-1 event (``order: first_touch``)."""
     steps = query.scenario.steps
     ctes = [
@@ -137,7 +138,7 @@ def _first_touch_sql(query: FunnelQuery, dialect: SqlDialect) -> Sql:
             "m AS (SELECT {sid} AS session_id, ts, sample_rate, {grp} AS grp, {flags} "
             "FROM events WHERE {scope} AND ({any_step}))",
             sid=dialect.session_key("session_id"),
-            grp=dimension_expr(query.scope.by, dialect),
+            grp=group or dimension_expr(query.scope.by, dialect),
             flags=_step_flags(query),
             scope=scope_filter(query.scope, dialect),
             any_step=disjunction(step_condition(step) for step in steps),

@@ -1,9 +1,11 @@
 """What one (environment, UTC day) of rollups holds, as SELECTs over that day's raw rows.
 
-A *cell* of the ``rollups`` table is (environment, day, family, dimension and value, keys k1 to k4)
-with ``sessions``, ``events``, ``weighted`` (sessions re-weighted for sampling) and a duration
-sketch (``analytics.sketch``). Every family is built once without a breakdown (``dim = ''``)
-and once per rolled dimension (``ROLLED_DIMENSIONS``), so a report can read a total, a
+A *cell* of the ``rollups`` table is (environment, day, family, dimension and value, keys k1
+to k4, measure) with ``sessions``, ``events``, ``weighted`` (re-weighted for sampling),
+``value_sum`` and a duration sketch (``analytics.sketch``). Every family has cells without a
+breakdown (``dim = ''``) and per rolled dimension (``ROLLED_DIMENSIONS``), made in one pass:
+the source carries all the dimensions as a struct and each row is counted once per level
+(``measure_cells``), so a report can read a total, a
 breakdown by one dimension, or one dimension's filter, and ``day``/``week`` come from the
 cell's day. No cell holds a session id: a session counts inside a cell, and sessions do not
 span days (the session key changes at midnight), so the cells of several days add up.
@@ -40,10 +42,11 @@ from stumble.analytics.queries import (
     form_specs,
 )
 from stumble.analytics.rollup_cells import (
-    ROLLED_DIMENSIONS,
     TOTAL_STEP,
     Family,
     definition_hash,
+    dimensions_struct,
+    dimensions_unnest,
 )
 from stumble.analytics.sketch import bucket_key_sql
 from stumble.analytics.sql import Sql, SqlDialect, as_sql, param, render, scope_filter
@@ -82,51 +85,79 @@ class Measure:
 @dataclass(frozen=True, slots=True)
 class CellSource:
     """Where a family's cells come from: CTEs (``ctes``, starting with ``WITH``), the one
-    rows are read from, its group and weight columns, and SQL for keys k1 to k4."""
+    rows are read from, its group and weight columns, and SQL for keys k1 to k4.
+
+    ``all_dimensions``: ``group`` is the struct of every rolled dimension
+    (``rollup_cells.dimensions_struct``), and one pass makes the cells of every level (no
+    dimension, then each one); otherwise ``group`` is one dimension's value (or NULL)."""
 
     ctes: Sql
     table: str
     keys: tuple[Sql | str, Sql | str, Sql | str, Sql | str]
     group: str = "grp"
     weight: str = "weight"
+    all_dimensions: bool = False
 
 
-def measure_cells(
-    source: CellSource,
-    measures: Sequence[Measure],
-    *,
-    head: Sql,
-) -> Sql:
-    """The cells of every measure per group and key: one pass over ``source.table``."""
+@dataclass(frozen=True, slots=True)
+class CellTarget:
+    """Whose cells a statement writes: environment, day, family, and the dimension when the
+    source carries only one (``None``: no breakdown)."""
+
+    environment: str
+    day: dt.date
+    family: Family
+    dim: Dimension | None = None
+
+
+def measure_cells(source: CellSource, measures: Sequence[Measure], target: CellTarget) -> Sql:
+    """The cells of every measure per level, group and key: one pass over ``source.table``."""
     structs = ", ".join(
         f"{{'m': '{m.name}', 'ok': {m.condition}, "
         f"'ms': CAST({m.duration or 'NULL'} AS DOUBLE), 'v': CAST({m.value or 'NULL'} AS DOUBLE)}}"
         for m in measures
     )
     keys = [as_sql(k) for k in source.keys]
-    bucket = bucket_key_sql("u.ms")
-    return source.ctes + render(
-        ",\nrollup_x AS (SELECT {group} AS grp, {k1} AS k1, {k2} AS k2, {k3} AS k3, {k4} AS k4, "
-        "{weight} AS weight, unnest([{structs}]) AS u FROM {table}),\n"
-        "rollup_h AS (SELECT grp, k1, k2, k3, k4, u.m AS measure, "
-        "CASE WHEN u.ms IS NULL THEN NULL ELSE {bucket} END AS key, count(*) AS c, "
-        "sum(weight) AS w, sum(u.v) AS v FROM rollup_x WHERE u.ok GROUP BY ALL)\n"
-        "SELECT {head}, grp AS dim_value, CAST(k1 AS VARCHAR) AS k1, CAST(k2 AS VARCHAR) AS k2, "
-        "CAST(k3 AS VARCHAR) AS k3, CAST(k4 AS VARCHAR) AS k4, measure, sum(c) AS sessions, "
-        "sum(c) AS events, sum(w) AS weighted, sum(v) AS value_sum, "
-        "list(key ORDER BY key) FILTER (WHERE key IS NOT NULL) AS sketch_keys, "
-        "list(c ORDER BY key) FILTER (WHERE key IS NOT NULL) AS sketch_counts "
-        "FROM rollup_h GROUP BY grp, k1, k2, k3, k4, measure",
-        group=source.group,
-        k1=keys[0],
-        k2=keys[1],
-        k3=keys[2],
-        k4=keys[3],
-        weight=source.weight,
-        structs=structs,
-        table=source.table,
-        bucket=bucket,
-        head=head,
+    if source.all_dimensions:
+        levels = render(
+            ",\nrollup_d AS (SELECT *, unnest({levels}) AS rollup_level FROM {table})",
+            levels=dimensions_unnest(source.group),
+            table=source.table,
+        )
+        table, dim, group = "rollup_d", "rollup_level.dim", "rollup_level.v"
+    else:
+        levels, table, dim, group = Sql(""), source.table, "?", source.group
+    dim_sql = Sql(dim, () if source.all_dimensions else (target.dim or "",))
+    return (
+        source.ctes
+        + levels
+        + render(
+            ",\nrollup_x AS (SELECT {dim} AS dim, {group} AS grp, {k1} AS k1, {k2} AS k2, "
+            "{k3} AS k3, {k4} AS k4, {weight} AS weight, unnest([{structs}]) AS u FROM {table}),\n"
+            "rollup_h AS (SELECT dim, grp, k1, k2, k3, k4, u.m AS measure, "
+            "CASE WHEN u.ms IS NULL THEN NULL ELSE {bucket} END AS key, count(*) AS c, "
+            "sum(weight) AS w, sum(u.v) AS v FROM rollup_x WHERE u.ok GROUP BY ALL)\n"
+            "SELECT {env} AS environment, CAST({day} AS DATE) AS day, {family} AS family, dim, "
+            "grp AS dim_value, CAST(k1 AS VARCHAR) AS k1, CAST(k2 AS VARCHAR) AS k2, "
+            "CAST(k3 AS VARCHAR) AS k3, CAST(k4 AS VARCHAR) AS k4, measure, sum(c) AS sessions, "
+            "sum(c) AS events, sum(w) AS weighted, sum(v) AS value_sum, "
+            "list(key ORDER BY key) FILTER (WHERE key IS NOT NULL) AS sketch_keys, "
+            "list(c ORDER BY key) FILTER (WHERE key IS NOT NULL) AS sketch_counts "
+            "FROM rollup_h GROUP BY dim, grp, k1, k2, k3, k4, measure",
+            dim=dim_sql,
+            group=group,
+            k1=keys[0],
+            k2=keys[1],
+            k3=keys[2],
+            k4=keys[3],
+            weight=source.weight,
+            structs=structs,
+            table=table,
+            bucket=bucket_key_sql("u.ms"),
+            env=param(target.environment),
+            day=param(target.day),
+            family=param(str(target.family)),
+        )
     )
 
 
@@ -134,15 +165,11 @@ NO_KEY: Final = "CAST(NULL AS VARCHAR)"
 
 
 def funnel_statement(
-    scenario: ScenarioSpec,
-    environment: str,
-    day: dt.date,
-    dim: Dimension | None,
-    dialect: SqlDialect,
+    scenario: ScenarioSpec, environment: str, day: dt.date, dialect: SqlDialect
 ) -> Sql:
-    """One SELECT of the funnel cells of a scenario on a day, by one dimension (or none):
-    measure ``i`` per step (reached; time from the step before), ``total`` (first to last)."""
-    query = FunnelQuery(day_scope(environment, day, dim), scenario)
+    """One SELECT of a scenario's funnel cells on a day, at every level: measure ``i`` per
+    step (reached; time from the step before), ``total`` (first to last step)."""
+    query = FunnelQuery(day_scope(environment, day), scenario)
     last = len(scenario.steps) - 1
     measures = [Measure("0")]
     measures += [
@@ -153,13 +180,12 @@ def funnel_statement(
         total = dialect.ms_between("t0", f"t{last}")
         measures.append(Measure(TOTAL_STEP, f"t{last} IS NOT NULL", total))
     source = CellSource(
-        chain_sql(query, dialect),
+        chain_sql(query, dialect, group=dimensions_struct()),
         "chain",
         (param(scenario.name), NO_KEY, param(definition_hash(scenario)), NO_KEY),
+        all_dimensions=True,
     )
-    return measure_cells(
-        source, measures, head=_cell_head(environment, day, Family.FUNNEL, dim or "")
-    )
+    return measure_cells(source, measures, CellTarget(environment, day, Family.FUNNEL))
 
 
 def built_marker(environment: str, day: dt.date, family: Family, key: str, hash_: str) -> Sql:
@@ -221,10 +247,7 @@ def funnel_cells(
             environment, day, Family.FUNNEL, scenario.name, definition_hash(scenario)
         )
         statements.append(marker)
-        statements.extend(
-            funnel_statement(scenario, environment, day, dim, dialect)
-            for dim in (None, *ROLLED_DIMENSIONS)
-        )
+        statements.append(funnel_statement(scenario, environment, day, dialect))
     return statements
 
 

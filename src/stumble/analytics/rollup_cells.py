@@ -33,3 +33,17 @@ TOTAL_STEP: Final = "total"
 def definition_hash(definition: object) -> str:
     """A short stable hash of a frozen query part (its ``repr`` is built from literals)."""
     return hashlib.sha256(repr(definition).encode()).hexdigest()[:16]
+
+
+def dimensions_struct(prefix: str = "") -> str:
+    """Every rolled dimension of an event row as one struct, the ``grp`` of a source that
+    builds all of them at once (``rollup_build.CellSource.all_dimensions``)."""
+    return "{" + ", ".join(f"'{d}': {prefix}{d}" for d in ROLLED_DIMENSIONS) + "}"
+
+
+def dimensions_unnest(group: str) -> str:
+    """A list with one (dim, value) struct per cell level: none (``''``), then each rolled
+    dimension's value read from the struct ``group``."""
+    levels = ["{'dim': '', 'v': CAST(NULL AS VARCHAR)}"]
+    levels += [f"{{'dim': '{d}', 'v': CAST({group}.{d} AS VARCHAR)}}" for d in ROLLED_DIMENSIONS]
+    return "[" + ", ".join(levels) + "]"

@@ -3,7 +3,8 @@
 The store records a segment's name in the same transaction as its rows, so a crash between
 that commit and deleting the file only means the next cycle sees a segment it already has
 (``already_loaded``) and deletes it. The thread is also the one writer of the embedded
-database, so it runs the other writes too: quarantine counts, retention and key rotation.
+database, so it runs the other writes too: quarantine counts, rollups (``stumble.rollups``),
+retention and key rotation.
 When storage fails the segments simply wait in the spool, which answers 503 once its bound
 is reached: backpressure instead of loss.
 """
@@ -23,6 +24,7 @@ from stumble.access.audit import Actor, AuditAction, AuditDetail, AuditError, Au
 from stumble.access.pseudonyms import SessionKeyRing
 from stumble.collector.metrics import CollectorMetrics
 from stumble.collector.quarantine import CountKey, Quarantine
+from stumble.rollups import RollupMaintainer
 from stumble.spool import Spool
 from stumble.storage import EventStore, IngestCount, IngestOutcome, SegmentError
 
@@ -57,7 +59,10 @@ class Loader:
         interval_s: float = 0.5,
         clock: Callable[[], float] = time.time,
         audit: AuditLog | None = None,
+        rollups: RollupMaintainer | None = None,
     ) -> None:
+        """``rollups``: rebuilt after loads, at most once per its interval (None: no rollups,
+        as with a store that has no SQL)."""
         self.spool = spool
         self.store = store
         self.quarantine = quarantine
@@ -67,6 +72,7 @@ class Loader:
         self.interval_s = interval_s
         self.clock = clock
         self.audit = audit
+        self.rollups = rollups
         self.status = LoaderStatus()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -105,6 +111,8 @@ class Loader:
         try:
             rows = self._load_sealed()
             self._flush_counts()
+            if self.rollups is not None:
+                self.rollups.refresh_if_due()
             self._housekeeping_if_due()
         except Exception as error:  # noqa: BLE001 - the loader must outlive any storage failure
             self._record_error(error)

@@ -1,0 +1,131 @@
+"""``stumble rollups status|rebuild``: the daily rollups reports read for long ranges.
+
+The server keeps them current by itself (the loader rebuilds the days a load touched, about
+once a minute). ``rebuild`` is for after a change to the tracking plan's scenarios or forms:
+it rebuilds every day whose raw rows are all still there (a *sealed* day, one that retention
+has begun to delete, keeps the rollups it has). Both open the database file directly, so
+they run while no server holds it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from stumble.cli.common import CommandError, add_data_options, require_data_dir, settings_from
+
+if TYPE_CHECKING:
+    import datetime as dt
+    from collections.abc import Iterator
+
+    from stumble.config import Settings
+    from stumble.plan.model import TrackingPlan
+    from stumble.storage import DuckDBStore, RollupDay
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("rollups", help="daily rollups: their state, and rebuilding them")
+    actions = parser.add_subparsers(dest="rollups_command", metavar="ACTION", required=True)
+
+    status = actions.add_parser("status", help="days built, waiting and sealed per environment")
+    add_data_options(status)
+    status.add_argument("--env", help="one environment only")
+    status.set_defaults(func=_status)
+
+    rebuild = actions.add_parser(
+        "rebuild", help="rebuild the rollups of every unsealed day (after a plan change)"
+    )
+    add_data_options(rebuild)
+    rebuild.add_argument("--env", help="one environment only")
+    rebuild.add_argument(
+        "--dirty-only",
+        action="store_true",
+        help="only the days a load touched or an older plan built (what the server does)",
+    )
+    rebuild.set_defaults(func=_rebuild)
+
+
+@dataclass
+class _Summary:
+    built: int = 0
+    waiting: int = 0
+    sealed: int = 0
+    outdated: int = 0
+    cells: int = 0
+    first: dt.date | None = None
+    last: dt.date | None = None
+
+    def add(self, state: RollupDay, fingerprint: str) -> None:
+        self.built += state.built_at_ms is not None
+        self.waiting += state.dirty
+        self.sealed += state.sealed
+        self.outdated += state.plan_fingerprint not in (None, fingerprint)
+        self.cells += state.cells
+        self.first = state.day if self.first is None else min(self.first, state.day)
+        self.last = state.day if self.last is None else max(self.last, state.day)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from stumble.rollups import RollupMaintainer  # noqa: PLC0415
+
+    settings = settings_from(args)
+    with _store(settings) as store:
+        fingerprint = RollupMaintainer(store, _plan(settings)).fingerprint
+        summaries: dict[str, _Summary] = defaultdict(_Summary)
+        for state in store.rollup_days(args.env):
+            summaries[state.environment].add(state, fingerprint)
+    if not summaries:
+        print("no rollups yet: nothing has been loaded" + (f" into {args.env}" if args.env else ""))
+        return 0
+    for environment, s in sorted(summaries.items()):
+        print(
+            f"{environment}: {s.first} to {s.last}: {s.built} day(s) built, {s.waiting} waiting, "
+            f"{s.sealed} sealed, {s.outdated} built under an older plan, {s.cells} cells"
+        )
+    return 0
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    from stumble.rollups import RollupMaintainer  # noqa: PLC0415
+
+    settings = settings_from(args)
+    with _store(settings) as store:
+        maintainer = RollupMaintainer(store, _plan(settings))
+        report = maintainer.refresh() if args.dirty_only else maintainer.rebuild(args.env)
+    print(
+        f"rebuilt {report.days_built} day(s), {report.cells} cells, in {report.seconds:.1f} s"
+        + (
+            f"; {report.days_sealed_skipped} sealed day(s) kept"
+            if report.days_sealed_skipped
+            else ""
+        )
+    )
+    return 0
+
+
+def _plan(settings: Settings) -> TrackingPlan:
+    from stumble.plan.load import default_plan_path, load_plan  # noqa: PLC0415
+
+    return load_plan(Path(settings.plan) if settings.plan else default_plan_path())
+
+
+@contextlib.contextmanager
+def _store(settings: Settings) -> Iterator[DuckDBStore]:
+    """The data directory's database, opened directly (refused while a server holds it)."""
+    from stumble.encryption import load_data_keys  # noqa: PLC0415
+    from stumble.storage import DuckDBStore, database_path  # noqa: PLC0415
+
+    data_dir = require_data_dir(settings)
+    path = database_path(data_dir)
+    if not path.exists():
+        raise CommandError(f"no database at {path}; run `stumble serve` or `stumble simulate`")
+    keys = load_data_keys(settings.data_key_file, data_dir)
+    store = DuckDBStore(path, threads=settings.duckdb_threads, data_keys=keys)
+    try:
+        yield store
+    finally:
+        store.close()
