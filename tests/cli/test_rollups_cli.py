@@ -13,6 +13,12 @@ from stumble.cli.main import main
 from stumble.storage import database_path
 
 
+HOLD_THE_FILE = (
+    "import sys, time, duckdb; c = duckdb.connect(sys.argv[1]); print('ok', flush=True); "
+    "time.sleep(60)"
+)
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     directory = tmp_path / "data"
@@ -67,8 +73,7 @@ def test_a_database_held_by_another_process_is_one_line(
         [
             sys.executable,
             "-c",
-            "import sys, time, duckdb; c = duckdb.connect(sys.argv[1]); print('ok', flush=True); "
-            "time.sleep(60)",
+            HOLD_THE_FILE,
             str(database_path(data_dir)),
         ],
         stdout=subprocess.PIPE,
