@@ -12,7 +12,6 @@ import pytest
 from stumble.cli.main import main
 from stumble.storage import database_path
 
-
 HOLD_THE_FILE = (
     "import sys, time, duckdb; c = duckdb.connect(sys.argv[1]); print('ok', flush=True); "
     "time.sleep(60)"
