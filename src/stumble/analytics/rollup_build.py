@@ -43,6 +43,7 @@ from stumble.analytics.queries import (
 )
 from stumble.analytics.rollup_cells import (
     TOTAL_STEP,
+    VOLUME_DEFINITION,
     Family,
     definition_hash,
     dimensions_struct,
@@ -251,6 +252,32 @@ def funnel_cells(
     return statements
 
 
+def volume_statement(environment: str, day: dt.date, dialect: SqlDialect) -> Sql:
+    """Sessions (``sessions``) and their events (``value_sum``) per level: what the pickers
+    list (environments, ui_versions by last day seen) and what data health counts."""
+    ctes = render(
+        "WITH rollup_s AS (SELECT {sid} AS sid, min({dims}) AS grp, count(*) AS n, "
+        "min({weight}) AS weight FROM events WHERE {scope} GROUP BY sid)",
+        sid=dialect.session_key("session_id"),
+        dims=dimensions_struct(),
+        weight=dialect.weight("sample_rate"),
+        scope=scope_filter(day_scope(environment, day), dialect),
+    )
+    source = CellSource(ctes, "rollup_s", (NO_KEY,) * 4, all_dimensions=True)
+    measures = [Measure("sessions", value="n")]
+    return measure_cells(source, measures, CellTarget(environment, day, Family.VOLUME))
+
+
+def volume_cells(
+    plan: RollupPlan, environment: str, day: dt.date, dialect: SqlDialect
+) -> list[Sql]:
+    del plan  # volume does not depend on the plan
+    return [
+        built_marker(environment, day, Family.VOLUME, "", VOLUME_DEFINITION),
+        volume_statement(environment, day, dialect),
+    ]
+
+
 def sampling_cells(
     plan: RollupPlan, environment: str, day: dt.date, dialect: SqlDialect
 ) -> list[Sql]:
@@ -258,7 +285,7 @@ def sampling_cells(
     return [sampling_statement(environment, day, dialect)]
 
 
-FAMILY_BUILDERS: Final[tuple[FamilyBuilder, ...]] = (sampling_cells, funnel_cells)
+FAMILY_BUILDERS: Final[tuple[FamilyBuilder, ...]] = (sampling_cells, volume_cells, funnel_cells)
 """Every family a day holds; a new family adds its builder here (and its readers)."""
 
 

@@ -22,12 +22,15 @@ ROLLED_DIMENSIONS: Final[tuple[Dimension, ...]] = (
 
 
 class Family(StrEnum):
+    VOLUME = "volume"
     FUNNEL = "funnel"
     BUILT = "built"
     SAMPLING = "sampling"
 
 
 TOTAL_STEP: Final = "total"
+VOLUME_DEFINITION: Final = "v1"
+"""The volume family does not depend on the plan; its definition changes with this code."""
 
 
 def definition_hash(definition: object) -> str:

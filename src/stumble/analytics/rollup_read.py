@@ -19,7 +19,7 @@ from stumble.analytics import sketch
 from stumble.analytics.common import Row, fetch
 from stumble.analytics.queries import Scope
 from stumble.analytics.results import Sampling
-from stumble.analytics.rollup_cells import ROLLED_DIMENSIONS, Family
+from stumble.analytics.rollup_cells import ROLLED_DIMENSIONS, VOLUME_DEFINITION, Family
 from stumble.analytics.sql import Sql, conjunction, param, params_list, render
 from stumble.storage.base import EventStore
 
@@ -144,28 +144,27 @@ def choose_source(
 
 def _coverage(  # noqa: PLR0917 - the identity of what is asked, all six
     store: EventStore,
-    environment: str,
+    environment: str | None,
     chosen: RollupSlice,
     family: Family,
     key: str,
     definition: str,
 ) -> tuple[int, int]:
-    """(days with data but no cells of this definition and still raw, sealed such days)."""
-    window = render(
-        "environment = {env} AND day BETWEEN {a} AND {b}",
-        env=param(environment),
-        a=param(chosen.first_day),
-        b=param(chosen.last_day),
-    )
+    """(days with data but no cells of this definition and still raw, sealed such days), in
+    one environment or in all (``None``)."""
+    window = render("day BETWEEN {a} AND {b}", a=param(chosen.first_day), b=param(chosen.last_day))
+    if environment is not None:
+        window = render("environment = {env} AND ", env=param(environment)) + window
     statement = render(
-        "WITH d AS (SELECT day, bool_or(sealed) AS sealed FROM ("
-        "SELECT day, sealed FROM rollup_days WHERE {w1} "
-        "UNION ALL SELECT day, false FROM rollup_dirty WHERE {w2}) GROUP BY day), "
-        "m AS (SELECT DISTINCT day FROM rollups WHERE {w3} AND family = {built} AND k1 = {family} "
-        "AND k2 = {key} AND k3 = {definition}) "
+        "WITH d AS (SELECT environment, day, bool_or(sealed) AS sealed FROM ("
+        "SELECT environment, day, sealed FROM rollup_days WHERE {w1} "
+        "UNION ALL SELECT environment, day, false FROM rollup_dirty WHERE {w2}) "
+        "GROUP BY environment, day), "
+        "m AS (SELECT DISTINCT environment, day FROM rollups WHERE {w3} AND family = {built} "
+        "AND k1 = {family} AND k2 = {key} AND k3 = {definition}) "
         "SELECT count(*) FILTER (WHERE m.day IS NULL AND NOT d.sealed) AS missing, "
         "count(*) FILTER (WHERE m.day IS NULL AND d.sealed) AS sealed_other "
-        "FROM d LEFT JOIN m USING (day)",
+        "FROM d LEFT JOIN m USING (environment, day)",
         w1=window,
         w2=window,
         w3=window,
@@ -176,6 +175,17 @@ def _coverage(  # noqa: PLR0917 - the identity of what is asked, all six
     )
     (row,) = fetch(store, statement)
     return int(row["missing"] or 0), int(row["sealed_other"] or 0)
+
+
+def volume_covers(
+    store: EventStore, environment: str | None, first_day: dt.date, last_day: dt.date
+) -> bool:
+    """Whether the volume cells answer for every day with data in the range."""
+    if store.dialect != "duckdb":
+        return False
+    days = RollupSlice(first_day, last_day, "", (), "none")
+    missing, _ = _coverage(store, environment, days, Family.VOLUME, "", VOLUME_DEFINITION)
+    return missing == 0
 
 
 # --- merged cells ---------------------------------------------------------------------------

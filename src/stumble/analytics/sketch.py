@@ -19,6 +19,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
+from stumble.analytics.stats import CountedSample
+
 ALPHA: Final = 0.01
 """Relative accuracy of every quantile read from a sketch (above 1 ms)."""
 GAMMA: Final = (1 + ALPHA) / (1 - ALPHA)
@@ -91,6 +93,12 @@ def _order_statistic(ordered: Sequence[tuple[int, int]], index: int) -> float:
         if seen > index:
             return bucket_value(key)
     return bucket_value(ordered[-1][0])
+
+
+def sample(sketch: Mapping[int, int]) -> CountedSample:
+    """The sketch as a sorted sample of its buckets' values (for tests and the bootstrap):
+    each value within ``ALPHA`` of the one it stands for."""
+    return CountedSample([(bucket_value(key), count) for key, count in sketch.items()])
 
 
 def count_above(sketch: Mapping[int, int], limit: float) -> int:

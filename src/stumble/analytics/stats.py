@@ -12,14 +12,15 @@ Conventions used throughout:
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from importlib.metadata import version as package_version
 from statistics import NormalDist
-from typing import Final, Literal, NamedTuple
+from typing import Final, Literal, NamedTuple, overload
 
 Verdict = Literal["improved", "regressed", "no significant change"]
 IMPROVED: Final = "improved"
@@ -69,17 +70,56 @@ def quantile_of_sorted(sorted_values: Sequence[float], q: float) -> float:
     return _interpolate(lo, float(sorted_values[upper]), position - lower)
 
 
+class CountedSample(Sequence[float]):
+    """A sorted sample held as (value, count) pairs: a binned sample (a rollup's sketch) with
+    millions of values costs its number of distinct values. Indexing gives the i-th smallest
+    value, so every function here that sorts a sample takes it as it is."""
+
+    def __init__(self, pairs: Sequence[tuple[float, int]]) -> None:
+        self.pairs = sorted((float(v), int(n)) for v, n in pairs if n > 0)
+        self._ends: list[int] = []
+        seen = 0
+        for _, count in self.pairs:
+            seen += count
+            self._ends.append(seen)
+
+    def __len__(self) -> int:
+        return self._ends[-1] if self._ends else 0
+
+    @overload
+    def __getitem__(self, index: int) -> float: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[float]: ...
+    def __getitem__(self, index: int | slice) -> float | Sequence[float]:
+        if isinstance(index, slice):
+            return list(self)[index]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("sample index out of range")
+        return self.pairs[bisect.bisect_right(self._ends, index)][0]
+
+    def __iter__(self) -> Iterator[float]:
+        for value, count in self.pairs:
+            for _ in range(count):
+                yield value
+
+
+def _sorted(values: Sequence[float]) -> Sequence[float]:
+    return values if isinstance(values, CountedSample) else sorted(values)
+
+
 def quantile(values: Sequence[float], q: float) -> float:
     """The ``q`` quantile with linear interpolation, equal to DuckDB's ``quantile_cont(v, q)``.
 
     Raises ``ValueError`` on an empty sample (DuckDB would return NULL).
     """
-    return quantile_of_sorted(sorted(values), q)
+    return quantile_of_sorted(_sorted(values), q)
 
 
 def quantiles(values: Sequence[float], levels: Sequence[float]) -> list[float]:
     """Several quantiles of one sample, sorting it once."""
-    ordered = sorted(values)
+    ordered = _sorted(values)
     return [quantile_of_sorted(ordered, q) for q in levels]
 
 
@@ -201,6 +241,23 @@ def _midranks(values: Sequence[float]) -> tuple[list[float], list[int]]:
     return ranks, tie_sizes
 
 
+def _counted_rank_sum(a: CountedSample, b: CountedSample) -> tuple[float, list[int]]:
+    """The rank sum of ``a`` in the pooled sample and the tie sizes, from counts alone: every
+    value is one tie group whose members share its average rank."""
+    counts: dict[float, list[int]] = {}
+    for side, sample in enumerate((a, b)):
+        for value, count in sample.pairs:
+            counts.setdefault(value, [0, 0])[side] += count
+    below, rank_sum, ties = 0, 0.0, []
+    for value in sorted(counts):
+        in_a, in_b = counts[value]
+        size = in_a + in_b
+        rank_sum += in_a * (below + (size + 1) / 2.0)
+        ties.append(size)
+        below += size
+    return rank_sum, ties
+
+
 def mann_whitney_u(a: Sequence[float], b: Sequence[float]) -> MannWhitneyResult:
     """Two-sided Mann-Whitney U test, normal approximation with tie and continuity correction.
 
@@ -209,8 +266,12 @@ def mann_whitney_u(a: Sequence[float], b: Sequence[float]) -> MannWhitneyResult:
     n1, n2 = len(a), len(b)
     if n1 == 0 or n2 == 0:
         raise ValueError("both samples need at least one value")
-    ranks, tie_sizes = _midranks([*a, *b])
-    u1 = sum(ranks[:n1]) - n1 * (n1 + 1) / 2.0
+    if isinstance(a, CountedSample) and isinstance(b, CountedSample):
+        rank_sum_a, tie_sizes = _counted_rank_sum(a, b)
+    else:
+        ranks, tie_sizes = _midranks([*a, *b])
+        rank_sum_a = sum(ranks[:n1])
+    u1 = rank_sum_a - n1 * (n1 + 1) / 2.0
     u2 = n1 * n2 - u1
     n = n1 + n2
     tie_term = sum(t**3 - t for t in tie_sizes)
@@ -251,7 +312,7 @@ def _bootstrap_draws(
     values: Sequence[float], stat: Statistic, n_resamples: int, rng: random.Random
 ) -> list[float]:
     if isinstance(stat, QuantileStat):
-        ordered = sorted(values)
+        ordered = _sorted(values)
         return [_resampled_quantile(ordered, stat.q, rng) for _ in range(n_resamples)]
     size = len(values)
     return [stat(rng.choices(values, k=size)) for _ in range(n_resamples)]

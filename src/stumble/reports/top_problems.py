@@ -39,7 +39,9 @@ from stumble.analytics.queries import (
     form_specs,
 )
 from stumble.analytics.results import Column, Report, Table, meta_for
-from stumble.analytics.sql import dialect_for, render, scope_filter
+from stumble.analytics.rollup_cells import Family
+from stumble.analytics.rollup_read import rollup_slice, volume_covers
+from stumble.analytics.sql import Sql, dialect_for, param, render, scope_filter
 from stumble.analytics.timings import TimingResult, run_timings, slow_sessions
 from stumble.plan.model import TrackingPlan
 from stumble.reports import actions
@@ -461,17 +463,36 @@ class _Finder:
 
     def _latest_versions(self) -> tuple[str, str] | None:
         """The two ui_versions seen most recently first, each with at least k sessions."""
-        dialect = dialect_for(self.store.dialect)
-        rows = fetch(
-            self.store,
-            render(
-                "SELECT ui_version, min(ts) AS first_seen, count(DISTINCT session_id) AS sessions "
-                "FROM events WHERE {scope} GROUP BY ui_version ORDER BY first_seen",
-                scope=scope_filter(self.query.scope, dialect),
-            ),
-        )
+        rows = fetch(self.store, self._versions_sql())
         versions = [r["ui_version"] for r in rows if int(r["sessions"]) >= self.k]
         return (versions[-2], versions[-1]) if len(versions) >= 2 else None
+
+    def _versions_sql(self) -> Sql:
+        """ui_versions by first appearance: from the daily volume cells when they answer
+        (first day seen, then name), else from raw rows (first event)."""
+        scope = self.query.scope
+        chosen, _ = rollup_slice(scope)
+        environment = scope.filters.environment
+        if (
+            chosen is not None
+            and chosen.dim == ""
+            and volume_covers(self.store, environment, chosen.first_day, chosen.last_day)
+        ):
+            return render(
+                "SELECT dim_value AS ui_version, min(day) AS first_seen, "
+                "sum(sessions) AS sessions FROM rollups WHERE family = {family} "
+                "AND environment = {env} AND dim = 'ui_version' AND day BETWEEN {a} AND {b} "
+                "GROUP BY dim_value ORDER BY first_seen, ui_version",
+                family=param(str(Family.VOLUME)),
+                env=param(environment),
+                a=param(chosen.first_day),
+                b=param(chosen.last_day),
+            )
+        return render(
+            "SELECT ui_version, min(ts) AS first_seen, count(DISTINCT session_id) AS sessions "
+            "FROM events WHERE {scope} GROUP BY ui_version ORDER BY first_seen",
+            scope=scope_filter(scope, dialect_for(self.store.dialect)),
+        )
 
 
 def _top_failure(failures: FailureResult, kind: str) -> str:
