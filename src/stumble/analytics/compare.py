@@ -42,6 +42,7 @@ from typing import Final, Literal
 
 import msgspec
 
+from stumble.analytics import sketch
 from stumble.analytics.common import Row, dialect_of, fetch, merge_sampling, sampling_of
 from stumble.analytics.field_errors import field_errors_sql
 from stumble.analytics.funnels import step_durations_sql
@@ -57,6 +58,19 @@ from stumble.analytics.queries import (
     TimingQuery,
 )
 from stumble.analytics.results import Column, Format, Report, Table, at_least, meta_for
+from stumble.analytics.rollup_cells import SESSION_ERROR_KINDS, Family, definition_hash
+from stumble.analytics.rollup_read import (
+    CellKey,
+    MergedCell,
+    RollupSlice,
+    SourceAsked,
+    choose_source,
+    groups_of,
+    merged_cells,
+    raw_asked,
+    rollup_slice,
+    volume_covers,
+)
 from stumble.analytics.sql import (
     Sql,
     SqlDialect,
@@ -81,7 +95,6 @@ from stumble.analytics.timings import timings_sql
 from stumble.storage.base import EventStore
 
 Overall = Literal["improved", "regressed", "mixed", "no significant change"]
-SESSION_ERROR_KINDS: Final = ("js", "network", "unavailable")
 FUNNEL_METRICS: Final = ("step_conversion", "conversion")
 AUDIENCE_SHIFT: Final = 0.10
 """Total variation distance between the arms' mixes of one context dimension that warns."""
@@ -203,8 +216,9 @@ class ArmData:
 
     started: dict[str, int]
     rates: dict[tuple[str, str], _Rate]
-    durations: dict[str, list[float]]
-    """Step subject -> the time from the previous step, per session that reached it."""
+    durations: dict[str, Sequence[float]]
+    """Step subject -> the time from the previous step, per session that reached it (a
+    counted sample when read from rollups)."""
 
 
 def collect_arm(
@@ -214,10 +228,11 @@ def collect_arm(
     forms: Sequence[FormSpec],
     *,
     name_scenarios: bool = False,
+    source: SourceAsked = "auto",
 ) -> ArmData:
     """Everything the comparison needs from one arm; with ``name_scenarios`` the funnel
     subjects are prefixed with the scenario (several scenarios judged together)."""
-    arms = _collect(store, replace(scope, by=None), scenarios, forms, name_scenarios)
+    arms = _collect(store, replace(scope, by=None), scenarios, forms, name_scenarios, source=source)
     return arms.get(None) or ArmData(started={}, rates={}, durations={})
 
 
@@ -229,11 +244,12 @@ def collect_versions(
     forms: Sequence[FormSpec],
     *,
     name_scenarios: bool = False,
+    source: SourceAsked = "auto",
 ) -> tuple[ArmData, ArmData]:
     """Both arms of a ui_version comparison from one pass over the events: each query runs
     once, broken down by ui_version, instead of once per arm."""
     split = Scope(scope.time, replace(scope.filters, ui_version=versions), by="ui_version")
-    arms = _collect(store, split, scenarios, forms, name_scenarios)
+    arms = _collect(store, split, scenarios, forms, name_scenarios, source=source)
     empty = ArmData(started={}, rates={}, durations={})
     return arms.get(versions[0], empty), arms.get(versions[1], empty)
 
@@ -244,19 +260,34 @@ def _collect(
     scenarios: Sequence[ScenarioSpec],
     forms: Sequence[FormSpec],
     name_scenarios: bool,
+    *,
+    source: SourceAsked = "auto",
 ) -> dict[str | None, ArmData]:
-    """Arm data per breakdown group of ``scope`` (the key None when it has no breakdown)."""
+    """Arm data per breakdown group of ``scope`` (the key None when it has no breakdown).
+    Each part reads daily rollups when they answer it (``rollup_read``), both arms alike."""
     dialect = dialect_of(store)
     arms: defaultdict[str | None, ArmData] = defaultdict(
         lambda: ArmData(started={}, rates={}, durations={})
     )
     for scenario in scenarios:
         prefix = f"{scenario.name}: " if name_scenarios else ""
-        _funnel_metrics(store, dialect, FunnelQuery(scope, scenario), prefix, arms)
+        funnel = FunnelQuery(scope, scenario)
+        choice = choose_source(
+            store,
+            scope,
+            family=Family.FUNNEL,
+            key=scenario.name,
+            definition=definition_hash(scenario),
+            needs_raw=raw_asked(source),
+        )
+        if choice.slice is not None:
+            _rolled_funnel_metrics(store, funnel, choice.slice, prefix, arms)
+        else:
+            _funnel_metrics(store, dialect, funnel, prefix, arms)
     if forms:
         _field_error_rates(store, dialect, FieldErrorQuery(scope, tuple(forms)), arms)
     _operation_failure_rates(store, dialect, scope, arms)
-    _session_error_rates(store, dialect, scope, arms)
+    _session_error_rates(store, dialect, scope, arms, source)
     return dict(arms)
 
 
@@ -282,6 +313,44 @@ def _funnel_metrics(
         if len(labels) > 1:
             subject = f"{prefix}{labels[0]} -> {labels[-1]}"
             arm.rates["conversion", subject] = _Rate(reached[-1], reached[0])
+
+
+def _rolled_funnel_metrics(
+    store: EventStore,
+    funnel: FunnelQuery,
+    chosen: RollupSlice,
+    prefix: str,
+    arms: defaultdict[str | None, ArmData],
+) -> None:
+    """``_funnel_metrics`` from daily rollups: durations as counted samples of the sketch."""
+    scenario = funnel.scenario
+    cells = merged_cells(
+        store,
+        funnel.scope.filters.environment,
+        chosen,
+        Family.FUNNEL,
+        k1=scenario.name,
+        k3=definition_hash(scenario),
+    )
+    keys = (scenario.name, None, definition_hash(scenario), None)
+    labels = [step.label for step in scenario.steps]
+    for is_total, group in groups_of(cells):
+        if is_total != (funnel.scope.by is None):
+            continue
+        steps = [
+            cells.get(CellKey(group, is_total, keys, str(i))) or MergedCell()
+            for i in range(len(labels))
+        ]
+        arm = arms[group]
+        arm.started[scenario.name] = steps[0].sessions
+        for i in range(1, len(labels)):
+            arm.rates["step_conversion", prefix + labels[i]] = _Rate(
+                steps[i].sessions, steps[i - 1].sessions
+            )
+            arm.durations[prefix + labels[i]] = sketch.sample(steps[i].sketch)
+        if len(labels) > 1:
+            subject = f"{prefix}{labels[0]} -> {labels[-1]}"
+            arm.rates["conversion", subject] = _Rate(steps[-1].sessions, steps[0].sessions)
 
 
 def _field_error_rates(
@@ -327,12 +396,42 @@ def session_errors_sql(scope: Scope, dialect: SqlDialect) -> Sql:
 
 
 def _session_error_rates(
-    store: EventStore, dialect: SqlDialect, scope: Scope, arms: defaultdict[str | None, ArmData]
+    store: EventStore,
+    dialect: SqlDialect,
+    scope: Scope,
+    arms: defaultdict[str | None, ArmData],
+    source: SourceAsked,
 ) -> None:
+    chosen, _ = rollup_slice(scope)
+    environment = scope.filters.environment
+    if (
+        chosen is not None
+        and source == "auto"
+        and volume_covers(store, environment, chosen.first_day, chosen.last_day)
+    ):
+        _rolled_session_error_rates(store, scope, chosen, arms)
+        return
     for row in fetch(store, session_errors_sql(scope, dialect)):
         arm = arms[_group(row, scope)]
         for kind in SESSION_ERROR_KINDS:
             arm.rates["session_error_rate", kind] = _Rate(int(row[kind]), int(row["sessions"]))
+
+
+def _rolled_session_error_rates(
+    store: EventStore, scope: Scope, chosen: RollupSlice, arms: defaultdict[str | None, ArmData]
+) -> None:
+    cells = merged_cells(store, scope.filters.environment, chosen, Family.VOLUME)
+    keys = (None, None, None, None)
+    for is_total, group in groups_of(cells):
+        if is_total != (scope.by is None):
+            continue
+        sessions = cells.get(CellKey(group, is_total, keys, "sessions")) or MergedCell()
+        arm = arms[group]
+        for kind in SESSION_ERROR_KINDS:
+            with_error = cells.get(CellKey(group, is_total, keys, f"error:{kind}"))
+            arm.rates["session_error_rate", kind] = _Rate(
+                with_error.sessions if with_error else 0, sessions.sessions
+            )
 
 
 # --- judging ------------------------------------------------------------------------------
@@ -494,16 +593,24 @@ def judge_arms(
 
 
 def run_compare(
-    store: EventStore, query: CompareQuery, *, min_group_size: int = 5
+    store: EventStore,
+    query: CompareQuery,
+    *,
+    min_group_size: int = 5,
+    source: SourceAsked = "auto",
 ) -> Report[CompareResult]:
+    """``source``: ``auto`` reads daily rollups for the parts they answer (the bootstrap then
+    resamples the sketch's values, each within 1% of the one it stands for)."""
     scope_a, scope_b = query.a.scope(query.scope), query.b.scope(query.scope)
     scenarios = (query.scenario,)
     versions = _version_pair(query)
     if versions is not None:
-        arm_a, arm_b = collect_versions(store, query.scope, versions, scenarios, query.forms)
+        arm_a, arm_b = collect_versions(
+            store, query.scope, versions, scenarios, query.forms, source=source
+        )
     else:
-        arm_a = collect_arm(store, scope_a, scenarios, query.forms)
-        arm_b = collect_arm(store, scope_b, scenarios, query.forms)
+        arm_a = collect_arm(store, scope_a, scenarios, query.forms, source=source)
+        arm_b = collect_arm(store, scope_b, scenarios, query.forms, source=source)
     metrics = judge_arms(
         arm_a,
         arm_b,

@@ -42,6 +42,7 @@ from stumble.analytics.queries import (
     form_specs,
 )
 from stumble.analytics.rollup_cells import (
+    SESSION_ERROR_KINDS,
     TOTAL_STEP,
     VOLUME_DEFINITION,
     Family,
@@ -253,18 +254,25 @@ def funnel_cells(
 
 
 def volume_statement(environment: str, day: dt.date, dialect: SqlDialect) -> Sql:
-    """Sessions (``sessions``) and their events (``value_sum``) per level: what the pickers
-    list (environments, ui_versions by last day seen) and what data health counts."""
+    """Per level: sessions (``sessions``) and their events (``value_sum``) — what the pickers
+    list and data health counts — and the sessions with an error of each kind
+    (measure ``error:<kind>``, compare's session error rates)."""
+    kinds = ", ".join(
+        dialect.any_of(f"kind = 'error' AND error_kind = '{kind}'") + f" AS error_{kind}"
+        for kind in SESSION_ERROR_KINDS
+    )
     ctes = render(
         "WITH rollup_s AS (SELECT {sid} AS sid, min({dims}) AS grp, count(*) AS n, "
-        "min({weight}) AS weight FROM events WHERE {scope} GROUP BY sid)",
+        "min({weight}) AS weight, {kinds} FROM events WHERE {scope} GROUP BY sid)",
         sid=dialect.session_key("session_id"),
         dims=dimensions_struct(),
         weight=dialect.weight("sample_rate"),
+        kinds=kinds,
         scope=scope_filter(day_scope(environment, day), dialect),
     )
     source = CellSource(ctes, "rollup_s", (NO_KEY,) * 4, all_dimensions=True)
     measures = [Measure("sessions", value="n")]
+    measures += [Measure(f"error:{kind}", f"error_{kind}") for kind in SESSION_ERROR_KINDS]
     return measure_cells(source, measures, CellTarget(environment, day, Family.VOLUME))
 
 

@@ -29,7 +29,9 @@ class Family(StrEnum):
 
 
 TOTAL_STEP: Final = "total"
-VOLUME_DEFINITION: Final = "v1"
+SESSION_ERROR_KINDS: Final = ("js", "network", "unavailable")
+"""Error kinds whose sessions the volume cells count (compare's session error rates)."""
+VOLUME_DEFINITION: Final = "v2"
 """The volume family does not depend on the plan; its definition changes with this code."""
 
 
