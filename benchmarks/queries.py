@@ -1,6 +1,7 @@
 """Report query times on ~10M simulated events in the real on-disk DuckDB file.
 
     .venv/bin/python benchmarks/queries.py [--events 10000000] [--data /tmp/stumble-bench-queries]
+        [--only REPORT ...] [--repeat 3] [--months 13]
 
 The database is built once and reused while its parameters match (``built.json`` beside it).
 Building: the simulator's sessions are enriched exactly as the collector does (pseudonymous
@@ -15,9 +16,16 @@ DuckDB limited to two threads. ``warm cpu`` is the CPU time the process used (al
 on a shared machine wall time swings with the neighbours' load, CPU time much less, and on an
 idle two-core machine the wall time of the parallel parts is about half of it.
 
-Targets from the issue (2 cores): funnel with per-step p50/p95 <= 0.5 s warm; field errors
-and breakdowns <= 0.25 s. Issue 11: the attempts funnel no slower than 1.2x first touch, so
-both run (``funnel`` and ``funnel (first touch)``) and the ratio is printed. Figures are
+Rollups (issue 13): after building or reusing the database, the daily rollups of every day
+that needs them are built (seconds per day printed), then every report runs twice, on raw rows
+(``source=raw``) and as it chooses by itself (``auto``: rollups when they answer; the
+``source`` column says what it used). ``--months 13`` then repeats the reports over a copy
+whose rollups reach 13 x 28 days back (the 28 days' cells repeated: what reading 13 months
+costs; raw rows stay 28 days).
+
+Targets (2 cores): issue 13: top problems <= 0.3 s, every other report over 28 days
+<= 0.25 s, 13 months of rollups <= 0.5 s. Issue 11: the attempts funnel no slower than 1.2x
+first touch on raw rows (``funnel`` and ``funnel (first touch)``, ratio printed). Figures are
 printed, never asserted.
 """
 
@@ -26,12 +34,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import inspect
 import json
 import multiprocessing
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import duckdb
 
 from stumble.access.keys import WriteKey
 from stumble.access.pseudonyms import EventIdKey, SessionKeyRing
@@ -61,6 +73,7 @@ from stumble.collector.enrich import RequestContext
 from stumble.plan.load import default_plan_path, load_plan
 from stumble.plan.model import TrackingPlan
 from stumble.reports.top_problems import TopProblemsQuery, run_top_problems
+from stumble.rollups import RollupMaintainer
 from stumble.simulate import SimulationParams, simulate_sessions
 from stumble.storage import DuckDBStore, EventStore
 
@@ -149,75 +162,145 @@ def first_touch(query: FunnelQuery) -> FunnelQuery:
     )
 
 
-def reports(plan: TrackingPlan) -> dict[str, Callable[[EventStore], Any]]:
-    time_range = TimeRange.days(START, START + dt.timedelta(days=DAYS - 1))
+Source = str
+Runner = Callable[[EventStore, Source], Any]
+
+
+def reports(plan: TrackingPlan, months: int = 0) -> dict[str, Runner]:
+    """Every report over the 28 days (or ``months`` x 28 days back from their end), each a
+    function of the store and the source asked for (``raw`` or ``auto``: rollups)."""
+    last = START + dt.timedelta(days=DAYS - 1)
+    first = last - dt.timedelta(days=28 * months - 1) if months else START
+    time_range = TimeRange.days(first, last)
     scope = Scope(time_range)
     by_version = Scope(time_range, by="ui_version")
     by_role = Scope(time_range, by="role")
     before = Arm("1.4.2", ui_version=("1.4.2",))
     after = Arm("2.0.0", ui_version=("2.0.0",))
+    funnel = FunnelQuery.from_plan(plan, scope, "create_service_request")
+    funnel_by_version = FunnelQuery.from_plan(plan, by_version, "create_service_request")
     return {
-        "funnel": lambda s: run_funnel(
-            s, FunnelQuery.from_plan(plan, scope, "create_service_request")
-        ),
-        "funnel (first touch)": lambda s: run_funnel(
-            s, first_touch(FunnelQuery.from_plan(plan, scope, "create_service_request"))
-        ),
-        "funnel with last actions": lambda s: run_funnel(
+        "funnel": lambda s, src: run_funnel(s, funnel, source=src),
+        "funnel (first touch)": lambda s, src: run_funnel(s, first_touch(funnel), source=src),
+        "funnel with last actions": lambda s, src: run_funnel(
             s,
             FunnelQuery.from_plan(plan, scope, "create_service_request", last_actions=True),
         ),
-        "funnel by ui_version": lambda s: run_funnel(
-            s, FunnelQuery.from_plan(plan, by_version, "create_service_request")
+        "funnel by ui_version": lambda s, src: run_funnel(s, funnel_by_version, source=src),
+        "funnel by ui_version (first touch)": lambda s, src: run_funnel(
+            s, first_touch(funnel_by_version), source=src
         ),
-        "funnel by ui_version (first touch)": lambda s: run_funnel(
-            s, first_touch(FunnelQuery.from_plan(plan, by_version, "create_service_request"))
+        "field-errors": lambda s, src: run_field_errors(
+            s, FieldErrorQuery.from_plan(plan, scope), **_source(run_field_errors, src)
         ),
-        "field-errors": lambda s: run_field_errors(s, FieldErrorQuery.from_plan(plan, scope)),
-        "field-errors by role": lambda s: run_field_errors(
-            s, FieldErrorQuery.from_plan(plan, by_role)
+        "field-errors by role": lambda s, src: run_field_errors(
+            s, FieldErrorQuery.from_plan(plan, by_role), **_source(run_field_errors, src)
         ),
-        "timings": lambda s: run_timings(s, TimingQuery(scope)),
-        "timings by role": lambda s: run_timings(s, TimingQuery(by_role)),
-        "loops": lambda s: run_loops(s, LoopQuery(scope)),
-        "usage": lambda s: run_usage(s, UsageQuery.from_plan(plan, scope)),
-        "failures": lambda s: run_failures(s, FailureQuery.from_plan(plan, scope)),
-        "compare": lambda s: run_compare(
-            s, CompareQuery.from_plan(plan, scope, "create_service_request", before, after)
+        "timings": lambda s, src: run_timings(s, TimingQuery(scope), **_source(run_timings, src)),
+        "timings by role": lambda s, src: run_timings(
+            s, TimingQuery(by_role), **_source(run_timings, src)
         ),
-        "top-problems": lambda s: run_top_problems(s, TopProblemsQuery.from_plan(plan, scope)),
-        "health": lambda s: run_health(s, HealthQuery.from_plan(plan, time_range)),
+        "loops": lambda s, src: run_loops(s, LoopQuery(scope), **_source(run_loops, src)),
+        "usage": lambda s, src: run_usage(
+            s, UsageQuery.from_plan(plan, scope), **_source(run_usage, src)
+        ),
+        "failures": lambda s, src: run_failures(
+            s, FailureQuery.from_plan(plan, scope), **_source(run_failures, src)
+        ),
+        "compare": lambda s, src: run_compare(
+            s,
+            CompareQuery.from_plan(plan, scope, "create_service_request", before, after),
+            source=src,
+        ),
+        "top-problems": lambda s, src: run_top_problems(
+            s, TopProblemsQuery.from_plan(plan, scope), **_source(run_top_problems, src)
+        ),
+        "health": lambda s, src: run_health(
+            s, HealthQuery.from_plan(plan, time_range), **_source(run_health, src)
+        ),
     }
 
 
-def measure(data: Path, repeat: int, only: list[str]) -> None:
+def _source(run: Callable[..., Any], source: Source) -> dict[str, Any]:
+    """``source=`` for the reports that choose one (the others read raw rows only)."""
+    return {"source": source} if "source" in inspect.signature(run).parameters else {}
+
+
+def refresh_rollups(data: Path) -> None:
+    """Build the rollups of every day that needs it (after a build, or a plan change)."""
+    store = DuckDBStore(data / "stumble.duckdb", threads=2)
+    try:
+        started = time.perf_counter()
+        report = RollupMaintainer(store, load_plan(default_plan_path())).refresh()
+        seconds = time.perf_counter() - started
+    finally:
+        store.close()
+    if report.days_built:
+        print(
+            f"rollups: {report.days_built} day(s), {report.cells} cells in {seconds:.1f} s "
+            f"({seconds / report.days_built:.2f} s per day)"
+        )
+
+
+def extend_history(data: Path, months: int) -> Path:
+    """A copy of the database whose rollups cover ``months`` x 28 days: the 28 days' cells
+    repeated further back (what 13 months of rollups cost to read; the raw rows stay 28 days).
+    """
+    target = data.with_name(f"{data.name}-{months}m")
+    target.mkdir(exist_ok=True)
+    copy = target / "stumble.duckdb"
+    if not copy.exists():
+        shutil.copyfile(data / "stumble.duckdb", copy)
+        con = duckdb.connect(str(copy))
+        for back in range(1, months):
+            shift = f"INTERVAL {28 * back} DAY"
+            con.execute(
+                f"INSERT INTO rollups SELECT * REPLACE (CAST(day - {shift} AS DATE) AS day) "
+                "FROM rollups WHERE day >= ?",
+                [START],
+            )
+            con.execute(
+                f"INSERT INTO rollup_days SELECT * REPLACE (CAST(day - {shift} AS DATE) AS day) "
+                "FROM rollup_days WHERE day >= ?",
+                [START],
+            )
+        con.close()
+    return target
+
+
+def measure(data: Path, repeat: int, only: list[str], months: int = 0) -> None:
     plan = load_plan(default_plan_path())
     path = data / "stumble.duckdb"
-    print(f"{'report':<36} {'cold s':>8} {'warm s':>8} {'warm cpu s':>11}")
+    span = f"{months} x 28 days of rollups" if months else "28 days"
+    print(f"\n{span}: seconds (warm = best of {repeat}; cpu = warm CPU time)")
+    print(f"{'report':<36} {'source':>8} {'cold':>8} {'warm':>8} {'warm cpu':>9}")
     measured: dict[str, tuple[float, float]] = {}
-    for name, run in reports(plan).items():
+    for name, run in reports(plan, months).items():
         if only and name not in only:
             continue
-        store = DuckDBStore(path, threads=2, migrate=False)
-        try:
-            started = time.perf_counter()
-            run(store)
-            cold = time.perf_counter() - started
-            warm, cpu = float("inf"), float("inf")
-            for _ in range(repeat):
-                started, cpu_started = time.perf_counter(), time.process_time()
-                run(store)
-                warm = min(warm, time.perf_counter() - started)
-                cpu = min(cpu, time.process_time() - cpu_started)
-        finally:
-            store.close()
-        measured[name] = (warm, cpu)
-        print(f"{name:<36} {cold:>8.3f} {warm:>8.3f} {cpu:>11.3f}", flush=True)
+        for source in ("raw", "auto") if not months else ("auto",):
+            store = DuckDBStore(path, threads=2, migrate=False)
+            try:
+                started = time.perf_counter()
+                report = run(store, source)
+                cold = time.perf_counter() - started
+                warm, cpu = float("inf"), float("inf")
+                for _ in range(repeat):
+                    started, cpu_started = time.perf_counter(), time.process_time()
+                    run(store, source)
+                    warm = min(warm, time.perf_counter() - started)
+                    cpu = min(cpu, time.process_time() - cpu_started)
+            finally:
+                store.close()
+            used = report.meta.source
+            if source == "raw":
+                measured[name] = (warm, cpu)
+            print(f"{name:<36} {used:>8} {cold:>8.3f} {warm:>8.3f} {cpu:>9.3f}", flush=True)
     for name in ("funnel", "funnel by ui_version"):
         old = measured.get(f"{name} (first touch)")
         if name in measured and old:
             warm, cpu = (new / before for new, before in zip(measured[name], old, strict=True))
-            print(f"{name}: attempts / first touch = {warm:.2f}x warm, {cpu:.2f}x cpu")
+            print(f"{name} (raw rows): attempts / first touch = {warm:.2f}x warm, {cpu:.2f}x cpu")
 
 
 def main() -> None:
@@ -226,6 +309,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("/tmp/stumble-bench-queries"))
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", action="append", default=[], help="run just these reports")
+    parser.add_argument(
+        "--months", type=int, default=13, help="also read this many 28-day months of rollups"
+    )
     args = parser.parse_args()
     marker = args.data / "built.json"
     built = json.loads(marker.read_text()) if marker.exists() else {}
@@ -233,7 +319,10 @@ def main() -> None:
         build(args.data, args.events)
     else:
         print(f"reusing {args.data} ({built['rows']} rows)")
+    refresh_rollups(args.data)
     measure(args.data, args.repeat, args.only)
+    if args.months > 1:
+        measure(extend_history(args.data, args.months), args.repeat, args.only, args.months)
 
 
 if __name__ == "__main__":
