@@ -8,6 +8,7 @@ import contextlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
@@ -38,14 +39,16 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @contextlib.contextmanager
-def serving(data_dir: Path, role: Role = Role.ANALYST) -> Iterator[httpx.Client]:
+def serving(
+    data_dir: Path, role: Role = Role.ANALYST, **settings_overrides: Any
+) -> Iterator[httpx.Client]:
     """The whole app served by uvicorn on a loopback port; the client carries an API token of
     ``role`` (made for it before the server starts) and ``client.tokens`` has one per role."""
     tokens = {
         each: TokenRing(data_dir).create(each, f"api_tests_{each}_{uuid.uuid4().hex[:8]}")[0]
         for each in Role
     }
-    settings = Settings(data_dir=str(data_dir), loader_interval_s=0.2)
+    settings = Settings(data_dir=str(data_dir), loader_interval_s=0.2, **settings_overrides)
     headers = {"Authorization": f"Bearer {tokens[role]}"}
     with (
         served(create_app(settings)) as url,
@@ -158,3 +161,23 @@ def test_values_off_the_calendar_or_the_digits_are_a_bad_param_not_a_500(
     assert (answer.status_code, answer.json()["error"]) == (400, "report.bad_param")
     assert answer.json()["message"].startswith(f"{named} must be")
     assert params[named] not in answer.text
+
+
+def test_the_frustration_thresholds_come_from_the_settings(tmp_path: Path) -> None:
+    # A data directory of its own: the module's server holds the shared one's database.
+    settings = {"frustration_repeat_ms": 2_500, "frustration_dead_ms": 4_000}
+    with serving(tmp_path / "data", **settings) as http:
+        configured = http.get("/api/v1/reports/frustration").json()["data"]["thresholds"]
+        asked = http.get("/api/v1/reports/frustration", params={"repeat_ms": "700"}).json()
+    assert configured == {"repeat_ms": 2_500, "quick_back_ms": 5_000, "dead_ms": 4_000}
+    assert asked["data"]["thresholds"]["repeat_ms"] == 700
+
+
+def test_raw_rows_can_be_asked_for_and_nonsense_is_refused(client: httpx.Client) -> None:
+    params = {"scenario": "login", "source": "raw"}
+    report = client.get("/api/v1/reports/funnel", params=params).json()
+    assert report["meta"]["source"] == "raw"
+    assert any("raw rows asked for" in note for note in report["meta"]["notes"])
+    refused = client.get("/api/v1/reports/funnel", params={**params, "source": "fast"})
+    assert refused.status_code == 400
+    assert "source must be auto or raw" in refused.text

@@ -107,7 +107,11 @@ class ReportError(Exception):
 
 def _from_files(args: argparse.Namespace, name: str, params: dict[str, str]) -> Report[Any]:
     from stumble.plan.load import default_plan_path, load_plan  # noqa: PLC0415
-    from stumble.reports.catalog import ReportParamError, run_report  # noqa: PLC0415
+    from stumble.reports.catalog import (  # noqa: PLC0415
+        ReportDefaults,
+        ReportParamError,
+        run_report,
+    )
     from stumble.storage import DuckDBStore, StorageError, database_path  # noqa: PLC0415
 
     settings = settings_from(args)
@@ -131,7 +135,13 @@ def _from_files(args: argparse.Namespace, name: str, params: dict[str, str]) -> 
         ) from None
     try:
         return run_report(
-            store, plan, name, params, now=dt.datetime.now(dt.UTC), check_environment=True
+            store,
+            plan,
+            name,
+            params,
+            now=dt.datetime.now(dt.UTC),
+            check_environment=True,
+            defaults=ReportDefaults.from_settings(settings),
         )
     except ReportParamError as error:
         raise ReportError(str(error), 2) from None

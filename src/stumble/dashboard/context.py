@@ -13,7 +13,7 @@ from stumble.dashboard.filters import ViewFilters
 from stumble.dashboard.inventory import Inventory
 from stumble.pipeline import PipelineStatus
 from stumble.plan.model import TrackingPlan
-from stumble.reports.catalog import run_report
+from stumble.reports.catalog import ReportDefaults, run_report
 from stumble.review.fixes import FixRecord
 from stumble.storage.base import EventStore
 
@@ -37,6 +37,8 @@ class PageContext:
     fixes: Sequence[FixRecord] = ()
     """The fix records, for the review loop's health on the overview."""
     pipeline: PipelineStatus | None = None
+    defaults: ReportDefaults = field(default_factory=ReportDefaults)
+    """The server's report defaults (frustration thresholds), as the read API uses them."""
     """The loader and spool now, for the data health page (None elsewhere)."""
 
     def report(
@@ -52,7 +54,12 @@ class PageContext:
         return self.cache.get_or_compute(
             key,
             lambda: run_report(
-                self.store, self.plan, name, params, min_group_size=self.min_group_size
+                self.store,
+                self.plan,
+                name,
+                params,
+                min_group_size=self.min_group_size,
+                defaults=self.defaults,
             ),
         )
 

@@ -63,8 +63,10 @@ from stumble.analytics.queries import (
     form_specs,
 )
 from stumble.analytics.results import Report
+from stumble.analytics.rollup_read import SourceAsked
 from stumble.analytics.timings import TimingResult, run_timings
 from stumble.analytics.usage import UsageResult, run_usage
+from stumble.config import Settings
 from stumble.plan.model import TrackingPlan
 from stumble.reports.top_problems import TopProblemsQuery, TopProblemsResult, run_top_problems
 from stumble.storage.base import EventStore
@@ -97,7 +99,7 @@ class ReportParamError(QueryError):
 
 
 Params = Mapping[str, str]
-Runner = Callable[[EventStore, TrackingPlan, Params, int, dt.datetime], Report[Any]]
+Runner = Callable[[EventStore, TrackingPlan, "ReportCall"], Report[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,18 +279,59 @@ def parse_arm(params: Params, prefix: str, now: dt.datetime) -> Arm:
 # --- runners ------------------------------------------------------------------------------
 
 
-def _funnel(
-    store: EventStore, plan: TrackingPlan, p: Params, k: int, now: dt.datetime
-) -> Report[Any]:
+SOURCE: Final = "source"
+"""``source=raw`` reads raw rows even where daily rollups could answer (an engineer checking a
+figure); ``auto``, the default, lets the report choose (``analytics.rollup_read``)."""
+
+
+def _source(p: Params) -> SourceAsked:
+    value = p.get(SOURCE) or "auto"
+    if value not in ("auto", "raw"):
+        raise ReportParamError("source must be auto or raw")
+    return "raw" if value == "raw" else "auto"
+
+
+NO_THRESHOLDS: Final = FrustrationThresholds()
+
+
+@dataclass(frozen=True, slots=True)
+class ReportDefaults:
+    """Defaults the server's settings give reports (a request's parameters still win)."""
+
+    frustration: FrustrationThresholds = NO_THRESHOLDS
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ReportDefaults:
+        return cls(
+            FrustrationThresholds(
+                repeat_ms=settings.frustration_repeat_ms,
+                quick_back_ms=settings.frustration_quick_back_ms,
+                dead_ms=settings.frustration_dead_ms,
+                text_targets=tuple(settings.frustration_text_targets),
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ReportCall:
+    """One call of a report: its parameters, the suppression threshold, now, and defaults."""
+
+    params: Params
+    min_group_size: int
+    now: dt.datetime
+    defaults: ReportDefaults
+
+
+def _funnel(store: EventStore, plan: TrackingPlan, call: ReportCall) -> Report[Any]:
+    p, k, now = call.params, call.min_group_size, call.now
     scenario = _required(p, "scenario", list(plan.scenarios))
     last = _flag(p.get("last_actions"), "last_actions")
     query = FunnelQuery.from_plan(plan, parse_scope(p, now), scenario, last_actions=last)
-    return run_funnel(store, query, min_group_size=k)
+    return run_funnel(store, query, min_group_size=k, source=_source(p))
 
 
-def _timings(
-    store: EventStore, plan: TrackingPlan, p: Params, k: int, now: dt.datetime
-) -> Report[Any]:
+def _timings(store: EventStore, plan: TrackingPlan, call: ReportCall) -> Report[Any]:
+    p, k, now = call.params, call.min_group_size, call.now
     scope = parse_scope(p, now)
     operations = _values(p.get("operation"))
     if operations:
@@ -297,38 +340,33 @@ def _timings(
     return run_timings(store, TimingQuery(scope, operations), min_group_size=k)
 
 
-def _field_errors(
-    store: EventStore, plan: TrackingPlan, p: Params, k: int, now: dt.datetime
-) -> Report[Any]:
+def _field_errors(store: EventStore, plan: TrackingPlan, call: ReportCall) -> Report[Any]:
+    p, k, now = call.params, call.min_group_size, call.now
     forms = _values(p.get("form"))
     _check_choices("form", forms, [spec.form_id for spec in form_specs(plan)])
     query = FieldErrorQuery.from_plan(plan, parse_scope(p, now), forms)
     return run_field_errors(store, query, min_group_size=k)
 
 
-def _loops(
-    store: EventStore, plan: TrackingPlan, p: Params, k: int, now: dt.datetime
-) -> Report[Any]:
+def _loops(store: EventStore, plan: TrackingPlan, call: ReportCall) -> Report[Any]:
+    p, k, now = call.params, call.min_group_size, call.now
     return run_loops(store, LoopQuery(parse_scope(p, now)), min_group_size=k)
 
 
-def _usage(
-    store: EventStore, plan: TrackingPlan, p: Params, k: int, now: dt.datetime
-) -> Report[Any]:
+def _usage(store: EventStore, plan: TrackingPlan, call: ReportCall) -> Report[Any]:
+    p, k, now = call.params, call.min_group_size, call.now
     query = UsageQuery.from_plan(plan, parse_scope(p, now))
     share = _share(p.get("barely"), query.barely_used_share, "barely")
     return run_usage(store, UsageQuery(query.scope, query.declared, share), min_group_size=k)
 
 
-def _failures(
-    store: EventStore, plan: TrackingPlan, p: Params, k: int, now: dt.datetime
-) -> Report[Any]:
+def _failures(store: EventStore, plan: TrackingPlan, call: ReportCall) -> Report[Any]:
+    p, k, now = call.params, call.min_group_size, call.now
     return run_failures(store, FailureQuery.from_plan(plan, parse_scope(p, now)), min_group_size=k)
 
 
-def _compare(
-    store: EventStore, plan: TrackingPlan, p: Params, k: int, now: dt.datetime
-) -> Report[Any]:
+def _compare(store: EventStore, plan: TrackingPlan, call: ReportCall) -> Report[Any]:
+    p, k, now = call.params, call.min_group_size, call.now
     scenario = _required(p, "scenario", list(plan.scenarios))
     query = CompareQuery.from_plan(
         plan,
@@ -337,12 +375,11 @@ def _compare(
         parse_arm(p, "a.", now),
         parse_arm(p, "b.", now),
     )
-    return run_compare(store, query, min_group_size=k)
+    return run_compare(store, query, min_group_size=k, source=_source(p))
 
 
-def _clicks(
-    store: EventStore, plan: TrackingPlan, p: Params, k: int, now: dt.datetime
-) -> Report[Any]:
+def _clicks(store: EventStore, plan: TrackingPlan, call: ReportCall) -> Report[Any]:
+    p, k, now = call.params, call.min_group_size, call.now
     scope = parse_scope(p, now)
     screens = _values(p.get("screen"))
     if screens:
@@ -350,9 +387,8 @@ def _clicks(
     return run_clicks(store, ClickQuery.from_plan(plan, scope, screens), min_group_size=k)
 
 
-def _paths(
-    store: EventStore, plan: TrackingPlan, p: Params, k: int, now: dt.datetime
-) -> Report[Any]:
+def _paths(store: EventStore, plan: TrackingPlan, call: ReportCall) -> Report[Any]:
+    p, k, now = call.params, call.min_group_size, call.now
     scope = parse_scope(p, now)
     screen, start, end = p.get("screen") or None, p.get("start") or None, p.get("end") or None
     if (start is None) != (end is None):
@@ -365,13 +401,9 @@ def _paths(
     return run_paths(store, query, min_group_size=k)
 
 
-FRUSTRATION_DEFAULTS: Final = FrustrationThresholds()
-
-
-def _frustration(
-    store: EventStore, plan: TrackingPlan, p: Params, k: int, now: dt.datetime
-) -> Report[Any]:
-    base = FRUSTRATION_DEFAULTS
+def _frustration(store: EventStore, plan: TrackingPlan, call: ReportCall) -> Report[Any]:
+    p, k, now, d = call.params, call.min_group_size, call.now, call.defaults
+    base = d.frustration
     thresholds = FrustrationThresholds(
         repeat_ms=_positive_int(p.get("repeat_ms"), base.repeat_ms, "repeat_ms"),
         quick_back_ms=_positive_int(p.get("quick_back_ms"), base.quick_back_ms, "quick_back_ms"),
@@ -382,17 +414,15 @@ def _frustration(
     return run_frustration(store, query, min_group_size=k)
 
 
-def _top_problems(
-    store: EventStore, plan: TrackingPlan, p: Params, k: int, now: dt.datetime
-) -> Report[Any]:
+def _top_problems(store: EventStore, plan: TrackingPlan, call: ReportCall) -> Report[Any]:
+    p, k, now = call.params, call.min_group_size, call.now
     limit = _positive_int(p.get("limit"), 10, "limit")
     query = TopProblemsQuery.from_plan(plan, parse_scope(p, now), limit)
     return run_top_problems(store, query, min_group_size=k)
 
 
-def _health(
-    store: EventStore, plan: TrackingPlan, p: Params, k: int, now: dt.datetime
-) -> Report[Any]:
+def _health(store: EventStore, plan: TrackingPlan, call: ReportCall) -> Report[Any]:
+    p, k, now = call.params, call.min_group_size, call.now
     env = p.get("env") or ALL_ENVIRONMENTS
     time = parse_time(p, now)
     assert time is not None
@@ -404,7 +434,7 @@ REPORTS: Final[dict[str, ReportSpec]] = {
     spec.name: spec
     for spec in (
         ReportSpec("funnel", "scenario funnel: reach, drop-off, conversion, step times",
-                   ("scenario", "last_actions"), FunnelResult, _funnel),
+                   ("scenario", "last_actions", SOURCE), FunnelResult, _funnel),
         ReportSpec("timings", "operation durations, outcomes, retries and phases",
                    ("operation",), TimingResult, _timings),
         ReportSpec("field-errors", "form errors by field: share, attempts, time on step",
@@ -416,7 +446,7 @@ REPORTS: Final[dict[str, ReportSpec]] = {
         ReportSpec("failures", "errors by kind, type, fingerprint, route and scenario; "
                    "API times; Web Vitals", (), FailureResult, _failures),
         ReportSpec("compare", "before/after with intervals, tests and verdicts",
-                   ("scenario", *(f"{arm}.{p}" for arm in "ab" for p in ARM_PARAMS)),
+                   ("scenario", SOURCE, *(f"{arm}.{p}" for arm in "ab" for p in ARM_PARAMS)),
                    CompareResult, _compare),
         ReportSpec("top-problems", "problems beyond the plan's thresholds, ranked by impact",
                    ("limit",), TopProblemsResult, _top_problems),
@@ -441,6 +471,7 @@ def run_report(
     min_group_size: int = 5,
     now: dt.datetime | None = None,
     check_environment: bool = False,
+    defaults: ReportDefaults | None = None,
 ) -> Report[Any]:
     """Run a named report; raises ``ReportParamError`` (bad input) or ``KeyError`` (no such
     report). Storage failures surface as ``StorageError``.
@@ -458,7 +489,10 @@ def run_report(
     if check_environment:
         _check_environment(store, name, params)
     try:
-        return spec.run(store, plan, params, min_group_size, now or dt.datetime.now(dt.UTC))
+        call = ReportCall(
+            params, min_group_size, now or dt.datetime.now(dt.UTC), defaults or ReportDefaults()
+        )
+        return spec.run(store, plan, call)
     except ReportParamError:
         raise
     except QueryError as error:

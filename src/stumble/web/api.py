@@ -30,8 +30,9 @@ from starlette.routing import BaseRoute
 
 from stumble.access.roles import Permission
 from stumble.analytics.queries import DEFAULT_MIN_GROUP_SIZE
+from stumble.config import Settings
 from stumble.plan.model import TrackingPlan
-from stumble.reports.catalog import REPORTS, ReportParamError, run_report
+from stumble.reports.catalog import REPORTS, ReportDefaults, ReportParamError, run_report
 from stumble.storage.base import EventStore, StorageError
 from stumble.web.access import Credentials, requires, secured
 
@@ -46,13 +47,16 @@ MAX_MIN_GROUP_SIZE: Final = 1000
 
 
 class ReportServices(Protocol):
-    """What the routes need from the running server (``CollectorServices`` has both)."""
+    """What the routes need from the running server (``CollectorServices`` has them)."""
 
     @property
     def store(self) -> EventStore: ...
 
     @property
     def plan(self) -> TrackingPlan: ...
+
+    @property
+    def settings(self) -> Settings: ...
 
 
 def report_routes(services: ReportServices, credentials: Credentials) -> list[BaseRoute]:
@@ -84,6 +88,7 @@ def report_routes(services: ReportServices, credentials: Credentials) -> list[Ba
                 params,
                 min_group_size=k,
                 check_environment=True,
+                defaults=ReportDefaults.from_settings(services.settings),
             )
         except ReportParamError as error:
             return _error(400, "report.bad_param", str(error))

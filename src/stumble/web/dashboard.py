@@ -71,6 +71,7 @@ from stumble.raw_events import (
     rows_answered,
     session_request,
 )
+from stumble.reports.catalog import ReportDefaults
 from stumble.review.alerts import active_silences, current_states, read_history
 from stumble.review.fixes import FixBook, FixError
 from stumble.storage.base import EventStore, StorageError
@@ -318,6 +319,7 @@ class DashboardPages:
             # Only the overview shows the loop's health; only data health the pipeline.
             fixes=self.services.fixes.all() if with_fixes else (),
             pipeline=self.services.pipeline_status() if with_pipeline else None,
+            defaults=ReportDefaults.from_settings(self.services.settings),
         )
 
     async def built(
