@@ -62,11 +62,15 @@ class RollupMaintainer:
         self._last_refresh: float | None = None
 
     def refresh_if_due(self) -> RefreshReport | None:
+        """Refresh unless one built something less than ``interval_s`` ago (a refresh that
+        found nothing to do costs two small queries and does not start the interval)."""
         now = self.clock()
         if self._last_refresh is not None and now - self._last_refresh < self.interval_s:
             return None
-        self._last_refresh = now
-        return self.refresh()
+        report = self.refresh()
+        if report.days_built or report.days_sealed_skipped:
+            self._last_refresh = now
+        return report
 
     def refresh(self) -> RefreshReport:
         """Rebuild the dirty days and the unsealed days built under another definition."""
