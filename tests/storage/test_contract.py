@@ -372,6 +372,17 @@ def test_ingest_counts_filter_by_inclusive_days_and_environment(store: EventStor
     assert store.ingest_counts(date(2024, 7, 1), date(2024, 7, 31)) == []
 
 
+def test_ingest_counts_before_a_day_are_deleted_and_counted(store: EventStore) -> None:
+    rows = [_count(1, "too_long", 1), _count(2, "too_long", 2), _count(2, "pii_iin", 3)]
+    store.add_ingest_counts([*rows, _count(3, "too_long", 4, environment="staging")])
+
+    assert store.delete_ingest_counts_before(date(2024, 6, 3)) == 3
+    assert store.delete_ingest_counts_before(date(2024, 6, 3)) == 0
+    assert store.ingest_counts(date(2024, 6, 1), date(2024, 6, 30)) == [
+        _count(3, "too_long", 4, environment="staging")
+    ]
+
+
 def test_ingest_counts_refuse_bad_rows(store: EventStore) -> None:
     with pytest.raises(ValueError, match="grow"):
         store.add_ingest_counts([_count(1, "too_long", -1)])

@@ -158,6 +158,17 @@ class RollupDay:
 
 
 @dataclass(frozen=True, slots=True)
+class SpaceReclaimed:
+    """What ``EventStore.reclaim_space`` did: checkpointed (freed blocks of deleted rows),
+    compacted (copied into a new file, which is the only way the file shrinks after retention),
+    and the share of the file that was free before compacting."""
+
+    checkpointed: bool = False
+    compacted: bool = False
+    free_share: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class RollupStatement:
     """One SELECT yielding ``rollups`` rows (every column, in table order) and its params."""
 
@@ -222,6 +233,21 @@ class EventStore(abc.ABC):
     @abc.abstractmethod
     def delete_expired(self, environment: str, received_before_ms: int) -> int:
         """Delete one environment's events received (server time) before the cut-off."""
+
+    @abc.abstractmethod
+    def delete_ingest_counts_before(self, day: date) -> int:
+        """Delete the quarantine counters of days before ``day``; returns how many."""
+
+    def storage_bytes(self) -> int | None:
+        """Bytes the store takes on disk (file and write-ahead log); None when not a file."""
+        return None
+
+    def reclaim_space(self, compact_above: float) -> SpaceReclaimed:
+        """Make the space of deleted rows reusable and, when more than ``compact_above`` (a
+        share, 0 to 1) of the file is free, give it back to the file system. A backend with
+        nothing to reclaim does nothing."""
+        del compact_above
+        return SpaceReclaimed()
 
     # --- rollups (``stumble.rollups`` builds them; retention seals and deletes) ----------
 

@@ -448,6 +448,10 @@ class DuckDBDialect:
             "DO UPDATE SET count = ingest_counts.count + excluded.count"
         )
 
+    def delete_ingest_counts_before(self) -> str:
+        """Parameter: the first day kept."""
+        return "DELETE FROM ingest_counts WHERE day < ?"
+
     def select_ingest_counts(self, *, by_environment: bool) -> str:
         """Parameters: since_day, until_day (inclusive) and optionally the environment."""
         environment = " AND environment = ?" if by_environment else ""

@@ -230,6 +230,14 @@ class MemoryStore(EventStore):
                     row if previous is None else replace(row, count=previous.count + row.count)
                 )
 
+    def delete_ingest_counts_before(self, day: date) -> int:
+        with self._lock:
+            self._require_open()
+            expired = [key for key, row in self._counts.items() if row.day < day]
+            for key in expired:
+                del self._counts[key]
+            return len(expired)
+
     def ingest_counts(
         self, since_day: date, until_day: date, environment: str | None = None
     ) -> list[IngestCount]:
