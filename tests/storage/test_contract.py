@@ -213,6 +213,12 @@ def test_read_events_filters_by_environment_and_session_in_time_order(
     assert len(store.read_events(session_id="s_a")) == 3
 
 
+def test_environments_are_those_with_stored_events(store: EventStore) -> None:
+    assert store.environments() == []
+    store.write_rows([make_event(environment="staging"), make_event(), make_event()])
+    assert store.environments() == ["production", "staging"]
+
+
 def test_count_events_per_environment(store: EventStore) -> None:
     store.write_rows(
         session_rows(3, session_id="s_a") + session_rows(2, session_id="s_b", environment="staging")

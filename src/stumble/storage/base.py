@@ -281,6 +281,10 @@ class EventStore(abc.ABC):
         """The state of every day known to the rollups (built or dirty), by environment, day."""
 
     @abc.abstractmethod
+    def environments(self) -> list[str]:
+        """The environments that have stored events, sorted."""
+
+    @abc.abstractmethod
     def count_events(self, environment: str | None = None) -> int:
         """Number of stored events, in one environment or in all."""
 

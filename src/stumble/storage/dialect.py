@@ -359,6 +359,9 @@ class DuckDBDialect:
             return f"CAST({column.name} AS VARCHAR) AS {column.name}"
         return column.name
 
+    def select_environments(self) -> str:
+        return "SELECT DISTINCT environment FROM events ORDER BY environment"
+
     def count_events(self, *, by_environment: bool) -> str:
         where = " WHERE environment = ?" if by_environment else ""
         return f"SELECT count(*) FROM events{where}"  # noqa: S608

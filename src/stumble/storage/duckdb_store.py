@@ -350,6 +350,11 @@ class DuckDBStore(EventStore):
             rows = cursor.execute(sql, params).fetchall()
         return [_stored_event(row) for row in rows]
 
+    def environments(self) -> list[str]:
+        with _storage_errors(), self.reader() as cursor:
+            rows = cursor.execute(self._sql.select_environments()).fetchall()
+        return [str(environment) for (environment,) in rows]
+
     def count_events(self, environment: str | None = None) -> int:
         sql = self._sql.count_events(by_environment=environment is not None)
         with _storage_errors(), self.reader() as cursor:

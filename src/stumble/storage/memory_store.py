@@ -145,6 +145,11 @@ class MemoryStore(EventStore):
         selected.sort(key=_position, reverse=query.newest_first)
         return selected[: query.limit]
 
+    def environments(self) -> list[str]:
+        with self._lock:
+            self._require_open()
+            return sorted({row.environment for row in self._rows})
+
     def count_events(self, environment: str | None = None) -> int:
         with self._lock:
             self._require_open()
