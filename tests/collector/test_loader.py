@@ -40,3 +40,20 @@ def test_retention_and_key_destruction_are_recorded(tmp_path: Path) -> None:
     destroyed = [d.target for a, k, d in done if a == "session_key.destroy" and k == "system" and d]
     day = time.strftime("%Y-%m-%d", time.gmtime((now_ms - 3 * DAY_MS) // 1000))
     assert destroyed == [f"session-{day}"]
+
+
+def test_housekeeping_refreshes_rollups_before_retention_deletes(tmp_path: Path) -> None:
+    services = CollectorServices(Settings(data_dir=str(tmp_path / "data")))
+    services.open()
+    seen: list[int] = []
+    try:
+        now_ms = int(time.time() * 1000)
+        services.store.write_rows([old_row(now_ms - 30 * DAY_MS)])
+        services.loader.refresh_rollups = lambda: seen.append(services.store.count_events())
+        services.loader.run_housekeeping(now_ms)
+        report = services.loader.status.last_retention
+    finally:
+        services.close()
+    assert seen == [1]  # called once, while the expired row was still there
+    assert report is not None and report.rows_deleted == 1
+    assert services.loader.status.retention_deleted["dev"] == 1
