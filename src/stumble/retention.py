@@ -275,6 +275,52 @@ _OLD_ROLLUPS: Final = "SELECT count(*) FROM rollups WHERE day < ?"
 _OLD_COUNTERS: Final = "SELECT count(*) FROM ingest_counts WHERE day < ?"
 
 
+@dataclass(frozen=True)
+class RawHolding:
+    """What one environment holds now."""
+
+    environment: str
+    rows: int
+    oldest_received_ms: int
+
+
+@dataclass(frozen=True)
+class RetentionStatus:
+    """What the store holds, tier by tier (read-only SQL: a SQL store)."""
+
+    raw: tuple[RawHolding, ...]
+    oldest_rollup_day: dt.date | None
+    rollup_days: int
+    sealed_days: int
+    dirty_days: int
+    oldest_counter_day: dt.date | None
+    storage_bytes: int | None
+
+
+def retention_status(store: EventStore) -> RetentionStatus:
+    raw = tuple(
+        RawHolding(str(environment), int(rows), int(oldest))
+        for environment, rows, oldest in store.query(_RAW_HOLDINGS).rows
+    )
+    days = store.rollup_days()
+    ((oldest_counter,),) = store.query("SELECT min(day) FROM ingest_counts").rows
+    return RetentionStatus(
+        raw=raw,
+        oldest_rollup_day=min((d.day for d in days), default=None),
+        rollup_days=len(days),
+        sealed_days=sum(d.sealed for d in days),
+        dirty_days=sum(d.dirty for d in days),
+        oldest_counter_day=oldest_counter,
+        storage_bytes=store.storage_bytes(),
+    )
+
+
+_RAW_HOLDINGS: Final = (
+    "SELECT environment, count(*), epoch_ms(min(received_at)) FROM events "
+    "GROUP BY environment ORDER BY environment"
+)
+
+
 def _count(store: EventStore, sql: str, *params: object) -> int:
     (row,) = store.query(sql, params).rows
     return int(row[0])

@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     for optional in ("report", "simulate", "demo", "tokens", "audit", "raw", "fixes", "digest"):
         _register_optional(sub, optional)
     _register_optional(sub, "alerts")
+    _register_optional(sub, "retention")
     return parser
 
 
