@@ -42,7 +42,9 @@ CHECKPOINT, even FORCE, with nothing new is skipped). Retention deletes the olde
 sit at the front of the file: the end stays in use, so the file never shrinks by itself.
 VACUUM does not reclaim anything. Only a copy into a new file (``COPY FROM DATABASE``) gives
 the space back; it is done when more than ``compact_free_share`` of the file is free (a
-large deletion: a first run on old data, a shorter retention setting).
+large deletion: a first run on old data, a shorter retention setting). Measured at 1.98M rows
+over 40 days, the oldest 75% deleted: DELETE and CHECKPOINT leave the file at 98 MB with 73%
+of its blocks free; new rows reuse them; the copy makes it 27 MB, the whole run 1.4 s.
 """
 
 from __future__ import annotations
