@@ -14,7 +14,15 @@ from typing import Any
 import pytest
 from tests.storage.conftest import make_event
 
-from stumble.access.audit import Actor, AuditAction, AuditLog, audit_paths, read_records, verify
+from stumble.access.audit import (
+    Actor,
+    AuditAction,
+    AuditLog,
+    archived_logs,
+    audit_paths,
+    read_records,
+    verify,
+)
 from stumble.config import Settings
 from stumble.retention import (
     DAY_MS,
@@ -342,3 +350,42 @@ def test_a_preview_says_what_a_run_will_delete_and_deletes_nothing(store: DuckDB
     ]
     assert preview.rollup_cells_deleted == report.rollup_cells_deleted
     assert preview.quarantine_counters_deleted == report.quarantine_counters_deleted
+
+
+class Clock:
+    def __init__(self, now_ms: int) -> None:
+        self.now_ms = now_ms
+
+    def __call__(self) -> float:
+        return self.now_ms / 1000
+
+
+def test_the_audit_log_is_archived_monthly_and_old_archives_go(
+    store: DuckDBStore, tmp_path: Path
+) -> None:
+    clock = Clock(NOW_MS - 440 * DAY_MS)
+    audit_log = AuditLog.in_data_dir(tmp_path, clock=clock)
+    audit = RetentionAudit(audit_log, Actor.system())
+    audit_log.record(Actor.cli(), AuditAction.SETTINGS_CHANGE)
+    clock.now_ms = NOW_MS - 405 * DAY_MS  # the log's first record is 35 days old
+    first = run_retention(store, POLICY, clock.now_ms, refresh_rollups=None, audit=audit)
+    assert first.audit is not None and first.audit.archived is not None
+    assert first.audit.files_deleted == 0
+    (archive,) = archived_logs(audit_paths(tmp_path).log)
+    archived_records = len(read_records(archive.path).records)
+
+    clock.now_ms = NOW_MS  # that archive now ends 405 days ago, past 400
+    second = run_retention(store, POLICY, NOW_MS, refresh_rollups=None, audit=audit)
+    audit_log.close()
+
+    assert second.audit is not None
+    assert (second.audit.files_deleted, second.audit.records_deleted) == (1, archived_records)
+    assert second.audit.archived is not None  # the log's own first digest was a month old
+    remaining = archived_logs(audit_paths(tmp_path).log)
+    assert [a.path.name for a in remaining] == [second.audit.archived]
+    live = read_records(audit_paths(tmp_path).log).records
+    deleted = [r.detail for r in live if r.detail and r.detail.target == "audit"]
+    assert [d.rows for d in deleted] == [archived_records]
+    paths = audit_paths(tmp_path)
+    assert verify(paths.log, paths.key.read_bytes()).ok
+    assert verify(remaining[0].path, paths.key.read_bytes()).ok

@@ -84,6 +84,9 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     retention_quarantine_days: Annotated[int, Meta(ge=1)] = 90
     """Days the quarantine counters (reason codes and counts of rejected or redacted input)
     are kept, by their day."""
+    retention_audit_days: Annotated[int, Meta(ge=1)] = 400
+    """Days audit records are kept: the log is archived in ``audit/archive/`` once its first
+    record is a month old, and an archive whose last record is older than this is deleted."""
     retention_compact_free_share: Annotated[float, Meta(ge=0, le=1)] = 0.3
     """After a retention run, a database file with more than this share free is copied into a
     new, smaller file (the server pauses writes meanwhile); 1 turns it off. Below it, freed

@@ -1,11 +1,13 @@
-"""Retention tiers: raw events per environment, daily rollups, quarantine counters; then space.
+"""Retention tiers: raw events per environment, daily rollups, quarantine counters, the audit
+log; then space.
 
 Tiers (``RetentionPolicy``, from settings): raw events by server receive time, per environment
 (prod 30 days, staging 7, test and dev 1 by default; an unlisted environment the default
 days); rollup days by calendar month (the current month and the 13 before it by default);
-quarantine counters by their day (90 days). The server runs ``run_retention`` from the
-loader's housekeeping (the loader is the database's one writer); ``stumble retention run``
-runs it while no server holds the file.
+quarantine counters by their day (90 days); audit records 400 days (the log is archived
+monthly, an archive goes once its last record is past that). The server runs
+``run_retention`` from the loader's housekeeping (the loader is the database's one writer);
+``stumble retention run`` runs it while no server holds the file.
 
 Order, and why a crash anywhere loses nothing it should keep and leaves nothing it should
 have deleted once the next run is done. Each step is idempotent on its own: it deletes or
@@ -21,13 +23,18 @@ c. ``delete_expired`` per environment. A crash after some environments: the next
    nothing more in those and does the rest.
 d. ``delete_rollups_before`` the first kept day, e. ``delete_ingest_counts_before`` theirs:
    each one transaction, by cut-off.
-f. ``reclaim_space``: a CHECKPOINT, and when the file is mostly free a copy into a new file
+f. the audit log (``AuditLog.rotate``): once its first record is a month old it is signed,
+   hard-linked into ``audit/archive/`` and replaced by a new log whose first digest carries
+   the archived chain's last signature; archives past ``audit_days`` are deleted. A crash
+   after the link is finished by the next run (the same archive name, the same file).
+g. ``reclaim_space``: a CHECKPOINT, and when the file is mostly free a copy into a new file
    renamed over the old one (``DuckDBStore._compact``: the old file stays whole until the
    rename, the new one is fsynced before it). A crash here loses no row; the next run
    checkpoints (and compacts) again.
 
 Audit. Each deletion that removed something is one ``retention.run`` record (``target`` the
-tier: ``raw`` with its environment, ``rollups``, ``quarantine``; ``rows`` the count); a run
+tier: ``raw`` with its environment, ``rollups``, ``quarantine``, ``audit``; ``rows`` the
+count); a run
 that deletes nothing writes none. Records are written after the deletion, since the count is
 only known then, and a record that cannot be written is logged, never a reason to keep data
 past its retention (the loader's rule). A crash between a deletion and its record loses that
@@ -56,7 +63,16 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
-from stumble.access.audit import Actor, AuditAction, AuditDetail, AuditError, AuditLog, Outcome
+from stumble.access.audit import (
+    Actor,
+    ArchiveDeletion,
+    AuditAction,
+    AuditDetail,
+    AuditError,
+    AuditLog,
+    Outcome,
+    archived_logs,
+)
 from stumble.storage import EventStore, SpaceReclaimed
 
 if TYPE_CHECKING:
@@ -67,6 +83,8 @@ DAY_MS: Final = 86_400_000
 RAW: Final = "raw"
 ROLLUPS: Final = "rollups"
 QUARANTINE: Final = "quarantine"
+AUDIT: Final = "audit"
+AUDIT_ROTATION_DAYS: Final = 30
 
 
 @dataclass(frozen=True)
@@ -80,10 +98,12 @@ class RetentionPolicy:
     raw_default_days: int = 30
     rollup_months: int = 13
     quarantine_days: int = 90
+    audit_days: int = 400
     compact_free_share: float = 0.3
 
     def __post_init__(self) -> None:
         days = [*self.raw_days.values(), self.raw_default_days, self.quarantine_days]
+        days.append(self.audit_days)
         if min(days) < 1 or self.rollup_months < 1:
             raise ValueError("every retention keeps at least one day (or month)")
         object.__setattr__(self, "raw_days", MappingProxyType(dict(self.raw_days)))
@@ -95,6 +115,7 @@ class RetentionPolicy:
             raw_default_days=settings.retention_raw_default_days,
             rollup_months=settings.retention_rollup_months,
             quarantine_days=settings.retention_quarantine_days,
+            audit_days=settings.retention_audit_days,
             compact_free_share=settings.retention_compact_free_share,
         )
 
@@ -114,6 +135,15 @@ class RetentionPolicy:
     def first_quarantine_day(self, now_ms: int) -> dt.date:
         return utc_day(now_ms) - dt.timedelta(days=self.quarantine_days)
 
+    def audit_cutoff_ms(self, now_ms: int) -> int:
+        """Archived audit logs whose last record is older than this are deleted."""
+        return now_ms - self.audit_days * DAY_MS
+
+    def audit_rotate_before_ms(self, now_ms: int) -> int:
+        """The live audit log is archived once its first record is older than this: a month,
+        or the whole retention if that is shorter, so archives go at most a month late."""
+        return now_ms - min(AUDIT_ROTATION_DAYS, self.audit_days) * DAY_MS
+
 
 @dataclass(frozen=True)
 class RawDeletion:
@@ -127,6 +157,17 @@ class RawDeletion:
 
 
 @dataclass(frozen=True)
+class AuditExpiry:
+    """The audit tier in one run: the live log archived (its archive's name) or not, and the
+    archived logs (and their records) deleted as past ``audit_days``."""
+
+    cutoff_ms: int
+    archived: str | None
+    files_deleted: int
+    records_deleted: int
+
+
+@dataclass(frozen=True)
 class RetentionReport:
     """What one run deleted (or, dry, would delete) and the store's size around it."""
 
@@ -136,6 +177,7 @@ class RetentionReport:
     rollup_cells_deleted: int
     first_quarantine_day: dt.date
     quarantine_counters_deleted: int
+    audit: AuditExpiry | None
     bytes_before: int | None
     bytes_after: int | None
     space: SpaceReclaimed
@@ -147,8 +189,9 @@ class RetentionReport:
 
     @property
     def deleted_anything(self) -> bool:
+        audit_records = 0 if self.audit is None else self.audit.records_deleted
         counts = (self.rows_deleted, self.rollup_cells_deleted, self.quarantine_counters_deleted)
-        return any(counts)
+        return any(counts) or audit_records > 0
 
 
 @dataclass(frozen=True)
@@ -167,6 +210,31 @@ class RetentionAudit:
         except AuditError as error:
             # Deletion is an obligation: never held back (nor undone) for want of its record.
             log.warning("retention.run not recorded in the audit log: %s", type(error).__name__)
+
+    def expire(self, policy: RetentionPolicy, now_ms: int) -> AuditExpiry:
+        """Archive the live log when due, delete archives past retention, record it. A log
+        that cannot be rotated or cleaned now is tried again at the next run."""
+        cutoff_ms = policy.audit_cutoff_ms(now_ms)
+        archived: str | None = None
+        deletion = ArchiveDeletion(0, 0)
+        try:
+            archive = self.log.rotate(now_ms, policy.audit_rotate_before_ms(now_ms))
+            archived = None if archive is None else archive.name
+            deletion = self.log.delete_archives_before(cutoff_ms)
+        except (AuditError, OSError) as error:
+            log.warning("audit log retention did not finish: %s", type(error).__name__)
+        self.deleted(AUDIT, deletion.records)
+        return AuditExpiry(cutoff_ms, archived, deletion.files, deletion.records)
+
+    def preview(self, policy: RetentionPolicy, now_ms: int) -> AuditExpiry:
+        """What ``expire`` would delete now (rotation aside)."""
+        cutoff_ms = policy.audit_cutoff_ms(now_ms)
+        expired = [a for a in archived_logs(self.log.path) if a.last_at_ms < cutoff_ms]
+        records = 0
+        for archive in expired:
+            with archive.path.open("rb") as lines:
+                records += sum(1 for _ in lines)
+        return AuditExpiry(cutoff_ms, None, len(expired), records)
 
 
 def run_retention(
@@ -193,6 +261,7 @@ def run_retention(
     counters = store.delete_ingest_counts_before(first_quarantine_day)
     if audit is not None:
         audit.deleted(QUARANTINE, counters)
+    audit_expiry = None if audit is None else audit.expire(policy, now_ms)
     space = store.reclaim_space(policy.compact_free_share)
     return RetentionReport(
         now_ms=now_ms,
@@ -201,6 +270,7 @@ def run_retention(
         rollup_cells_deleted=cells,
         first_quarantine_day=first_quarantine_day,
         quarantine_counters_deleted=counters,
+        audit=audit_expiry,
         bytes_before=bytes_before,
         bytes_after=store.storage_bytes(),
         space=space,
@@ -228,7 +298,12 @@ def _expire_raw(
     )
 
 
-def preview_retention(store: EventStore, policy: RetentionPolicy, now_ms: int) -> RetentionReport:
+def preview_retention(
+    store: EventStore,
+    policy: RetentionPolicy,
+    now_ms: int,
+    audit: RetentionAudit | None = None,
+) -> RetentionReport:
     """What ``run_retention`` would delete now, deleting nothing (read-only SQL: a SQL store)."""
     raw = tuple(
         _preview_raw(store, policy, environment, now_ms)
@@ -244,6 +319,7 @@ def preview_retention(store: EventStore, policy: RetentionPolicy, now_ms: int) -
         rollup_cells_deleted=_count(store, _OLD_ROLLUPS, first_rollup_day),
         first_quarantine_day=first_quarantine_day,
         quarantine_counters_deleted=_count(store, _OLD_COUNTERS, first_quarantine_day),
+        audit=None if audit is None else audit.preview(policy, now_ms),
         bytes_before=size,
         bytes_after=size,
         space=SpaceReclaimed(),

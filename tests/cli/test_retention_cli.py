@@ -51,6 +51,8 @@ def test_a_dry_run_then_a_run_then_nothing_left(
     would = int(prod.split()[4].replace(",", ""))
     assert code == 0 and 0 < would < stored and "(3 days kept)" in prod
     assert out[-1].startswith("database: ") and events(data_dir) == stored
+    assert out[-2].startswith("audit: would delete 0 records in 0 archived logs ending before ")
+    assert out[-2].endswith("(400 days kept)")
     assert retention_records(data_dir) == []
 
     code, out, _ = run(capsys, "retention", "run", "--data", str(data_dir))

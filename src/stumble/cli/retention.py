@@ -23,7 +23,13 @@ from stumble.encryption import load_data_keys
 
 if TYPE_CHECKING:
     from stumble.config import Settings
-    from stumble.retention import RawDeletion, RetentionPolicy, RetentionReport, RetentionStatus
+    from stumble.retention import (
+        AuditExpiry,
+        RawDeletion,
+        RetentionPolicy,
+        RetentionReport,
+        RetentionStatus,
+    )
     from stumble.storage import DuckDBStore
 
 
@@ -58,15 +64,17 @@ def _run(args: argparse.Namespace) -> int:
     data_dir = require_data_dir(settings)
     policy = RetentionPolicy.from_settings(settings)
     now_ms = time.time_ns() // 1_000_000
+    audit_log = AuditLog.in_data_dir(
+        data_dir,
+        digest_interval_s=settings.audit_digest_interval_s,
+        data_keys=load_data_keys(settings.data_key_file, data_dir),
+    )
     with _open_store(data_dir, settings, migrate=not args.dry_run) as store:
         if args.dry_run:
-            report = preview_retention(store, policy, now_ms)
-        else:
-            audit_log = AuditLog.in_data_dir(
-                data_dir,
-                digest_interval_s=settings.audit_digest_interval_s,
-                data_keys=load_data_keys(settings.data_key_file, data_dir),
+            report = preview_retention(
+                store, policy, now_ms, RetentionAudit(audit_log, Actor.cli())
             )
+        else:
             try:
                 report = run_retention(
                     store,
@@ -144,8 +152,19 @@ def report_lines(report: RetentionReport, policy: RetentionPolicy) -> list[str]:
         f"quarantine: {verb} {report.quarantine_counters_deleted:,} counters of days before "
         f"{report.first_quarantine_day} ({_plural(policy.quarantine_days, 'day')} kept)"
     )
+    if report.audit is not None:
+        lines.append(_audit_line(report.audit, policy, verb))
     lines.append(_space_line(report, policy))
     return lines
+
+
+def _audit_line(expiry: AuditExpiry, policy: RetentionPolicy, verb: str) -> str:
+    archived = f"; the log was archived as {expiry.archived}" if expiry.archived else ""
+    return (
+        f"audit: {verb} {expiry.records_deleted:,} records in "
+        f"{_plural(expiry.files_deleted, 'archived log')} ending before "
+        f"{_utc(expiry.cutoff_ms)} ({_plural(policy.audit_days, 'day')} kept){archived}"
+    )
 
 
 def _raw_line(deletion: RawDeletion, verb: str) -> str:
