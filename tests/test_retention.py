@@ -217,9 +217,9 @@ class RecordingStore(DuckDBStore):
         self.calls.step("quarantine")
         return super().delete_ingest_counts_before(day)
 
-    def reclaim_space(self, compact_above: float) -> SpaceReclaimed:
+    def reclaim_space(self, compact_above: float, min_free_bytes: int = 0) -> SpaceReclaimed:
         self.calls.step("reclaim")
-        return super().reclaim_space(compact_above)
+        return super().reclaim_space(compact_above, min_free_bytes)
 
 
 def recording_store(fail_at: int | None = None) -> tuple[RecordingStore, Callable[[], None]]:
@@ -311,8 +311,8 @@ def test_a_large_deletion_shrinks_the_file(tmp_path: Path) -> None:
         store.write_rows(rows)
     store.write_rows([make_event(environment="prod", received_at=NOW_MS, ts=NOW_MS)])
     store.reclaim_space(1.0)
-
-    report = run_retention(store, POLICY, NOW_MS, refresh_rollups=None, audit=None)
+    policy = RetentionPolicy(compact_min_free_bytes=0)  # a small file, to keep the test short
+    report = run_retention(store, policy, NOW_MS, refresh_rollups=None, audit=None)
 
     assert report.rows_deleted == 150_000 and report.space.compacted
     assert report.bytes_before is not None and report.bytes_after is not None
@@ -389,3 +389,18 @@ def test_the_audit_log_is_archived_monthly_and_old_archives_go(
     paths = audit_paths(tmp_path)
     assert verify(paths.log, paths.key.read_bytes()).ok
     assert verify(remaining[0].path, paths.key.read_bytes()).ok
+
+
+def test_a_little_free_space_is_not_worth_a_copy(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "stumble.duckdb")
+    received = NOW_MS - 40 * DAY_MS
+    store.write_rows([make_event(received_at=received + i, ts=received) for i in range(20_000)])
+    store.write_rows([make_event(environment="prod", received_at=NOW_MS, ts=NOW_MS)])
+
+    any_share = RetentionPolicy(compact_free_share=0.0)  # only the bytes can say no
+    report = run_retention(store, any_share, NOW_MS, refresh_rollups=None, audit=None)
+
+    assert report.rows_deleted == 20_000
+    assert report.space.checkpointed and not report.space.compacted
+    assert report.space.free_share > 0  # free, but a few MB: not worth a copy
+    store.close()

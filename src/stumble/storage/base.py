@@ -242,11 +242,11 @@ class EventStore(abc.ABC):
         """Bytes the store takes on disk (file and write-ahead log); None when not a file."""
         return None
 
-    def reclaim_space(self, compact_above: float) -> SpaceReclaimed:
+    def reclaim_space(self, compact_above: float, min_free_bytes: int = 0) -> SpaceReclaimed:
         """Make the space of deleted rows reusable and, when more than ``compact_above`` (a
-        share, 0 to 1) of the file is free, give it back to the file system. A backend with
-        nothing to reclaim does nothing."""
-        del compact_above
+        share, 0 to 1) of the file and at least ``min_free_bytes`` are free, give it back to
+        the file system. A backend with nothing to reclaim does nothing."""
+        del compact_above, min_free_bytes
         return SpaceReclaimed()
 
     # --- rollups (``stumble.rollups`` builds them; retention seals and deletes) ----------

@@ -483,29 +483,32 @@ class DuckDBStore(EventStore):
             return None
         return sum(_file_bytes(path) for path in (self.path, _wal_path(self.path)))
 
-    def reclaim_space(self, compact_above: float) -> SpaceReclaimed:
+    def reclaim_space(self, compact_above: float, min_free_bytes: int = 0) -> SpaceReclaimed:
         """CHECKPOINT (the blocks of deleted row groups go on the free list and are reused by
         later loads), then, past ``compact_above`` free, a copy into a new file (see
         ``docs/decisions.md``: DuckDB truncates its file only when the free blocks are at its
         end, and retention frees the oldest rows, which sit at the front)."""
         with _storage_errors(), self._write_lock:
             self._writer.execute(f"CHECKPOINT {CATALOG}")
-            free_share = self._free_share()
-            if not isinstance(self.path, Path) or free_share <= compact_above:
+            free_share, free_bytes = self._free_space()
+            small = free_share <= compact_above or free_bytes < min_free_bytes
+            if not isinstance(self.path, Path) or small:
                 return SpaceReclaimed(checkpointed=True, free_share=free_share)
             with self._cursor_lock:
                 self._compact(self.path)
         return SpaceReclaimed(checkpointed=True, compacted=True, free_share=free_share)
 
-    def _free_share(self) -> float:
-        total, free = _one_row(
+    def _free_space(self) -> tuple[float, int]:
+        """The share of the file's blocks that are free, and their bytes."""
+        total, free, block_size = _one_row(
             self._writer.execute(
-                "SELECT total_blocks, free_blocks FROM pragma_database_size() "
+                "SELECT total_blocks, free_blocks, block_size FROM pragma_database_size() "
                 "WHERE database_name = ?",
                 [CATALOG],
             )
         )
-        return int(free) / int(total) if total else 0.0
+        share = int(free) / int(total) if total else 0.0
+        return share, int(free) * int(block_size)
 
     def _compact(self, path: Path) -> None:
         """Copy the database into ``<file>.compact`` (same encryption and row groups) and
