@@ -83,6 +83,7 @@ def test_status_names_the_tiers_and_the_oldest_rows(
     (prod,) = [line for line in out if line.startswith("raw prod: ")]
     assert "oldest received " in prod and prod.endswith("(3 days kept)")
     assert any(line.startswith("rollups: ") for line in out)
+    assert out[-2] == "audit: 0 archived logs (400 days kept; the live log is archived monthly)"
     assert out[-1].startswith("database: ") and out[-1].endswith(" MB")
 
 

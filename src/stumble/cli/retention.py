@@ -106,9 +106,22 @@ def _status(args: argparse.Namespace) -> int:
     policy = RetentionPolicy.from_settings(settings)
     with _open_store(data_dir, settings, migrate=False) as store:
         status = retention_status(store)
-    for line in status_lines(status, policy):
+    lines = status_lines(status, policy)
+    lines.insert(-1, _archives_line(data_dir, policy))
+    for line in lines:
         print(line)
     return 0
+
+
+def _archives_line(data_dir: Path, policy: RetentionPolicy) -> str:
+    from stumble.access.audit import archived_logs, audit_paths  # noqa: PLC0415
+
+    archives = archived_logs(audit_paths(data_dir).log)
+    oldest = f", the oldest from {_utc(archives[0].first_at_ms)}" if archives else ""
+    return (
+        f"audit: {_plural(len(archives), 'archived log')}{oldest} "
+        f"({_plural(policy.audit_days, 'day')} kept; the live log is archived monthly)"
+    )
 
 
 @contextlib.contextmanager
