@@ -3,12 +3,13 @@ groups, and a file mostly free is compacted into a new one (encrypted if it was)
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 from tests.storage.conftest import BASE_MS, DAY_MS, make_data_keys, make_event
 
 from stumble.encryption import DataKeyRing
-from stumble.storage import DuckDBStore, MemoryStore, SpaceReclaimed
+from stumble.storage import DuckDBStore, IngestCount, MemoryStore, SpaceReclaimed
 from stumble.storage.duckdb_encryption import is_encrypted_database
 
 DAYS = 8
@@ -48,6 +49,10 @@ def test_a_mostly_free_file_is_compacted_and_keeps_every_kept_row(tmp_path: Path
     assert store.read_events() == kept  # same rows, same order, through the new connection
     store.write_rows([make_event(received_at=BASE_MS + DAYS * DAY_MS)])  # still writable
     assert store.count_events() == ROWS_PER_DAY + 1
+    counter = IngestCount(date(2024, 6, 1), "production", "action", "rejected", "too_long")
+    store.add_ingest_counts([counter])
+    store.add_ingest_counts([counter])  # an upsert: the copy kept the primary key
+    assert [c.count for c in store.ingest_counts(date(2024, 6, 1), date(2024, 6, 1))] == [2]
     store.close()
     assert not path.with_name(path.name + ".compact").exists()
     with DuckDBStore(path) as reopened:
@@ -87,3 +92,12 @@ def test_stores_without_a_file_have_nothing_to_give_back() -> None:
     memory = DuckDBStore(":memory:")
     assert memory.storage_bytes() is None
     assert not memory.reclaim_space(0.0).compacted
+
+
+def test_a_copy_left_by_an_unfinished_compaction_is_removed_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "stumble.duckdb"
+    DuckDBStore(path).close()
+    leftover = path.with_name(path.name + ".compact")
+    leftover.write_bytes(b"half a copy")
+    with DuckDBStore(path):
+        assert not leftover.exists()

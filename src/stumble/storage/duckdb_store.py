@@ -157,6 +157,8 @@ class DuckDBStore(EventStore):
         with _storage_errors():  # e.g. the file is locked by another process
             self._root = self._connect(threads, memory_limit)
             self._writer = self._cursor()
+        if isinstance(self.path, Path):
+            _remove_unfinished_compaction(self.path)  # safe now: this process holds the file
         if migrate:
             try:
                 self.migrate()
@@ -516,9 +518,7 @@ class DuckDBStore(EventStore):
         old connection fail (``StorageError``) and are simply asked again. A crash before the
         rename leaves the old file whole (the copy is removed next time); after it, the new
         one is complete: it was fsynced first."""
-        target = path.with_name(path.name + _COMPACT_SUFFIX)
-        for leftover in (target, _wal_path(target)):
-            leftover.unlink(missing_ok=True)
+        target = _remove_unfinished_compaction(path)
         options = f"ROW_GROUP_SIZE {ROW_GROUP_SIZE}"
         attach(self._writer, target, _COMPACT_CATALOG, options, self.data_keys)
         try:
@@ -604,6 +604,14 @@ def _ingest_count_values(row: IngestCount) -> tuple[object, ...]:
 
 def _wal_path(path: Path) -> Path:
     return path.with_name(path.name + ".wal")
+
+
+def _remove_unfinished_compaction(path: Path) -> Path:
+    """Delete the copy a compaction left when it stopped before the rename; returns its path."""
+    target = path.with_name(path.name + _COMPACT_SUFFIX)
+    for leftover in (target, _wal_path(target)):
+        leftover.unlink(missing_ok=True)
+    return target
 
 
 def _file_bytes(path: Path) -> int:
