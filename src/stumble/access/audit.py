@@ -1182,6 +1182,48 @@ def read_records(
     return AuditReading(tuple(records), tuple(unreadable))
 
 
+@dataclass(frozen=True)
+class ArchiveCheck:
+    """One archived log: its own chain, and whether the log after it continues it."""
+
+    archive: ArchivedLog
+    result: VerifyResult
+    anchored: bool
+    """The next log (a later archive, or the live one) opens with a digest carrying this
+    archive's last signature: nothing was put between them or taken out."""
+
+
+def verify_archives(
+    log_path: Path, key: bytes, *, data_keys: DataKeyRing | None = None
+) -> list[ArchiveCheck]:
+    """``verify`` each archived log beside ``log_path``, oldest first, and check the anchor
+    that chains it to the log after it."""
+    archives = archived_logs(log_path)
+    following = [*(archive.path for archive in archives[1:]), log_path][: len(archives)]
+    return [
+        ArchiveCheck(
+            archive,
+            verify(archive.path, key, data_keys=data_keys),
+            _anchored(archive.path, after, data_keys),
+        )
+        for archive, after in zip(archives, following, strict=True)
+    ]
+
+
+def _anchored(archive: Path, after: Path, data_keys: DataKeyRing | None) -> bool:
+    sealed = [r.seal for r in read_records(archive, data_keys=data_keys).records if r.seal]
+    try:
+        opening = read_records(after, data_keys=data_keys).records[:1]
+    except FileNotFoundError:
+        return False
+    first_seal = opening[0].seal if opening else None
+    return (
+        bool(sealed)
+        and first_seal is not None
+        and (first_seal.previous_signature == sealed[-1].signature)
+    )
+
+
 def rekey_log(paths: AuditPaths, data_keys: DataKeyRing) -> int:
     """Re-encrypt every line of the log and the head file under the current data key (plain
     lines get encrypted); records, hashes and signatures stay as they were, so ``verify``
