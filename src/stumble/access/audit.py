@@ -1226,23 +1226,31 @@ def _anchored(archive: Path, after: Path, data_keys: DataKeyRing | None) -> bool
 
 def rekey_log(paths: AuditPaths, data_keys: DataKeyRing) -> int:
     """Re-encrypt every line of the log and the head file under the current data key (plain
-    lines get encrypted); records, hashes and signatures stay as they were, so ``verify``
-    still passes. Holds the log's ``flock`` meanwhile; run it with the server stopped. Returns
-    the lines rewritten. ``AuditError`` names a line that cannot be read (nothing changes)."""
-    if not paths.log.exists():
-        return 0
+    lines get encrypted), then each archived log and its head file the same way; records,
+    hashes and signatures stay as they were, so ``verify`` still passes. Holds the log's
+    ``flock`` meanwhile; run it with the server stopped. Returns the lines rewritten.
+    ``AuditError`` names a line that cannot be read (that file is left as it was)."""
     codec = _LineCodec(data_keys)
-    with paths.log.open("rb") as log:
+    lines = _rekey_file(paths.log, paths.head, codec)
+    for archive in archived_logs(paths.log):
+        lines += _rekey_file(archive.path, head_path_for(archive.path), codec)
+    return lines
+
+
+def _rekey_file(path: Path, head_path: Path, codec: _LineCodec) -> int:
+    if not path.exists():
+        return 0
+    with path.open("rb") as log:
         fcntl.flock(log.fileno(), fcntl.LOCK_EX)
         try:
             lines = [_rekeyed_line(codec, number, raw) for number, raw in enumerate(log, 1)]
-            _replace_file(paths.log, b"".join(lines))
+            _replace_file(path, b"".join(lines))
             try:
-                head = _read_head_file(paths.head, codec)
+                head = _read_head_file(head_path, codec)
             except ValueError:
-                raise AuditError(f"{paths.head} is not a digest record") from None
+                raise AuditError(f"{head_path} is not a digest record") from None
             if head is not None and head.seq <= len(lines):
-                _write_head(paths.head, lines[head.seq - 1])
+                _write_head(head_path, lines[head.seq - 1])
         finally:
             fcntl.flock(log.fileno(), fcntl.LOCK_UN)
     return len(lines)
