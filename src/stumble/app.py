@@ -51,6 +51,7 @@ from stumble.events import IDENTIFIER_MAX_LENGTH, IDENTIFIER_PATTERN, ROUTE_MAX_
 from stumble.pipeline import PipelineStatus
 from stumble.plan.load import default_plan_path, load_plan
 from stumble.plan.model import TrackingPlan
+from stumble.retention import RetentionPolicy
 from stumble.review.alerts import AlertJob
 from stumble.review.calendar import review_zone
 from stumble.review.delivery import Deliverer
@@ -150,7 +151,7 @@ class CollectorServices:
             quarantine=self.quarantine,
             metrics=self.metrics,
             session_keys=self.session_keys,
-            retention_days=settings.retention_raw_days,
+            retention=RetentionPolicy.from_settings(settings),
             interval_s=settings.loader_interval_s,
             audit=self.audit,
             rollups=self._rollups(),

@@ -73,10 +73,27 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Threads DuckDB may use for queries."""
     duckdb_memory_limit: str = "2GB"
     """DuckDB memory limit (DuckDB syntax, e.g. 2GB)."""
-    retention_raw_days: dict[str, int] = msgspec.field(
-        default_factory=lambda: {"prod": 90, "staging": 14, "test": 7, "dev": 7}
+    retention_raw_days: dict[str, Annotated[int, Meta(ge=1)]] = msgspec.field(
+        default_factory=lambda: {"prod": 30, "staging": 7, "test": 1, "dev": 1}
     )
-    """Days raw events are kept per environment (by server receive time)."""
+    """Days raw events are kept per environment (by server receive time); rollups keep the
+    trends for ``retention_rollup_months``. Run by the server hourly and by
+    ``stumble retention run``."""
+    retention_raw_default_days: Annotated[int, Meta(ge=1)] = 30
+    """Days raw events are kept in an environment that ``retention_raw_days`` does not list."""
+    retention_rollup_months: Annotated[int, Meta(ge=1)] = 13
+    """Calendar months of daily rollups kept before the current one (13: a month can be
+    compared with the same month a year before)."""
+    retention_quarantine_days: Annotated[int, Meta(ge=1)] = 90
+    """Days the quarantine counters (reason codes and counts of rejected or redacted input)
+    are kept, by their day."""
+    retention_audit_days: Annotated[int, Meta(ge=1)] = 400
+    """Days audit records are kept: the log is archived in ``audit/archive/`` once its first
+    record is a month old, and an archive whose last record is older than this is deleted."""
+    retention_compact_free_share: Annotated[float, Meta(ge=0, le=1)] = 0.3
+    """After a retention run, a database file with more than this share free is copied into a
+    new, smaller file (the server pauses writes meanwhile); 1 turns it off. Below it, freed
+    space is reused by new events but the file does not shrink."""
     audit_digest_interval_s: Annotated[float, Meta(ge=60)] = 3600.0
     """Seconds between audit digest records, which sign the audit log's hash chain (one is also
     written at shutdown); records after the latest digest are not yet covered by a signature."""

@@ -10,8 +10,9 @@
    temporary file, fsynced and renamed over the old one;
 3. the database is copied (``COPY FROM DATABASE``) into a new file encrypted under the
    current key, which replaces the old one (skipped when the current key already opens it);
-4. the audit log and its head file are re-encrypted line by line (hashes and signatures
-   cover the plaintext, so they stay valid: ``stumble audit verify`` passes before and after).
+4. the audit log and its head file are re-encrypted line by line, and so is each archived log
+   (hashes and signatures cover the plaintext, so they stay valid: ``stumble audit verify``
+   passes before and after).
 
 Every step reads with any configured key and writes with the current one, and every file is
 replaced by a rename, so a rotation that stops half-way (a crash, a full disk) leaves each file

@@ -136,3 +136,21 @@ def test_a_plaintext_log_goes_on_encrypted_and_a_rotation_encrypts_it(tmp_path: 
     assert check(data_dir, keys) == VerifyResult(
         records=4, digests=3, unsigned=0, head_checked=True, broken=None
     )
+
+
+def test_a_key_rotation_re_encrypts_the_archived_logs_too(data_dir: Path, key_text: str) -> None:
+    clock = [START_S]
+    with AuditLog.in_data_dir(data_dir, clock=lambda: clock[0], data_keys=ring(key_text)) as log:
+        clock[0] += 40 * 86_400
+        archive = log.rotate(int(clock[0] * 1000), int((clock[0] - 30 * 86_400) * 1000))
+    assert archive is not None
+    paths = audit_paths(data_dir)
+    new = generate_key_text()
+
+    rekey_log(paths, ring(new, key_text))
+
+    key = read_key(paths.key)
+    assert verify(archive, key, data_keys=ring(new)).ok  # the old key is no longer needed
+    assert check(data_dir, ring(new)).ok
+    with pytest.raises(DataKeyError):
+        verify(archive, key, data_keys=ring(key_text))

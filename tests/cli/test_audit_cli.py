@@ -133,3 +133,28 @@ def test_verify_without_the_key_is_one_line(
     err = capsys.readouterr().err
     assert err.startswith("error: no audit key at") and err.count("\n") == 1
     assert not audit_paths(data_dir).key.exists()
+
+
+def test_verify_checks_each_archive_and_the_anchors_between_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = tmp_path / "data"
+    clock = SteppedClock(days_ago=100)
+    log = AuditLog.in_data_dir(directory, clock=clock)
+    for _ in range(3):
+        log.record(Actor.cli(), AuditAction.SETTINGS_CHANGE, detail=AuditDetail(rows=1))
+        clock.now += 31 * DAY_S
+        log.rotate(int(clock.now * 1000), int((clock.now - 30 * DAY_S) * 1000))
+    log.close()
+
+    assert main(["audit", "verify", "--data", str(directory)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and lines[0].startswith("ok: ")
+    assert all(line.startswith("archive audit-") and ": ok: " in line for line in lines[1:])
+
+    middle = sorted((directory / "audit" / "archive").glob("*.log"))[1]
+    middle.unlink()  # taken out: the archive before it no longer continues into the next
+    assert main(["audit", "verify", "--data", str(directory)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].endswith("the log after it does not continue its chain")
+    assert not lines[2].endswith("does not continue its chain")

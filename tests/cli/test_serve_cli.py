@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -193,6 +194,12 @@ def test_first_start_makes_every_directory_0700_and_every_file_0600(tmp_path: Pa
             headers={"Authorization": f"Bearer {key}", "Origin": url},
         )
         assert sent.status_code == 202
+        # The loader's first cycle checkpoints (retention), so the WAL whose mode is checked
+        # here is the one the event's load writes.
+        wal = data / "stumble.duckdb.wal"
+        deadline = time.monotonic() + 15
+        while not wal.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
         modes = {
             path.relative_to(tmp_path).as_posix(): stat.S_IMODE(path.stat().st_mode)
             for path in [data, *data.rglob("*")]

@@ -40,3 +40,25 @@ def test_retention_and_key_destruction_are_recorded(tmp_path: Path) -> None:
     destroyed = [d.target for a, k, d in done if a == "session_key.destroy" and k == "system" and d]
     day = time.strftime("%Y-%m-%d", time.gmtime((now_ms - 3 * DAY_MS) // 1000))
     assert destroyed == [f"session-{day}"]
+
+
+def test_housekeeping_rolls_a_day_up_before_retention_deletes_its_rows(tmp_path: Path) -> None:
+    services = CollectorServices(Settings(data_dir=str(tmp_path / "data")))
+    services.open()
+    try:
+        now_ms = int(time.time() * 1000)
+        services.store.write_rows([old_row(now_ms - 30 * DAY_MS)])  # dev keeps 1 day
+        services.loader.run_housekeeping(now_ms)
+        report = services.loader.status.last_retention
+        (day,) = services.store.rollup_days("dev")
+        volume = services.store.query(
+            "SELECT sessions, value_sum FROM rollups WHERE family = 'volume' AND dim = ''"
+        ).rows
+        left = services.store.count_events("dev")
+    finally:
+        services.close()
+    assert report is not None and report.rows_deleted == 1
+    assert services.loader.status.retention_deleted["dev"] == 1
+    assert left == 0
+    assert (day.sealed, day.built_at_ms is not None) == (True, True)
+    assert volume == [(1, 1.0)]  # the day's trend outlives its raw row

@@ -213,6 +213,12 @@ def test_read_events_filters_by_environment_and_session_in_time_order(
     assert len(store.read_events(session_id="s_a")) == 3
 
 
+def test_environments_are_those_with_stored_events(store: EventStore) -> None:
+    assert store.environments() == []
+    store.write_rows([make_event(environment="staging"), make_event(), make_event()])
+    assert store.environments() == ["production", "staging"]
+
+
 def test_count_events_per_environment(store: EventStore) -> None:
     store.write_rows(
         session_rows(3, session_id="s_a") + session_rows(2, session_id="s_b", environment="staging")
@@ -370,6 +376,17 @@ def test_ingest_counts_filter_by_inclusive_days_and_environment(store: EventStor
     assert store.ingest_counts(date(2024, 6, 2), date(2024, 6, 3)) == [rows[1], rows[3], rows[2]]
     assert store.ingest_counts(date(2024, 6, 1), date(2024, 6, 30), "staging") == [rows[3]]
     assert store.ingest_counts(date(2024, 7, 1), date(2024, 7, 31)) == []
+
+
+def test_ingest_counts_before_a_day_are_deleted_and_counted(store: EventStore) -> None:
+    rows = [_count(1, "too_long", 1), _count(2, "too_long", 2), _count(2, "pii_iin", 3)]
+    store.add_ingest_counts([*rows, _count(3, "too_long", 4, environment="staging")])
+
+    assert store.delete_ingest_counts_before(date(2024, 6, 3)) == 3
+    assert store.delete_ingest_counts_before(date(2024, 6, 3)) == 0
+    assert store.ingest_counts(date(2024, 6, 1), date(2024, 6, 30)) == [
+        _count(3, "too_long", 4, environment="staging")
+    ]
 
 
 def test_ingest_counts_refuse_bad_rows(store: EventStore) -> None:

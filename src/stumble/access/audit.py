@@ -442,6 +442,76 @@ def _write_head(path: Path, line: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+# --- archived logs -------------------------------------------------------------------------
+
+ARCHIVE_DIR: Final = "archive"
+"""Where rotated logs go, beside the live one: ``audit-<first>-<last>.log`` (UTC times of
+its first record and its closing digest) with its own ``.head``. Each one verifies alone
+(``verify(path)``); the live log's first digest carries the archived log's last digest
+signature as its ``previous_signature``, which anchors the new chain to the old one."""
+_STAMP: Final = "%Y%m%dT%H%M%SZ"
+_ARCHIVE_NAME: Final = re.compile(r"audit-(\d{8}T\d{6}Z)-(\d{8}T\d{6}Z)\.log")
+
+
+@dataclass(frozen=True)
+class ArchivedLog:
+    path: Path
+    first_at_ms: int
+    last_at_ms: int
+
+
+@dataclass(frozen=True)
+class ArchiveDeletion:
+    files: int
+    records: int
+
+
+def archived_logs(log_path: Path) -> list[ArchivedLog]:
+    """The archived logs beside ``log_path``, oldest first."""
+    directory = log_path.parent / ARCHIVE_DIR
+    if not directory.is_dir():
+        return []
+    found = []
+    for path in sorted(directory.iterdir()):
+        match = _ARCHIVE_NAME.fullmatch(path.name)
+        if match:
+            found.append(ArchivedLog(path, _stamp_ms(match[1]), _stamp_ms(match[2])))
+    return found
+
+
+def _archive_name(first_at_ms: int, last_at_ms: int) -> str:
+    def stamp(at_ms: int) -> str:
+        return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=at_ms)).strftime(_STAMP)
+
+    return f"audit-{stamp(first_at_ms)}-{stamp(last_at_ms)}.log"
+
+
+def _stamp_ms(stamp: str) -> int:
+    moment = datetime.strptime(stamp, _STAMP).replace(tzinfo=UTC)
+    return int(moment.timestamp()) * 1000
+
+
+def _link_once(source: Path, target: Path) -> None:
+    """Hard-link the log into the archive; already done (a rotation that stopped after it)
+    is fine, another file under that name is not."""
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        if not source.samefile(target):
+            raise
+    _fsync_dir(target.parent)
+
+
+def _first_record(fd: int, codec: _LineCodec) -> AuditRecord | None:
+    line = os.pread(fd, _READ_BLOCK, 0).split(b"\n", 1)[0]
+    if not line:
+        return None
+    try:
+        return _decoder.decode(codec.read(line))
+    except (msgspec.DecodeError, DamagedFrameError, DataKeyError):
+        return None  # verify names it; a damaged first line is no reason to rotate
+
+
 # --- reading the end of a log -------------------------------------------------------------
 
 
@@ -636,6 +706,31 @@ class AuditLog:
             with self._lock:
                 self._forget_file()
 
+    def rotate(self, now_ms: int, older_than_ms: int) -> Path | None:
+        """Archive the log when its first record is older than ``older_than_ms`` (epoch ms)
+        and start a new one; returns the archive, or None (not due). See ``ARCHIVE_DIR``."""
+        old_fd: list[int] = []
+        try:
+            return self._locked(lambda: self._rotate_if_due(now_ms, older_than_ms, old_fd))
+        finally:
+            for fd in old_fd:  # unlocked by _locked; closed only now
+                os.close(fd)
+
+    def delete_archives_before(self, cutoff_ms: int) -> ArchiveDeletion:
+        """Delete archived logs whose last record is older than ``cutoff_ms``."""
+        files = records = 0
+        for archive in archived_logs(self.path):
+            if archive.last_at_ms >= cutoff_ms:
+                continue
+            with archive.path.open("rb") as log:
+                records += sum(1 for _ in log)
+            archive.path.unlink()
+            head_path_for(archive.path).unlink(missing_ok=True)
+            files += 1
+        if files:
+            _fsync_dir(self.path.parent / ARCHIVE_DIR)
+        return ArchiveDeletion(files, records)
+
     def __enter__(self) -> AuditLog:
         return self
 
@@ -649,8 +744,7 @@ class AuditLog:
         caught up with whatever other processes appended."""
         with self._lock:
             try:
-                fd = self._file()
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                fd = self._locked_file()
                 try:
                     self._catch_up(fd)
                     return step()
@@ -665,6 +759,17 @@ class AuditLog:
             except AuditUnavailableError:
                 self._forget_file()
                 raise
+
+    def _locked_file(self) -> int:
+        """The log's file, ``flock``-ed. A rotation renames the log while others wait for the
+        lock: whoever then gets it on the old file lets go and takes the new one."""
+        while True:
+            fd = self._file()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if self._is_still_the_log(fd):
+                return fd
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            self._forget_file()
 
     def _file(self) -> int:
         if self._fd is not None and self._is_still_the_log(self._fd):
@@ -768,7 +873,7 @@ class AuditLog:
         except OSError:
             pass
 
-    def _append_digest(self, at_ms: int) -> AuditRecord:
+    def _append_digest(self, at_ms: int, *, write_head: bool = True) -> AuditRecord:
         head = self._chain()
         signature = _sign(
             self._signing_key(), at_ms, head.sha256, head.count, head.digest_signature
@@ -790,8 +895,38 @@ class AuditLog:
             prev_sha256=head.sha256,
         )
         record = self._append(_with_sha256(digest))
-        _write_head(self.head_path, self._last_line)
+        if write_head:
+            _write_head(self.head_path, self._last_line)
         return record
+
+    def _rotate_if_due(self, now_ms: int, older_than_ms: int, old_fd: list[int]) -> Path | None:
+        """Under the lock: sign the end, hard-link the log into the archive with a copy of
+        its head file, write the new log aside (its first digest chains to the archived
+        log's last signature), rename it over the log, then point the head file at it."""
+        fd = self._fd
+        assert fd is not None, "only called under _locked"
+        first = _first_record(fd, self._codec)
+        if first is None or first.at_ms >= older_than_ms:
+            return None
+        if self._chain().unsigned or self._chain().digest_seq == 0:
+            self._append_digest(now_ms)
+        last = self._chain()
+        archive = self.path.parent / ARCHIVE_DIR / _archive_name(first.at_ms, last.digest_at_ms)
+        _make_private_dirs(archive.parent)
+        _link_once(self.path, archive)
+        _write_head(head_path_for(archive), self.head_path.read_bytes())
+        fresh = self.path.with_name(self.path.name + ".new")
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+        self._fd = os.open(fresh, flags, 0o600)
+        old_fd.append(fd)
+        self._head = _ChainHead(0, 0, GENESIS, 0, last.digest_signature, 0)
+        self._append_digest(now_ms, write_head=False)
+        fresh.replace(self.path)
+        _fsync_dir(self.path.parent)
+        # A crash just here leaves the head file naming the archived log's last digest:
+        # verify says "truncated" until the next digest rewrites it.
+        _write_head(self.head_path, self._last_line)
+        return archive
 
     def _digest_if_due(self, at_ms: int) -> AuditRecord | None:
         head = self._chain()
@@ -927,7 +1062,8 @@ class _Verifier:
     def _check_seal(self, number: int, at_ms: int, seal: Seal) -> BrokenRecord | None:
         if seal.head != self.sha256 or seal.count != number - 1:
             return BrokenRecord(number, BreakReason.BAD_DIGEST, "it signs another chain head")
-        if seal.previous_signature != self.digest_signature:
+        # A log's first digest may carry the archived log's last signature (its anchor).
+        if number > 1 and seal.previous_signature != self.digest_signature:
             return BrokenRecord(
                 number, BreakReason.BAD_DIGEST, "it does not chain to the previous digest"
             )
@@ -1046,25 +1182,75 @@ def read_records(
     return AuditReading(tuple(records), tuple(unreadable))
 
 
+@dataclass(frozen=True)
+class ArchiveCheck:
+    """One archived log: its own chain, and whether the log after it continues it."""
+
+    archive: ArchivedLog
+    result: VerifyResult
+    anchored: bool
+    """The next log (a later archive, or the live one) opens with a digest carrying this
+    archive's last signature: nothing was put between them or taken out."""
+
+
+def verify_archives(
+    log_path: Path, key: bytes, *, data_keys: DataKeyRing | None = None
+) -> list[ArchiveCheck]:
+    """``verify`` each archived log beside ``log_path``, oldest first, and check the anchor
+    that chains it to the log after it."""
+    archives = archived_logs(log_path)
+    following = [*(archive.path for archive in archives[1:]), log_path][: len(archives)]
+    return [
+        ArchiveCheck(
+            archive,
+            verify(archive.path, key, data_keys=data_keys),
+            _anchored(archive.path, after, data_keys),
+        )
+        for archive, after in zip(archives, following, strict=True)
+    ]
+
+
+def _anchored(archive: Path, after: Path, data_keys: DataKeyRing | None) -> bool:
+    sealed = [r.seal for r in read_records(archive, data_keys=data_keys).records if r.seal]
+    try:
+        opening = read_records(after, data_keys=data_keys).records[:1]
+    except FileNotFoundError:
+        return False
+    first_seal = opening[0].seal if opening else None
+    return (
+        bool(sealed)
+        and first_seal is not None
+        and (first_seal.previous_signature == sealed[-1].signature)
+    )
+
+
 def rekey_log(paths: AuditPaths, data_keys: DataKeyRing) -> int:
     """Re-encrypt every line of the log and the head file under the current data key (plain
-    lines get encrypted); records, hashes and signatures stay as they were, so ``verify``
-    still passes. Holds the log's ``flock`` meanwhile; run it with the server stopped. Returns
-    the lines rewritten. ``AuditError`` names a line that cannot be read (nothing changes)."""
-    if not paths.log.exists():
-        return 0
+    lines get encrypted), then each archived log and its head file the same way; records,
+    hashes and signatures stay as they were, so ``verify`` still passes. Holds the log's
+    ``flock`` meanwhile; run it with the server stopped. Returns the lines rewritten.
+    ``AuditError`` names a line that cannot be read (that file is left as it was)."""
     codec = _LineCodec(data_keys)
-    with paths.log.open("rb") as log:
+    lines = _rekey_file(paths.log, paths.head, codec)
+    for archive in archived_logs(paths.log):
+        lines += _rekey_file(archive.path, head_path_for(archive.path), codec)
+    return lines
+
+
+def _rekey_file(path: Path, head_path: Path, codec: _LineCodec) -> int:
+    if not path.exists():
+        return 0
+    with path.open("rb") as log:
         fcntl.flock(log.fileno(), fcntl.LOCK_EX)
         try:
             lines = [_rekeyed_line(codec, number, raw) for number, raw in enumerate(log, 1)]
-            _replace_file(paths.log, b"".join(lines))
+            _replace_file(path, b"".join(lines))
             try:
-                head = _read_head_file(paths.head, codec)
+                head = _read_head_file(head_path, codec)
             except ValueError:
-                raise AuditError(f"{paths.head} is not a digest record") from None
+                raise AuditError(f"{head_path} is not a digest record") from None
             if head is not None and head.seq <= len(lines):
-                _write_head(paths.head, lines[head.seq - 1])
+                _write_head(head_path, lines[head.seq - 1])
         finally:
             fcntl.flock(log.fileno(), fcntl.LOCK_UN)
     return len(lines)

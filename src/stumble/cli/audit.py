@@ -24,6 +24,7 @@ from stumble.access.audit import (
     read_key,
     read_records,
     verify,
+    verify_archives,
 )
 from stumble.cli.common import CommandError, add_data_options, settings_from
 from stumble.encryption import DataKeyRing, load_data_keys
@@ -77,7 +78,12 @@ def _verify(args: argparse.Namespace) -> int:
         raise CommandError(str(error)) from None
     result = verify(paths.log, key, data_keys=_data_keys(args))
     print(_summary(result))
-    return 0 if result.ok else 1
+    archives_ok = True
+    for check in verify_archives(paths.log, key, data_keys=_data_keys(args)):
+        anchor = "" if check.anchored else "; the log after it does not continue its chain"
+        print(f"archive {check.archive.path.name}: {_summary(check.result)}{anchor}")
+        archives_ok = archives_ok and check.result.ok and check.anchored
+    return 0 if result.ok and archives_ok else 1
 
 
 def _summary(result: VerifyResult) -> str:

@@ -30,6 +30,7 @@ DEMO_ADMIN_LIFETIME: Final = dt.timedelta(days=1)
 SIGN_IN_LINK_LIFETIME: Final = dt.timedelta(hours=1)
 DEFAULT_HISTORY_DAYS: Final = 21
 DEFAULT_HISTORY_SESSIONS: Final = 3000
+DEMO_RETENTION_DAYS: Final = 30
 HISTORY_USER_AGENT: Final = "stumble-demo-history"
 WILDCARD_HOSTS: Final = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 -- names, not a bind
 
@@ -231,6 +232,10 @@ def _demo(args: argparse.Namespace) -> int:
         tls_key=args.tls_key,
         review_environment="dev",  # where the demo's key puts its history and live traffic
     )
+    # The history is received when it is filled, in dev, whose raw tier is a day: a demo
+    # opened again tomorrow would be empty. It is kept as long as prod's by default.
+    dev_days = max(settings.retention_raw_days.get("dev", 1), DEMO_RETENTION_DAYS)
+    settings.retention_raw_days = {**settings.retention_raw_days, "dev": dev_days}
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )

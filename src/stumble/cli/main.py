@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         _register_optional(sub, optional)
     _register_optional(sub, "alerts")
     _register_optional(sub, "rollups")
+    _register_optional(sub, "retention")
     return parser
 
 

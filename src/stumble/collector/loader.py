@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from stumble.access.audit import Actor, AuditAction, AuditDetail, AuditError, Au
 from stumble.access.pseudonyms import SessionKeyRing
 from stumble.collector.metrics import CollectorMetrics
 from stumble.collector.quarantine import CountKey, Quarantine
+from stumble.retention import RetentionAudit, RetentionPolicy, RetentionReport, run_retention
 from stumble.rollups import RollupMaintainer
 from stumble.spool import Spool
 from stumble.storage import EventStore, IngestCount, IngestOutcome, SegmentError
@@ -44,6 +45,7 @@ class LoaderStatus:
     consecutive_errors: int = 0
     segments_set_aside: int = 0
     retention_deleted: dict[str, int] = field(default_factory=dict)
+    last_retention: RetentionReport | None = None
 
 
 class Loader:
@@ -55,20 +57,21 @@ class Loader:
         quarantine: Quarantine,
         metrics: CollectorMetrics | None,
         session_keys: SessionKeyRing,
-        retention_days: Mapping[str, int],
+        retention: RetentionPolicy,
         interval_s: float = 0.5,
         clock: Callable[[], float] = time.time,
         audit: AuditLog | None = None,
         rollups: RollupMaintainer | None = None,
     ) -> None:
-        """``rollups``: rebuilt after loads, at most once per its interval (None: no rollups,
-        as with a store that has no SQL)."""
+        """``rollups``: rebuilt after loads, at most once per its interval, and brought up to
+        date by retention before it deletes anything (``stumble.retention``). None: no
+        rollups, as with a store that has no SQL."""
         self.spool = spool
         self.store = store
         self.quarantine = quarantine
         self.metrics = metrics
         self.session_keys = session_keys
-        self.retention_days = dict(retention_days)
+        self.retention = retention
         self.interval_s = interval_s
         self.clock = clock
         self.audit = audit
@@ -158,17 +161,18 @@ class Loader:
         self._last_housekeeping = now
 
     def run_housekeeping(self, now_ms: int) -> None:
-        """Retention by server receive time, and destruction of expired daily session keys.
-
-        Both are idempotent, so a crash half-way is repaired by the next run.
-        """
-        for environment, days in self.retention_days.items():
-            deleted = self.store.delete_expired(environment, now_ms - days * DAY_MS)
-            self.status.retention_deleted[environment] = deleted
-            if deleted:
-                self._audit(
-                    AuditAction.RETENTION_RUN, AuditDetail(environment=environment, rows=deleted)
-                )
+        """Retention tiers (``stumble.retention``), and destruction of expired daily session
+        keys. Both are idempotent, so a crash half-way is repaired by the next run."""
+        audit = None if self.audit is None else RetentionAudit(self.audit, Actor.system())
+        report = run_retention(
+            self.store,
+            self.retention,
+            now_ms,
+            refresh_rollups=None if self.rollups is None else self.rollups.refresh,
+            audit=audit,
+        )
+        self.status.last_retention = report
+        self.status.retention_deleted = {d.environment: d.rows_deleted for d in report.raw}
         removed = self.session_keys.destroy_expired(now_ms)
         if removed:
             log.info("destroyed %d expired session keys", len(removed))

@@ -183,6 +183,9 @@ def admin_page(
                 (f"raw events, {env}", f"{days} days")
                 for env, days in sorted(settings.retention_raw_days.items())
             ),
+            ("raw events, other environments", f"{settings.retention_raw_default_days} days"),
+            ("daily rollups", f"{settings.retention_rollup_months} months before this one"),
+            ("quarantine counters", f"{settings.retention_quarantine_days} days"),
             ("raw reads reach back", f"{settings.raw_access_days} days (engineers, audited)"),
             ("audit log signed every", f"{settings.audit_digest_interval_s / 60:g} minutes"),
             (

@@ -26,6 +26,7 @@ from stumble.storage.base import (
     RollupStatement,
     SchemaDriftError,
     SegmentError,
+    SpaceReclaimed,
     StorageError,
 )
 from stumble.storage.duckdb_store import DATABASE_FILENAME, DuckDBStore, database_path
@@ -52,6 +53,7 @@ __all__ = [
     "RollupStatement",
     "SchemaDriftError",
     "SegmentError",
+    "SpaceReclaimed",
     "StorageError",
     "database_path",
 ]

@@ -158,6 +158,17 @@ class RollupDay:
 
 
 @dataclass(frozen=True, slots=True)
+class SpaceReclaimed:
+    """What ``EventStore.reclaim_space`` did: checkpointed (freed blocks of deleted rows),
+    compacted (copied into a new file, which is the only way the file shrinks after retention),
+    and the share of the file that was free before compacting."""
+
+    checkpointed: bool = False
+    compacted: bool = False
+    free_share: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class RollupStatement:
     """One SELECT yielding ``rollups`` rows (every column, in table order) and its params."""
 
@@ -223,6 +234,21 @@ class EventStore(abc.ABC):
     def delete_expired(self, environment: str, received_before_ms: int) -> int:
         """Delete one environment's events received (server time) before the cut-off."""
 
+    @abc.abstractmethod
+    def delete_ingest_counts_before(self, day: date) -> int:
+        """Delete the quarantine counters of days before ``day``; returns how many."""
+
+    def storage_bytes(self) -> int | None:
+        """Bytes the store takes on disk (file and write-ahead log); None when not a file."""
+        return None
+
+    def reclaim_space(self, compact_above: float, min_free_bytes: int = 0) -> SpaceReclaimed:
+        """Make the space of deleted rows reusable and, when more than ``compact_above`` (a
+        share, 0 to 1) of the file and at least ``min_free_bytes`` are free, give it back to
+        the file system. A backend with nothing to reclaim does nothing."""
+        del compact_above, min_free_bytes
+        return SpaceReclaimed()
+
     # --- rollups (``stumble.rollups`` builds them; retention seals and deletes) ----------
 
     @abc.abstractmethod
@@ -253,6 +279,10 @@ class EventStore(abc.ABC):
     @abc.abstractmethod
     def rollup_days(self, environment: str | None = None) -> list[RollupDay]:
         """The state of every day known to the rollups (built or dirty), by environment, day."""
+
+    @abc.abstractmethod
+    def environments(self) -> list[str]:
+        """The environments that have stored events, sorted."""
 
     @abc.abstractmethod
     def count_events(self, environment: str | None = None) -> int:

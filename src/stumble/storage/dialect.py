@@ -361,6 +361,9 @@ class DuckDBDialect:
             return f"CAST({column.name} AS VARCHAR) AS {column.name}"
         return column.name
 
+    def select_environments(self) -> str:
+        return "SELECT DISTINCT environment FROM events ORDER BY environment"
+
     def count_events(self, *, by_environment: bool) -> str:
         where = " WHERE environment = ?" if by_environment else ""
         return f"SELECT count(*) FROM events{where}"  # noqa: S608
@@ -449,6 +452,10 @@ class DuckDBDialect:
             "ON CONFLICT (day, environment, event_name, outcome, reason, field_path) "
             "DO UPDATE SET count = ingest_counts.count + excluded.count"
         )
+
+    def delete_ingest_counts_before(self) -> str:
+        """Parameter: the first day kept."""
+        return "DELETE FROM ingest_counts WHERE day < ?"
 
     def select_ingest_counts(self, *, by_environment: bool) -> str:
         """Parameters: since_day, until_day (inclusive) and optionally the environment."""

@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import threading
 import time
@@ -66,7 +67,14 @@ from typing import Any, Final
 import duckdb
 import msgspec
 
-from stumble.encryption import SPOOL, DamagedFrameError, DataKeyRing, FrameOpener, is_encrypted
+from stumble.encryption import (
+    SPOOL,
+    DamagedFrameError,
+    DataKeyRing,
+    FrameOpener,
+    fsync_directory,
+    is_encrypted,
+)
 from stumble.events import StoredEvent
 from stumble.storage.base import (
     DEFAULT_DEDUPE_WINDOW_MS,
@@ -80,6 +88,7 @@ from stumble.storage.base import (
     RollupDay,
     RollupStatement,
     SegmentError,
+    SpaceReclaimed,
     StorageError,
     sum_ingest_counts,
 )
@@ -93,6 +102,8 @@ DATABASE_FILENAME: Final = "stumble.duckdb"
 CATALOG: Final = "stumble"
 ROW_GROUP_SIZE: Final = 16_384
 MEMORY: Final = ":memory:"
+_COMPACT_SUFFIX: Final = ".compact"
+_COMPACT_CATALOG: Final = "stumble_compact"
 
 # Counters per upsert statement: 7 parameters each keeps one statement well under limits.
 _INGEST_COUNTS_PER_STATEMENT: Final = 500
@@ -141,9 +152,13 @@ class DuckDBStore(EventStore):
         self._sql = DUCKDB
         self._write_lock = threading.Lock()
         self._cursor_lock = threading.Lock()
+        self._threads = threads
+        self._memory_limit = memory_limit
         with _storage_errors():  # e.g. the file is locked by another process
             self._root = self._connect(threads, memory_limit)
             self._writer = self._cursor()
+        if isinstance(self.path, Path):
+            _remove_unfinished_compaction(self.path)  # safe now: this process holds the file
         if migrate:
             try:
                 self.migrate()
@@ -337,6 +352,11 @@ class DuckDBStore(EventStore):
             rows = cursor.execute(sql, params).fetchall()
         return [_stored_event(row) for row in rows]
 
+    def environments(self) -> list[str]:
+        with _storage_errors(), self.reader() as cursor:
+            rows = cursor.execute(self._sql.select_environments()).fetchall()
+        return [str(environment) for (environment,) in rows]
+
     def count_events(self, environment: str | None = None) -> int:
         sql = self._sql.count_events(by_environment=environment is not None)
         with _storage_errors(), self.reader() as cursor:
@@ -431,6 +451,11 @@ class DuckDBStore(EventStore):
                 params = [value for row in chunk for value in _ingest_count_values(row)]
                 con.execute(self._sql.upsert_ingest_counts(len(chunk)), params)
 
+    def delete_ingest_counts_before(self, day: date) -> int:
+        with _storage_errors(), self._transaction() as con:
+            (deleted,) = _one_row(con.execute(self._sql.delete_ingest_counts_before(), [day]))
+        return int(deleted)
+
     def ingest_counts(
         self, since_day: date, until_day: date, environment: str | None = None
     ) -> list[IngestCount]:
@@ -452,6 +477,67 @@ class DuckDBStore(EventStore):
             )
             for day, env, event_name, outcome, reason, field_path, count in rows
         ]
+
+    # --- space ------------------------------------------------------------------------------
+
+    def storage_bytes(self) -> int | None:
+        if not isinstance(self.path, Path):
+            return None
+        return sum(_file_bytes(path) for path in (self.path, _wal_path(self.path)))
+
+    def reclaim_space(self, compact_above: float, min_free_bytes: int = 0) -> SpaceReclaimed:
+        """CHECKPOINT (the blocks of deleted row groups go on the free list and are reused by
+        later loads), then, past ``compact_above`` free, a copy into a new file (see
+        ``docs/decisions.md``: DuckDB truncates its file only when the free blocks are at its
+        end, and retention frees the oldest rows, which sit at the front)."""
+        with _storage_errors(), self._write_lock:
+            self._writer.execute(f"CHECKPOINT {CATALOG}")
+            free_share, free_bytes = self._free_space()
+            small = free_share <= compact_above or free_bytes < min_free_bytes
+            if not isinstance(self.path, Path) or small:
+                return SpaceReclaimed(checkpointed=True, free_share=free_share)
+            with self._cursor_lock:
+                self._compact(self.path)
+        return SpaceReclaimed(checkpointed=True, compacted=True, free_share=free_share)
+
+    def _free_space(self) -> tuple[float, int]:
+        """The share of the file's blocks that are free, and their bytes."""
+        total, free, block_size = _one_row(
+            self._writer.execute(
+                "SELECT total_blocks, free_blocks, block_size FROM pragma_database_size() "
+                "WHERE database_name = ?",
+                [CATALOG],
+            )
+        )
+        share = int(free) / int(total) if total else 0.0
+        return share, int(free) * int(block_size)
+
+    def _compact(self, path: Path) -> None:
+        """Copy the database into ``<file>.compact`` (same encryption and row groups) and
+        rename it over the file. Called with both locks held; readers still running on the
+        old connection fail (``StorageError``) and are simply asked again. A crash before the
+        rename leaves the old file whole (the copy is removed next time); after it, the new
+        one is complete: it was fsynced first."""
+        target = _remove_unfinished_compaction(path)
+        options = f"ROW_GROUP_SIZE {ROW_GROUP_SIZE}"
+        attach(self._writer, target, _COMPACT_CATALOG, options, self.data_keys)
+        try:
+            self._writer.execute(f"COPY FROM DATABASE {CATALOG} TO {_COMPACT_CATALOG}")
+            self._writer.execute(f"CHECKPOINT {_COMPACT_CATALOG}")
+        finally:
+            self._writer.execute(f"DETACH {_COMPACT_CATALOG}")
+        self._writer.close()
+        self._root.close()  # checkpoints and removes the WAL: it must not meet the new file
+        try:
+            if _wal_path(path).exists():
+                raise StorageError("the write-ahead log outlived closing; the file was kept")
+            _fsync_file(target)
+            target.replace(path)
+            fsync_directory(path.parent)
+        finally:
+            self._root = self._connect(self._threads, self._memory_limit)
+            self._writer = self._root.cursor()
+            self._writer.execute(f"USE {CATALOG}")
 
     def close(self) -> None:
         with self._write_lock:
@@ -514,6 +600,33 @@ def _ingest_count_values(row: IngestCount) -> tuple[object, ...]:
         row.field_path,
         row.count,
     )
+
+
+def _wal_path(path: Path) -> Path:
+    return path.with_name(path.name + ".wal")
+
+
+def _remove_unfinished_compaction(path: Path) -> Path:
+    """Delete the copy a compaction left when it stopped before the rename; returns its path."""
+    target = path.with_name(path.name + _COMPACT_SUFFIX)
+    for leftover in (target, _wal_path(target)):
+        leftover.unlink(missing_ok=True)
+    return target
+
+
+def _file_bytes(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _now_ms() -> int:

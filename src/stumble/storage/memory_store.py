@@ -145,6 +145,11 @@ class MemoryStore(EventStore):
         selected.sort(key=_position, reverse=query.newest_first)
         return selected[: query.limit]
 
+    def environments(self) -> list[str]:
+        with self._lock:
+            self._require_open()
+            return sorted({row.environment for row in self._rows})
+
     def count_events(self, environment: str | None = None) -> int:
         with self._lock:
             self._require_open()
@@ -229,6 +234,14 @@ class MemoryStore(EventStore):
                 self._counts[row.key] = (
                     row if previous is None else replace(row, count=previous.count + row.count)
                 )
+
+    def delete_ingest_counts_before(self, day: date) -> int:
+        with self._lock:
+            self._require_open()
+            expired = [key for key, row in self._counts.items() if row.day < day]
+            for key in expired:
+                del self._counts[key]
+            return len(expired)
 
     def ingest_counts(
         self, since_day: date, until_day: date, environment: str | None = None
