@@ -65,6 +65,10 @@ def _cell_head(environment: str, day: dt.date, family: Family, dim: str) -> Sql:
     )
 
 
+cell_head = _cell_head
+"""Public for the families built in other modules (``rollup_reports``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Measure:
     """One measure of a cell, over the rows of a per-session (or per-event) CTE.
@@ -235,7 +239,17 @@ def sampling_cells(
     return [sampling_statement(environment, day, dialect)]
 
 
-FAMILY_BUILDERS: Final[tuple[FamilyBuilder, ...]] = (sampling_cells, funnel_cells)
+def report_cells(
+    plan: RollupPlan, environment: str, day: dt.date, dialect: SqlDialect
+) -> list[Sql]:
+    """Active sessions, failures, usage and health (``rollup_reports``)."""
+    # Imported here: that module builds on this one's primitives (a top import would cycle).
+    from stumble.analytics.rollup_reports import report_cells as build  # noqa: PLC0415
+
+    return build(plan, environment, day, dialect)
+
+
+FAMILY_BUILDERS: Final[tuple[FamilyBuilder, ...]] = (sampling_cells, funnel_cells, report_cells)
 """Every family a day holds; a new family adds its builder here (and its readers)."""
 
 

@@ -142,6 +142,20 @@ def choose_source(
     return SourceChoice("rollups", note, chosen, sealed_other)
 
 
+def days_missing(  # noqa: PLR0917 - the identity of what is asked, all six
+    store: EventStore,
+    environment: str,
+    days: tuple[dt.date, dt.date],
+    family: Family,
+    key: str,
+    definition: str,
+) -> tuple[int, int]:
+    """(days of ``environment`` in ``days`` with data but no cells of this definition and
+    still raw, sealed such days): for readers whose window is not a ``Scope``."""
+    chosen = RollupSlice(days[0], days[1], "", (), "none")
+    return _coverage(store, environment, chosen, family, key, definition)
+
+
 def _coverage(  # noqa: PLR0917 - the identity of what is asked, all six
     store: EventStore,
     environment: str,
