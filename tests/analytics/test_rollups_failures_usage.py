@@ -153,6 +153,25 @@ def test_health_volume_names_and_versions_from_rollups_equal_raw_rows(
     assert a.rejected == b.rejected
 
 
+def test_values_a_changed_plan_no_longer_allows_from_rollups_equal_raw_rows(
+    rolled: Dataset,
+) -> None:
+    query = HealthQuery.from_plan(rolled.plan, WHOLE_DAYS)
+    # The same closed fields, each allowing one value fewer: rows with it are now "not allowed".
+    narrowed = tuple(
+        (name, column, values[1:]) for name, column, values in query.plan.allowed_values
+    )
+    changed = replace(query, plan=replace(query.plan, allowed_values=narrowed))
+    rolled_up, raw = (
+        run_health(rolled.store, changed),
+        run_health(rolled.store, changed, source="raw"),
+    )
+    _sources(rolled_up, raw)
+    found = [m for m in raw.data.not_in_plan if m.problem == "value_not_allowed"]
+    assert found
+    assert rolled_up.data.not_in_plan == raw.data.not_in_plan
+
+
 def test_health_checks_of_single_events_read_the_last_day(rolled: Dataset) -> None:
     a, _ = _health(rolled, WHOLE_DAYS)
     last_day = HealthQuery.from_plan(rolled.plan, TimeRange.days(LAST, LAST))

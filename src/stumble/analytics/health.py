@@ -37,7 +37,7 @@ import msgspec
 
 from stumble.analytics import sketch
 from stumble.analytics.common import Row, Suppressor, dialect_of, fetch
-from stumble.analytics.queries import HealthQuery, Scope, TimeRange
+from stumble.analytics.queries import HealthQuery, PlanFacts, Scope, TimeRange
 from stumble.analytics.results import Column, Report, Sampling, Table, meta_for
 from stumble.analytics.rollup_cells import Family, definition_hash
 from stumble.analytics.rollup_read import (
@@ -73,8 +73,13 @@ ROLLUP_VERSION: Final = "health-1"
 """Changes whenever the health cells change meaning: days built before are not read."""
 
 
-def health_definition() -> str:
-    return definition_hash((ROLLUP_VERSION, HEALTH_KEY))
+def health_definition(closed: tuple[tuple[str, str], ...]) -> str:
+    """What health cells were built for: the closed fields whose values they count."""
+    return definition_hash((ROLLUP_VERSION, HEALTH_KEY, closed))
+
+
+def closed_fields(plan: PlanFacts) -> tuple[tuple[str, str], ...]:
+    return tuple((name, column) for name, column, values in plan.allowed_values if values)
 
 
 def _received(query: HealthQuery) -> Sql:
@@ -518,7 +523,7 @@ def run_health(
         ],
         clock_skew=[_skew(r) for r in fetch(store, skew_sql(recent, dialect))],
         timers=[_timers(r) for r in fetch(store, timers_sql(recent, dialect))],
-        not_in_plan=_not_in_plan(store, recent, counts["rejected"], days.names),
+        not_in_plan=_not_in_plan(store, query, counts["rejected"], days),
         schema_versions=[_version(r, query) for r in days.versions],
         test_data=[_hint(r, min_group_size) for r in hint_rows],
         volume_alerts=volume_alerts(days.volume, query),
@@ -546,12 +551,12 @@ def run_health(
 
 RECENT_DAYS: Final = 1
 """Days at the end of the window that checks of single events (clock skew, timers, test
-data, stored values the plan no longer allows) read from raw rows when rollups answer the
-rest: over 28 days they cost seconds; the newest day is where a new problem shows."""
+data) read from raw rows when rollups answer the rest: over 28 days they cost seconds; the
+newest day is where a new problem shows."""
 RECENT_NOTE: Final = (
-    "per day, gaps and drops, event names and schema versions from daily rollups (by receive "
-    "day); clock skew, timers, test-looking data and values the plan no longer allows from "
-    "raw events of the window's last {days} day(s)"
+    "per day, gaps and drops, events and values not in the plan and schema versions from daily "
+    "rollups (by receive day); clock skew, timers and test-looking data from raw events of "
+    "the window's last {days} day(s)"
 )
 TS_MARGIN: Final = dt.timedelta(days=1)
 """Cells are kept per day of client time and keyed by receive day: the days checked for
@@ -566,6 +571,8 @@ class _RollupDays:
     volume: list[Row]
     names: list[Row]
     versions: list[Row]
+    values: list[Row] | None = None
+    """Stored values the plan does not allow (``values_sql``'s rows); None: not read yet."""
 
 
 def _rollups_cannot(store: EventStore, query: HealthQuery) -> str | None:
@@ -579,7 +586,12 @@ def _rollups_cannot(store: EventStore, query: HealthQuery) -> str | None:
     environments = {d.environment for d in store.rollup_days(query.environment)}
     for environment in sorted(environments):
         missing, _ = days_missing(
-            store, environment, span, Family.HEALTH, HEALTH_KEY, health_definition()
+            store,
+            environment,
+            span,
+            Family.HEALTH,
+            HEALTH_KEY,
+            health_definition(closed_fields(query.plan)),
         )
         if missing:
             return f"{missing} day(s) not yet rolled up"
@@ -620,6 +632,7 @@ def _rollup_days(store: EventStore, query: HealthQuery) -> _RollupDays:
             if r["k4"] == "day" and r["measure"] == "events"
         ],
         names=_summed(window, "names", ("k2", "k3"), ("event_name", "kind")),
+        values=_values_not_allowed(window, query),
         versions=sorted(
             _summed(window, "versions", ("environment", "k2"), ("environment", "schema_version")),
             key=lambda r: (r["environment"], int(r["schema_version"])),
@@ -650,9 +663,25 @@ def _summed(
     """Events of one part summed per ``columns`` (over days), named as the raw rows."""
     totals: defaultdict[tuple[object, ...], int] = defaultdict(int)
     for row in rows:
-        if row["k4"] == part:
+        if row["k4"] == part and row["measure"] == "count":
             totals[tuple(row[c] for c in columns)] += round(row["v"] or 0)
     return [{**dict(zip(names, key, strict=True)), "events": n} for key, n in totals.items()]
+
+
+def _values_not_allowed(rows: list[Row], query: HealthQuery) -> list[Row]:
+    """Events per closed field whose stored value the current plan does not allow."""
+    allowed = {(name, column): set(values) for name, column, values in query.plan.allowed_values}
+    totals: defaultdict[tuple[str, str], int] = defaultdict(int)
+    for row in rows:
+        values = allowed.get((row["k2"], row["k3"]))
+        if row["measure"] == "value" and values and row["k4"] not in values:
+            totals[row["k2"], row["k3"]] += round(row["v"] or 0)
+    return [{"event_name": n, "field": f, "events": c} for (n, f), c in totals.items()]
+
+
+def _raw_values(store: EventStore, query: HealthQuery) -> list[Row]:
+    statement = values_sql(query)
+    return fetch(store, statement) if statement is not None else []
 
 
 def volume_alerts(
@@ -767,13 +796,11 @@ def _timers(row: Row) -> TimerCheck:
 
 
 def _not_in_plan(
-    store: EventStore, query: HealthQuery, rejected: list[ReasonCount], names: list[Row]
+    store: EventStore, query: HealthQuery, rejected: list[ReasonCount], days: _RollupDays
 ) -> list[PlanMismatch]:
-    """``names``: events per name and kind over the window (``names_sql``'s rows); stored
-    values are checked over ``query``'s window."""
     kinds = dict(query.plan.event_kinds)
     found: list[PlanMismatch] = []
-    for row in names:
+    for row in days.names:
         declared = kinds.get(row["event_name"])
         if declared is None or declared != row["kind"]:
             found.append(
@@ -784,19 +811,18 @@ def _not_in_plan(
                     count=int(row["events"]),
                 )
             )
-    values = values_sql(query)
-    if values is not None:
-        found.extend(
-            PlanMismatch(
-                source="stored",
-                problem="value_not_allowed",
-                event_name=row["event_name"],
-                field=row["field"],
-                count=int(row["events"]),
-            )
-            for row in fetch(store, values)
-            if row["events"]
+    values = days.values if days.values is not None else _raw_values(store, query)
+    found.extend(
+        PlanMismatch(
+            source="stored",
+            problem="value_not_allowed",
+            event_name=row["event_name"],
+            field=row["field"],
+            count=int(row["events"]),
         )
+        for row in values
+        if row["events"]
+    )
     found.extend(
         PlanMismatch(
             source="rejected",

@@ -33,6 +33,7 @@ from stumble.analytics.queries import (
     Filters,
     FormSpec,
     FunnelQuery,
+    PlanFacts,
     ScenarioSpec,
     Scope,
     TimeRange,
@@ -196,19 +197,29 @@ def sampling_statement(environment: str, day: dt.date, dialect: SqlDialect) -> S
 
 @dataclass(frozen=True, slots=True)
 class RollupPlan:
-    """What the tracking plan decides about rollups: the scenarios and forms they count."""
+    """What the tracking plan decides about rollups: the scenarios and forms they count, and
+    the closed fields (event name, column) whose stored values health counts."""
 
     scenarios: tuple[ScenarioSpec, ...]
     forms: tuple[FormSpec, ...]
+    closed: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_plan(cls, plan: TrackingPlan) -> RollupPlan:
-        return cls(all_scenarios(plan), form_specs(plan))
+        facts = PlanFacts.from_plan(plan)
+        closed = tuple((name, column) for name, column, values in facts.allowed_values if values)
+        return cls(all_scenarios(plan), form_specs(plan), closed)
 
     @property
     def fingerprint(self) -> str:
-        """Changes whenever a definition that rollups count by changes."""
-        return definition_hash((self.scenarios, self.forms))
+        """Changes whenever a definition that rollups count by changes, or what the builders
+        make of it (their names and ``CELLS_REVISION``): such days are rebuilt."""
+        builders = tuple(builder.__name__ for builder in FAMILY_BUILDERS)
+        return definition_hash((self.scenarios, self.forms, self.closed, builders, CELLS_REVISION))
+
+
+CELLS_REVISION: Final = 1
+"""Raise it when a builder's cells change meaning (every unsealed day is then rebuilt)."""
 
 
 FamilyBuilder = Callable[[RollupPlan, str, dt.date, SqlDialect], list[Sql]]

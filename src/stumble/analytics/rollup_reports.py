@@ -11,9 +11,12 @@ raw report counts on that day. Families (``k4`` names the part of a family):
   (k4 ``api``, ``long_task`` or ``vital``; k1 route or screen, k2 metric): ``n`` with the
   value's sketch (k3 the rating), ``sessions`` (each session's first row, k3 NULL).
 * ``usage``: measure ``used`` per feature (k1): sessions, weights, ``value_sum`` events.
-* ``health`` (no breakdown; k1 the *receive* day, which a report window is about): ``day``
-  (sessions; ``value_sum`` events) and ``redacted``; ``names`` (k2 name, k3 kind) and
-  ``versions`` (k2 schema version) count events in ``value_sum``.
+* ``health`` (no breakdown; k1 the *receive* day, which a report window is about): k4
+  ``day``, measures ``events`` (sessions; ``value_sum`` events) and ``redacted``; measure
+  ``count`` (events in ``value_sum``) for k4 ``names`` (k2 name, k3 kind) and ``versions``
+  (k2 schema version); measure ``value`` per stored value (k4) of a closed field (k2 event
+  name, k3 column): values the plan allows are identifiers, and which ones the *current*
+  plan no longer allows is decided when reading.
 
 Distinct values over a range (fingerprints, routes, versions) are keys, never counts, so the
 cells of several days add up. No key holds a session id.
@@ -222,33 +225,50 @@ def usage_statement(
 # --- health -------------------------------------------------------------------------------
 
 
-def health_statement(environment: str, day: dt.date, dialect: SqlDialect) -> Sql:
-    """Per receive day: sessions, events, redacted events; events per name and kind and per
-    schema version. Grouped by session first so ``sessions`` counts distinct ones."""
+def health_statement(
+    closed: tuple[tuple[str, str], ...], environment: str, day: dt.date, dialect: SqlDialect
+) -> Sql:
+    """Per receive day: sessions, events, redacted events; events per name and kind, per
+    schema version, and per stored value of each closed field (``closed``). Grouped by
+    session first so ``sessions`` counts distinct ones."""
     scope = scope_filter(day_scope(environment, day), dialect)
     rday = dialect.to_text(dialect.day("received_at"))
+    values = [
+        render(
+            " UNION ALL SELECT 'values', {rday}, {name}, {label}, CAST({column} AS VARCHAR), "
+            "count(*) FROM events WHERE {scope} AND event_name = {name} "
+            "AND {column} IS NOT NULL GROUP BY ALL",
+            rday=rday,
+            name=param(name),
+            label=param(column),
+            column=column,  # a stored column: PlanFacts keeps only those
+            scope=scope,
+        )
+        for name, column in closed
+    ]
     ctes = render(
         "WITH hs AS (SELECT {sid} AS sid, {rday} AS rday, count(*) AS n, "
         "{redacted} AS red FROM events WHERE {scope} GROUP BY ALL), "
         "hk AS (SELECT 'names' AS part, {rday} AS rday, event_name AS a, kind AS b, "
-        "count(*) AS n FROM events WHERE {scope2} GROUP BY ALL "
-        "UNION ALL SELECT 'versions', {rday}, CAST(schema_version AS VARCHAR), NULL, count(*) "
-        "FROM events WHERE {scope3} GROUP BY ALL), "
-        "hx AS (SELECT 'day' AS part, rday, NULL AS a, NULL AS b, n, red, true AS session "
-        "FROM hs UNION ALL SELECT part, rday, a, b, n, 0, false FROM hk)",
+        "'names' AS c, count(*) AS n FROM events WHERE {scope} GROUP BY ALL "
+        "UNION ALL SELECT 'versions', {rday}, CAST(schema_version AS VARCHAR), NULL, 'versions', "
+        "count(*) FROM events WHERE {scope} GROUP BY ALL{values}), "
+        "hx AS (SELECT 'day' AS part, rday, NULL AS a, NULL AS b, 'day' AS c, n, red, "
+        "true AS session FROM hs UNION ALL SELECT part, rday, a, b, c, n, 0, false FROM hk)",
         sid=dialect.session_key("session_id"),
         rday=rday,
         redacted=dialect.count_if("redactions > 0"),
         scope=scope,
-        scope2=scope,
-        scope3=scope,
+        values=Sql.join("", values),
     )
+    # k4 is the part, except for stored values, where it is the value (measure ``value``).
     measures = [
         Measure("events", "session", value="n"),
         Measure("redacted", "session AND red > 0", value="red"),
-        Measure("count", "NOT session", value="n"),
+        Measure("count", "NOT session AND part <> 'values'", value="n"),
+        Measure("value", "part = 'values'", value="n"),
     ]
-    source = CellSource(ctes, "hx", ("rday", "a", "b", "part"), group="NULL", weight="1.0")
+    source = CellSource(ctes, "hx", ("rday", "a", "b", "c"), group="NULL", weight="1.0")
     head = cell_head(environment, day, Family.HEALTH, "")
     return measure_cells(source, measures, head=head)
 
@@ -266,8 +286,8 @@ def report_cells(
             environment, day, Family.FAILURES, FAILURES_KEY, failures_definition(plan.scenarios)
         ),
         built_marker(environment, day, Family.USAGE, USAGE_KEY, usage_definition()),
-        built_marker(environment, day, Family.HEALTH, HEALTH_KEY, health_definition()),
-        health_statement(environment, day, dialect),
+        built_marker(environment, day, Family.HEALTH, HEALTH_KEY, health_definition(plan.closed)),
+        health_statement(plan.closed, environment, day, dialect),
     ]
     for dim in dims:
         statements += [
