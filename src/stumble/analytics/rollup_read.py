@@ -249,11 +249,14 @@ def merged_cells(
         group=chosen.group_expr(),
         where=where,
     )
+    # Merged sketches come back as one pair of lists per cell: a row per bucket would cost
+    # more to fetch and loop over in Python than the query itself.
     buckets = render(
-        "SELECT grouping(grp) = 1 AS is_total, grp, {keys}, key, sum(c) AS c FROM ("
+        "SELECT is_total, grp, {keys}, list(key ORDER BY key) AS ks, list(c ORDER BY key) AS cs "
+        "FROM (SELECT grouping(grp) = 1 AS is_total, grp, {keys}, key, sum(c) AS c FROM ("
         "SELECT {group} AS grp, {keys}, unnest(sketch_keys) AS key, "
         "unnest(sketch_counts) AS c FROM rollups WHERE {where} AND sketch_keys IS NOT NULL) "
-        "GROUP BY GROUPING SETS ((grp, {keys}, key), ({keys}, key))",
+        "GROUP BY GROUPING SETS ((grp, {keys}, key), ({keys}, key))) GROUP BY ALL",
         keys=keys,
         group=chosen.group_expr(),
         where=where,
@@ -266,8 +269,7 @@ def merged_cells(
         cell.value_sum = _add(cell.value_sum, row["v"])
     for row in _rows(store, buckets, chosen):
         cell = cells.setdefault(_key(row), MergedCell())
-        key = int(row["key"])
-        cell.sketch[key] = cell.sketch.get(key, 0) + int(row["c"])
+        cell.sketch = sketch.merge((cell.sketch, sketch.from_lists(row["ks"], row["cs"])))
     return cells
 
 
