@@ -75,6 +75,7 @@ ROLLUP_VERSION: Final = "failures-1"
 """Changes whenever the failure cells change meaning: days built before are not read."""
 VITAL_SCALE: Final[dict[str, float]] = {"CLS": 1000.0}
 """Sketch buckets start at 1 (below is 0): unitless CLS is kept in thousandths."""
+CLS_NOTE: Final = "CLS from rollups: within 1%, or within 0.001 for values under 0.001"
 
 
 def failures_definition(scenarios: tuple[ScenarioSpec, ...]) -> str:
@@ -566,6 +567,7 @@ def run_failures(
             "Web Vitals: p75 and ratings with Google's thresholds",
             "HTTP errors by status: 4xx the request (often the form), 5xx the server",
             choice.note,
+            *([CLS_NOTE] if choice.slice is not None else []),
         ],
         source=choice.source,
     )
