@@ -16,10 +16,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
 import msgspec
 
+from stumble.analytics import sketch
 from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, row_group, sampling_of
 from stumble.analytics.queries import FailureQuery, ScenarioSpec
 from stumble.analytics.results import (
@@ -33,6 +35,18 @@ from stumble.analytics.results import (
     at_least,
     group_label,
     meta_for,
+)
+from stumble.analytics.rollup_cells import Family, definition_hash
+from stumble.analytics.rollup_read import (
+    CellKey,
+    Cells,
+    MergedCell,
+    RollupSlice,
+    SourceAsked,
+    choose_source,
+    merged_cells,
+    raw_asked,
+    rollup_sampling,
 )
 from stumble.analytics.sql import (
     Sql,
@@ -56,9 +70,20 @@ VITAL_THRESHOLDS: Final[dict[str, tuple[float, float]]] = {
 """Google's Web Vitals thresholds: good <= first, poor > second (CLS is unitless)."""
 RATINGS: Final = ("good", "needs-improvement", "poor")
 API_LEVELS: Final = (0.5, 0.95, 0.99)
+FAILURES_KEY: Final = "failures"
+ROLLUP_VERSION: Final = "failures-1"
+"""Changes whenever the failure cells change meaning: days built before are not read."""
+VITAL_SCALE: Final[dict[str, float]] = {"CLS": 1000.0}
+"""Sketch buckets start at 1 (below is 0): unitless CLS is kept in thousandths."""
+CLS_NOTE: Final = "CLS from rollups: within 1%, or within 0.001 for values under 0.001"
 
 
-def _errors(query: FailureQuery, dialect: SqlDialect) -> Sql:
+def failures_definition(scenarios: tuple[ScenarioSpec, ...]) -> str:
+    """What failure cells were built for: the scenarios errors belong to."""
+    return definition_hash((ROLLUP_VERSION, scenarios))
+
+
+def errors_cte(query: FailureQuery, dialect: SqlDialect) -> Sql:
     return render(
         "WITH e AS (SELECT {sid} AS session_id, error_kind, error_type, fingerprint, module, "
         "route, http_status, CAST(http_status // 100 AS VARCHAR) || 'xx' AS status_class, "
@@ -74,7 +99,7 @@ def errors_by_sql(query: FailureQuery, dialect: SqlDialect, keys: tuple[str, ...
     """Events and distinct sessions per ``keys`` (columns of ``e``) and group."""
     key = ", ".join(keys)
     group_by, is_total = grouping(query.scope.by, key)
-    return _errors(query, dialect) + render(
+    return errors_cte(query, dialect) + render(
         " SELECT {is_total} AS is_total, {key}, grp, count(*) AS events, "
         "count(DISTINCT session_id) AS sessions FROM e {where} {group_by}",
         is_total=is_total,
@@ -450,21 +475,34 @@ ERROR_TABLES: Final[dict[str, tuple[str, ...]]] = {
 
 
 def run_failures(
-    store: EventStore, query: FailureQuery, *, min_group_size: int = 5
+    store: EventStore,
+    query: FailureQuery,
+    *,
+    min_group_size: int = 5,
+    source: SourceAsked = "auto",
 ) -> Report[FailureResult]:
-    dialect = dialect_of(store)
-    active = {row_group(r): int(r["sessions"]) for r in fetch(store, active_sql(query, dialect))}
+    """``source``: ``auto`` reads daily rollups when they can answer (``rollup_read``)."""
+    choice = choose_source(
+        store,
+        query.scope,
+        family=Family.FAILURES,
+        key=FAILURES_KEY,
+        definition=failures_definition(query.scenarios),
+        needs_raw=raw_asked(source),
+    )
+    if choice.slice is not None:
+        fetched = _rollup_fetched(store, query, choice.slice)
+        sampling = rollup_sampling(store, query.scope.filters.environment, choice.slice)
+    else:
+        fetched = _raw_fetched(store, query)
+        sampling = sampling_of(store, query.scope)
+    active, counted = fetched.active, fetched.counted
     counted = {
-        name: _most_frequent_first(fetch(store, errors_by_sql(query, dialect, keys)), keys)
-        for name, keys in ERROR_TABLES.items()
+        name: _most_frequent_first(rows, ERROR_TABLES[name]) for name, rows in counted.items()
     }
     counted["by_route"] = [r for r in counted["by_route"] if r["route"] is not None]
-    scenario_rows = fetch(store, scenarios_sql(query, dialect)) if query.scenarios else []
-    api_rows = fetch(store, api_sql(query, dialect))
-    vital_rows = fetch(store, vitals_sql(query, dialect))
-    task_rows = _most_frequent_first(
-        fetch(store, long_tasks_sql(query, dialect)), ("screen_id",), "n"
-    )
+    scenario_rows, api_rows, vital_rows = fetched.scenarios, fetched.api, fetched.vitals
+    task_rows = _most_frequent_first(fetched.long_tasks, ("screen_id",), "n")
 
     suppressor = Suppressor(min_group_size)
     tickets = {
@@ -522,15 +560,172 @@ def run_failures(
         "failures",
         time=query.scope.time,
         scope=query.scope,
-        sampling=sampling_of(store, query.scope),
+        sampling=sampling,
         min_group_size=min_group_size,
         hidden=suppressor.hidden_count,
         notes=[
             "Web Vitals: p75 and ratings with Google's thresholds",
             "HTTP errors by status: 4xx the request (often the form), 5xx the server",
+            choice.note,
+            *([CLS_NOTE] if choice.slice is not None else []),
         ],
+        source=choice.source,
     )
     return Report(meta=meta, data=result)
+
+
+@dataclass(frozen=True, slots=True)
+class _Fetched:
+    """The rows every part of the report is made of, from raw events or from rollups."""
+
+    active: dict[str | None, int]
+    counted: dict[str, list[Row]]
+    scenarios: list[Row]
+    api: list[Row]
+    vitals: list[Row]
+    long_tasks: list[Row]
+
+
+def _raw_fetched(store: EventStore, query: FailureQuery) -> _Fetched:
+    dialect = dialect_of(store)
+    return _Fetched(
+        active={row_group(r): int(r["sessions"]) for r in fetch(store, active_sql(query, dialect))},
+        counted={
+            name: fetch(store, errors_by_sql(query, dialect, keys))
+            for name, keys in ERROR_TABLES.items()
+        },
+        scenarios=fetch(store, scenarios_sql(query, dialect)) if query.scenarios else [],
+        api=fetch(store, api_sql(query, dialect)),
+        vitals=fetch(store, vitals_sql(query, dialect)),
+        long_tasks=fetch(store, long_tasks_sql(query, dialect)),
+    )
+
+
+def _rollup_fetched(store: EventStore, query: FailureQuery, chosen: RollupSlice) -> _Fetched:
+    """The rows the raw SQL gives, rebuilt from merged daily cells (``rollup_reports``)."""
+    environment = query.scope.filters.environment
+    active = merged_cells(store, environment, chosen, Family.ACTIVE)
+    cells = merged_cells(store, environment, chosen, Family.FAILURES)
+    parts: dict[str, Cells] = {}
+    for key, cell in cells.items():
+        parts.setdefault(key.keys[3] or "", {})[key] = cell
+    return _Fetched(
+        active={None if key.is_total else key.group: cell.sessions for key, cell in active.items()},
+        counted={
+            name: _error_rows(parts.get(name, {}), keys) for name, keys in ERROR_TABLES.items()
+        },
+        scenarios=_scenario_rows(parts.get("scenario", {})) if query.scenarios else [],
+        api=_value_rows(parts.get("api", {}), "route", API_LEVELS),
+        vitals=_vital_rows(parts.get("vital", {})),
+        long_tasks=_value_rows(parts.get("long_task", {}), "screen_id", API_LEVELS),
+    )
+
+
+def _error_rows(cells: Cells, keys: tuple[str, ...]) -> list[Row]:
+    rows = []
+    for key, cell in cells.items():
+        row: Row = {"is_total": key.is_total, "grp": key.group}
+        for name, value in zip(keys, key.keys, strict=False):
+            row[name] = int(value) if name == "http_status" and value is not None else value
+        row["events"] = round(cell.value_sum or 0)
+        row["sessions"] = cell.sessions
+        rows.append(row)
+    return rows
+
+
+def _scenario_rows(cells: Cells) -> list[Row]:
+    """In the raw query's order: starts, then sessions with any error, then per kind."""
+    totals = [(key, cell) for key, cell in cells.items() if key.is_total]
+
+    def rank(item: tuple[CellKey, MergedCell]) -> tuple[int, str]:
+        key = item[0]
+        return (
+            0 if key.measure == "started" else 1 if key.keys[1] == "*" else 2,
+            key.keys[0] or "",
+        )
+
+    return [
+        {
+            "scenario": key.keys[0],
+            "error_kind": None if key.measure == "started" else key.keys[1],
+            "sessions": cell.sessions,
+        }
+        for key, cell in sorted(totals, key=rank)
+    ]
+
+
+def _value_rows(cells: Cells, column: str, levels: tuple[float, ...]) -> list[Row]:
+    """API timings or long tasks per key and group: n, sessions, quantiles of the values."""
+    merged = _by_key_and_group(cells, 1)
+    rows = []
+    for (is_total, group, key), (counts, sessions) in merged.items():
+        n = sum(c.sessions for c in counts.values())
+        q = sketch.quantiles(sketch.merge(c.sketch for c in counts.values()), levels)
+        rows.append(
+            {
+                "is_total": is_total,
+                "grp": group,
+                column: key[0],
+                "n": n,
+                "sessions": sessions,
+                "q": q,
+            }
+        )
+    return sorted(rows, key=lambda r: (_text(r[column]), not r["is_total"], _text(r["grp"])))
+
+
+def _vital_rows(cells: Cells) -> list[Row]:
+    """Web Vitals per screen, metric and group: p75 (CLS back from thousandths) and ratings."""
+    merged = _by_key_and_group(cells, 2)
+    rows = []
+    for (is_total, group, (screen, metric)), (by_rating, sessions) in merged.items():
+        scale = VITAL_SCALE.get(metric or "", 1.0)
+        q = sketch.quantiles(sketch.merge(c.sketch for c in by_rating.values()), (0.75,))
+        row: Row = {
+            "is_total": is_total,
+            "grp": group,
+            "screen_id": screen,
+            "metric": metric,
+            "n": sum(c.sessions for c in by_rating.values()),
+            "sessions": sessions,
+            "q": [value / scale for value in q] if q else q,
+        }
+        for rating in RATINGS:
+            cell = by_rating.get(rating)
+            row[rating.replace("-", "_")] = cell.sessions if cell else 0
+        rows.append(row)
+    return sorted(
+        rows,
+        key=lambda r: (
+            _text(r["screen_id"]),
+            _text(r["metric"]),
+            not r["is_total"],
+            _text(r["grp"]),
+        ),
+    )
+
+
+_Merged = dict[
+    tuple[bool, str | None, tuple[str | None, ...]], tuple[dict[str | None, MergedCell], int]
+]
+
+
+def _by_key_and_group(cells: Cells, width: int) -> _Merged:
+    """Per (is total, group, first ``width`` keys): the ``n`` cells by k3, and sessions."""
+    merged: dict[tuple[bool, str | None, tuple[str | None, ...]], dict[str | None, MergedCell]] = {}
+    sessions: dict[tuple[bool, str | None, tuple[str | None, ...]], int] = {}
+    for key, cell in cells.items():
+        ident = (key.is_total, key.group, key.keys[:width])
+        if key.measure == "sessions":
+            sessions[ident] = sessions.get(ident, 0) + cell.sessions
+        else:
+            merged.setdefault(ident, {})[key.keys[2]] = cell
+    return {ident: (counts, sessions.get(ident, 0)) for ident, counts in merged.items()}
+
+
+def _text(value: object) -> tuple[bool, str]:
+    """Sorts like SQL's ORDER BY: NULL last."""
+    return (value is None, "" if value is None else str(value))
 
 
 def _most_frequent_first(

@@ -30,13 +30,24 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 from collections import defaultdict
+from dataclasses import dataclass, replace
 from typing import Final
 
 import msgspec
 
+from stumble.analytics import sketch
 from stumble.analytics.common import Row, Suppressor, dialect_of, fetch
-from stumble.analytics.queries import HealthQuery
+from stumble.analytics.queries import HealthQuery, PlanFacts, Scope, TimeRange
 from stumble.analytics.results import Column, Report, Sampling, Table, meta_for
+from stumble.analytics.rollup_cells import Family, definition_hash
+from stumble.analytics.rollup_read import (
+    RAW_NOTE,
+    ROLLUP_NOTE,
+    SourceAsked,
+    days_missing,
+    raw_asked,
+    whole_days,
+)
 from stumble.analytics.sql import (
     Sql,
     SqlDialect,
@@ -57,6 +68,18 @@ MIN_DROP_BASELINE: Final = 500
 """...and before a day under ``DROP_SHARE`` of it is a drop: events come in sessions of
 dozens, so a few hundred swing by half from one week to the next by chance alone."""
 BASELINE_WEEKS: Final = 4
+HEALTH_KEY: Final = "health"
+ROLLUP_VERSION: Final = "health-1"
+"""Changes whenever the health cells change meaning: days built before are not read."""
+
+
+def health_definition(closed: tuple[tuple[str, str], ...]) -> str:
+    """What health cells were built for: the closed fields whose values they count."""
+    return definition_hash((ROLLUP_VERSION, HEALTH_KEY, closed))
+
+
+def closed_fields(plan: PlanFacts) -> tuple[tuple[str, str], ...]:
+    return tuple((name, column) for name, column, values in plan.allowed_values if values)
 
 
 def _received(query: HealthQuery) -> Sql:
@@ -452,21 +475,40 @@ def _reasons_table(title: str, rows: list[ReasonCount]) -> Table:
 
 
 def run_health(
-    store: EventStore, query: HealthQuery, *, min_group_size: int = 5
+    store: EventStore,
+    query: HealthQuery,
+    *,
+    min_group_size: int = 5,
+    source: SourceAsked = "auto",
 ) -> Report[HealthResult]:
+    """``source``: ``auto`` composes daily rollups (volume, names, schema versions) with raw
+    rows of the window's last ``RECENT_DAYS`` (checks that need single events)."""
     dialect = dialect_of(store)
+    reason = raw_asked(source) or _rollups_cannot(store, query)
+    if reason is None:
+        days = _rollup_days(store, query)
+        recent = _recent(query)
+        notes = [ROLLUP_NOTE.format(alpha=sketch.ALPHA), RECENT_NOTE.format(days=RECENT_DAYS)]
+    else:
+        days = _RollupDays(
+            per_day=fetch(store, per_day_sql(query, dialect)),
+            volume=fetch(store, volume_sql(query, dialect)),
+            names=fetch(store, names_sql(query)),
+            versions=fetch(store, versions_sql(query)),
+        )
+        recent = query
+        notes = [RAW_NOTE.format(reason=reason)]
     counts = _quarantine(store, query)
     suppressor = Suppressor(min_group_size)
-    per_day_rows = fetch(store, per_day_sql(query, dialect))
     day_tickets = [
         suppressor.add(("day", r["day"], r["environment"]), None, r["sessions"])
-        for r in per_day_rows
+        for r in days.per_day
     ]
-    hint_rows = fetch(store, test_data_sql(query, dialect))
+    hint_rows = fetch(store, test_data_sql(recent, dialect))
     suppressor.decide()
     result = HealthResult(
         per_day=[
-            _day(r, suppressor.is_hidden(t)) for r, t in zip(per_day_rows, day_tickets, strict=True)
+            _day(r, suppressor.is_hidden(t)) for r, t in zip(days.per_day, day_tickets, strict=True)
         ],
         rejected=counts["rejected"],
         redactions=counts["redacted"],
@@ -479,12 +521,12 @@ def run_health(
             )
             for r in fetch(store, duplicates_sql(query, dialect))
         ],
-        clock_skew=[_skew(r) for r in fetch(store, skew_sql(query, dialect))],
-        timers=[_timers(r) for r in fetch(store, timers_sql(query, dialect))],
-        not_in_plan=_not_in_plan(store, query, counts["rejected"]),
-        schema_versions=[_version(r, query) for r in fetch(store, versions_sql(query))],
+        clock_skew=[_skew(r) for r in fetch(store, skew_sql(recent, dialect))],
+        timers=[_timers(r) for r in fetch(store, timers_sql(recent, dialect))],
+        not_in_plan=_not_in_plan(store, query, counts["rejected"], days),
+        schema_versions=[_version(r, query) for r in days.versions],
         test_data=[_hint(r, min_group_size) for r in hint_rows],
-        volume_alerts=volume_alerts(fetch(store, volume_sql(query, dialect)), query),
+        volume_alerts=volume_alerts(days.volume, query),
     )
     meta = meta_for(
         "health",
@@ -500,9 +542,146 @@ def run_health(
                 "gaps and drops: a finished day with no events (50 or more expected), or under "
                 "half the median of the same weekday in the four weeks before (500 or more)"
             ),
+            *notes,
         ],
+        source="raw" if reason else "rollups",
     )
     return Report(meta=meta, data=result)
+
+
+RECENT_DAYS: Final = 1
+"""Days at the end of the window that checks of single events (clock skew, timers, test
+data) read from raw rows when rollups answer the rest: over 28 days they cost seconds; the
+newest day is where a new problem shows."""
+RECENT_NOTE: Final = (
+    "per day, gaps and drops, events and values not in the plan and schema versions from daily "
+    "rollups (by receive day); clock skew, timers and test-looking data from raw events of "
+    "the window's last {days} day(s)"
+)
+TS_MARGIN: Final = dt.timedelta(days=1)
+"""Cells are kept per day of client time and keyed by receive day: the days checked for
+being rolled up reach this far beyond the window on both sides."""
+
+
+@dataclass(frozen=True, slots=True)
+class _RollupDays:
+    """The parts of the report rollups can answer, as the rows of their raw queries."""
+
+    per_day: list[Row]
+    volume: list[Row]
+    names: list[Row]
+    versions: list[Row]
+    values: list[Row] | None = None
+    """Stored values the plan does not allow (``values_sql``'s rows); None: not read yet."""
+
+
+def _rollups_cannot(store: EventStore, query: HealthQuery) -> str | None:
+    """Why rollups cannot answer the window (None: they can)."""
+    if store.dialect != "duckdb":
+        return "this store keeps no rollups"
+    days = whole_days(Scope(query.time))
+    if days is None:
+        return "the range is not whole days"
+    span = (days[0] - dt.timedelta(weeks=BASELINE_WEEKS) - TS_MARGIN, days[1] + TS_MARGIN)
+    environments = {d.environment for d in store.rollup_days(query.environment)}
+    for environment in sorted(environments):
+        missing, _ = days_missing(
+            store,
+            environment,
+            span,
+            Family.HEALTH,
+            HEALTH_KEY,
+            health_definition(closed_fields(query.plan)),
+        )
+        if missing:
+            return f"{missing} day(s) not yet rolled up"
+    return None
+
+
+def _recent(query: HealthQuery) -> HealthQuery:
+    last = (query.time.end - dt.timedelta(microseconds=1)).date()
+    first = max(query.time.start.date(), last - dt.timedelta(days=RECENT_DAYS - 1))
+    return replace(query, time=TimeRange.days(first, last))
+
+
+def _rollup_days(store: EventStore, query: HealthQuery) -> _RollupDays:
+    """Per environment, receive day and part: the summed health cells of every client day."""
+    start, end = query.time.bounds()
+    first = start.date() - dt.timedelta(weeks=BASELINE_WEEKS)
+    last = (end - dt.timedelta(microseconds=1)).date()
+    conditions = [
+        render("family = {f}", f=param(str(Family.HEALTH))),
+        render("k1 BETWEEN {a} AND {b}", a=param(first.isoformat()), b=param(last.isoformat())),
+    ]
+    if query.environment is not None:
+        conditions.append(render("environment = {env}", env=param(query.environment)))
+    statement = render(
+        "SELECT environment, k1, k2, k3, k4, measure, sum(sessions) AS n, sum(value_sum) AS v "
+        "FROM rollups WHERE {where} GROUP BY ALL",
+        where=conjunction(conditions),
+    )
+    rows = fetch(store, statement)
+    for row in rows:
+        row["day"] = dt.date.fromisoformat(row["k1"])
+    window = [r for r in rows if r["day"] >= start.date()]
+    return _RollupDays(
+        per_day=_per_day_rows(window),
+        volume=[
+            {"day": r["day"], "environment": r["environment"], "events": round(r["v"] or 0)}
+            for r in rows
+            if r["k4"] == "day" and r["measure"] == "events"
+        ],
+        names=_summed(window, "names", ("k2", "k3"), ("event_name", "kind")),
+        values=_values_not_allowed(window, query),
+        versions=sorted(
+            _summed(window, "versions", ("environment", "k2"), ("environment", "schema_version")),
+            key=lambda r: (r["environment"], int(r["schema_version"])),
+        ),
+    )
+
+
+def _per_day_rows(rows: list[Row]) -> list[Row]:
+    per_day: dict[tuple[dt.date, str], Row] = {}
+    for row in rows:
+        if row["k4"] != "day":
+            continue
+        key = (row["day"], row["environment"])
+        out = per_day.setdefault(
+            key, {"day": key[0], "environment": key[1], "events": 0, "sessions": 0, "redacted": 0}
+        )
+        if row["measure"] == "events":
+            out["events"] = round(row["v"] or 0)
+            out["sessions"] = int(row["n"] or 0)
+        else:
+            out["redacted"] = round(row["v"] or 0)
+    return [per_day[key] for key in sorted(per_day)]
+
+
+def _summed(
+    rows: list[Row], part: str, columns: tuple[str, ...], names: tuple[str, ...]
+) -> list[Row]:
+    """Events of one part summed per ``columns`` (over days), named as the raw rows."""
+    totals: defaultdict[tuple[object, ...], int] = defaultdict(int)
+    for row in rows:
+        if row["k4"] == part and row["measure"] == "count":
+            totals[tuple(row[c] for c in columns)] += round(row["v"] or 0)
+    return [{**dict(zip(names, key, strict=True)), "events": n} for key, n in totals.items()]
+
+
+def _values_not_allowed(rows: list[Row], query: HealthQuery) -> list[Row]:
+    """Events per closed field whose stored value the current plan does not allow."""
+    allowed = {(name, column): set(values) for name, column, values in query.plan.allowed_values}
+    totals: defaultdict[tuple[str, str], int] = defaultdict(int)
+    for row in rows:
+        values = allowed.get((row["k2"], row["k3"]))
+        if row["measure"] == "value" and values and row["k4"] not in values:
+            totals[row["k2"], row["k3"]] += round(row["v"] or 0)
+    return [{"event_name": n, "field": f, "events": c} for (n, f), c in totals.items()]
+
+
+def _raw_values(store: EventStore, query: HealthQuery) -> list[Row]:
+    statement = values_sql(query)
+    return fetch(store, statement) if statement is not None else []
 
 
 def volume_alerts(
@@ -617,11 +796,11 @@ def _timers(row: Row) -> TimerCheck:
 
 
 def _not_in_plan(
-    store: EventStore, query: HealthQuery, rejected: list[ReasonCount]
+    store: EventStore, query: HealthQuery, rejected: list[ReasonCount], days: _RollupDays
 ) -> list[PlanMismatch]:
     kinds = dict(query.plan.event_kinds)
     found: list[PlanMismatch] = []
-    for row in fetch(store, names_sql(query)):
+    for row in days.names:
         declared = kinds.get(row["event_name"])
         if declared is None or declared != row["kind"]:
             found.append(
@@ -632,19 +811,18 @@ def _not_in_plan(
                     count=int(row["events"]),
                 )
             )
-    values = values_sql(query)
-    if values is not None:
-        found.extend(
-            PlanMismatch(
-                source="stored",
-                problem="value_not_allowed",
-                event_name=row["event_name"],
-                field=row["field"],
-                count=int(row["events"]),
-            )
-            for row in fetch(store, values)
-            if row["events"]
+    values = days.values if days.values is not None else _raw_values(store, query)
+    found.extend(
+        PlanMismatch(
+            source="stored",
+            problem="value_not_allowed",
+            event_name=row["event_name"],
+            field=row["field"],
+            count=int(row["events"]),
         )
+        for row in values
+        if row["events"]
+    )
     found.extend(
         PlanMismatch(
             source="rejected",

@@ -35,6 +35,7 @@ from stumble.analytics.queries import (
     Filters,
     FormSpec,
     FunnelQuery,
+    PlanFacts,
     ScenarioSpec,
     Scope,
     TimeRange,
@@ -68,6 +69,10 @@ def _cell_head(environment: str, day: dt.date, family: Family, dim: str) -> Sql:
         family=param(str(family)),
         dim=param(dim),
     )
+
+
+cell_head = _cell_head
+"""Public for the families built in other modules (``rollup_reports``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,19 +225,29 @@ def sampling_statement(environment: str, day: dt.date, dialect: SqlDialect) -> S
 
 @dataclass(frozen=True, slots=True)
 class RollupPlan:
-    """What the tracking plan decides about rollups: the scenarios and forms they count."""
+    """What the tracking plan decides about rollups: the scenarios and forms they count, and
+    the closed fields (event name, column) whose stored values health counts."""
 
     scenarios: tuple[ScenarioSpec, ...]
     forms: tuple[FormSpec, ...]
+    closed: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_plan(cls, plan: TrackingPlan) -> RollupPlan:
-        return cls(all_scenarios(plan), form_specs(plan))
+        facts = PlanFacts.from_plan(plan)
+        closed = tuple((name, column) for name, column, values in facts.allowed_values if values)
+        return cls(all_scenarios(plan), form_specs(plan), closed)
 
     @property
     def fingerprint(self) -> str:
-        """Changes whenever a definition that rollups count by changes."""
-        return definition_hash((self.scenarios, self.forms))
+        """Changes whenever a definition that rollups count by changes, or what the builders
+        make of it (their names and ``CELLS_REVISION``): such days are rebuilt."""
+        builders = tuple(builder.__name__ for builder in FAMILY_BUILDERS)
+        return definition_hash((self.scenarios, self.forms, self.closed, builders, CELLS_REVISION))
+
+
+CELLS_REVISION: Final = 1
+"""Raise it when a builder's cells change meaning (every unsealed day is then rebuilt)."""
 
 
 FamilyBuilder = Callable[[RollupPlan, str, dt.date, SqlDialect], list[Sql]]
@@ -293,7 +308,22 @@ def sampling_cells(
     return [sampling_statement(environment, day, dialect)]
 
 
-FAMILY_BUILDERS: Final[tuple[FamilyBuilder, ...]] = (sampling_cells, volume_cells, funnel_cells)
+def report_cells(
+    plan: RollupPlan, environment: str, day: dt.date, dialect: SqlDialect
+) -> list[Sql]:
+    """Active sessions, failures, usage and health (``rollup_reports``)."""
+    # Imported here: that module builds on this one's primitives (a top import would cycle).
+    from stumble.analytics.rollup_reports import report_cells as build  # noqa: PLC0415
+
+    return build(plan, environment, day, dialect)
+
+
+FAMILY_BUILDERS: Final[tuple[FamilyBuilder, ...]] = (
+    sampling_cells,
+    volume_cells,
+    funnel_cells,
+    report_cells,
+)
 """Every family a day holds; a new family adds its builder here (and its readers)."""
 
 

@@ -26,6 +26,10 @@ class Family(StrEnum):
     FUNNEL = "funnel"
     BUILT = "built"
     SAMPLING = "sampling"
+    ACTIVE = "active"
+    FAILURES = "failures"
+    USAGE = "usage"
+    HEALTH = "health"
 
 
 TOTAL_STEP: Final = "total"

@@ -142,6 +142,20 @@ def choose_source(
     return SourceChoice("rollups", note, chosen, sealed_other)
 
 
+def days_missing(  # noqa: PLR0917 - the identity of what is asked, all six
+    store: EventStore,
+    environment: str,
+    days: tuple[dt.date, dt.date],
+    family: Family,
+    key: str,
+    definition: str,
+) -> tuple[int, int]:
+    """(days of ``environment`` in ``days`` with data but no cells of this definition and
+    still raw, sealed such days): for readers whose window is not a ``Scope``."""
+    chosen = RollupSlice(days[0], days[1], "", (), "none")
+    return _coverage(store, environment, chosen, family, key, definition)
+
+
 def _coverage(  # noqa: PLR0917 - the identity of what is asked, all six
     store: EventStore,
     environment: str | None,
@@ -245,11 +259,14 @@ def merged_cells(
         group=chosen.group_expr(),
         where=where,
     )
+    # Merged sketches come back as one pair of lists per cell: a row per bucket would cost
+    # more to fetch and loop over in Python than the query itself.
     buckets = render(
-        "SELECT grouping(grp) = 1 AS is_total, grp, {keys}, key, sum(c) AS c FROM ("
+        "SELECT is_total, grp, {keys}, list(key ORDER BY key) AS ks, list(c ORDER BY key) AS cs "
+        "FROM (SELECT grouping(grp) = 1 AS is_total, grp, {keys}, key, sum(c) AS c FROM ("
         "SELECT {group} AS grp, {keys}, unnest(sketch_keys) AS key, "
         "unnest(sketch_counts) AS c FROM rollups WHERE {where} AND sketch_keys IS NOT NULL) "
-        "GROUP BY GROUPING SETS ((grp, {keys}, key), ({keys}, key))",
+        "GROUP BY GROUPING SETS ((grp, {keys}, key), ({keys}, key))) GROUP BY ALL",
         keys=keys,
         group=chosen.group_expr(),
         where=where,
@@ -262,8 +279,7 @@ def merged_cells(
         cell.value_sum = _add(cell.value_sum, row["v"])
     for row in _rows(store, buckets, chosen):
         cell = cells.setdefault(_key(row), MergedCell())
-        key = int(row["key"])
-        cell.sketch[key] = cell.sketch.get(key, 0) + int(row["c"])
+        cell.sketch = sketch.merge((cell.sketch, sketch.from_lists(row["ks"], row["cs"])))
     return cells
 
 

@@ -10,6 +10,8 @@ A breakdown applies to the range totals; the daily series is for all groups toge
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
+from typing import Final
 
 import msgspec
 
@@ -25,11 +27,28 @@ from stumble.analytics.results import (
     group_label,
     meta_for,
 )
+from stumble.analytics.rollup_cells import Family, definition_hash
+from stumble.analytics.rollup_read import (
+    RollupSlice,
+    SourceAsked,
+    choose_source,
+    merged_cells,
+    raw_asked,
+    rollup_sampling,
+)
 from stumble.analytics.sql import Sql, SqlDialect, dimension_expr, grouping, render, scope_filter
 from stumble.storage.base import EventStore
 
+USAGE_KEY: Final = "usage"
+ROLLUP_VERSION: Final = "usage-1"
+"""Changes whenever the usage cells change meaning: days built before are not read."""
 
-def _per_session(query: UsageQuery, dialect: SqlDialect) -> Sql:
+
+def usage_definition() -> str:
+    return definition_hash((ROLLUP_VERSION, USAGE_KEY))
+
+
+def per_session_cte(query: UsageQuery, dialect: SqlDialect) -> Sql:
     """CTE ``u``: one row per feature, session and day with its event count and weight."""
     return render(
         "WITH u AS (SELECT event_name, {sid} AS session_id, {day} AS day, {grp} AS grp, "
@@ -47,7 +66,7 @@ def _per_session(query: UsageQuery, dialect: SqlDialect) -> Sql:
 def totals_sql(query: UsageQuery, dialect: SqlDialect) -> Sql:
     """Per feature (and group) over the range."""
     group_by, is_total = grouping(query.scope.by, "event_name")
-    return _per_session(query, dialect) + render(
+    return per_session_cte(query, dialect) + render(
         " SELECT {is_total} AS is_total, event_name, grp, count(DISTINCT session_id) AS sessions, "
         "sum(weight) AS weighted, sum(events) AS events FROM u {group_by}",
         is_total=is_total,
@@ -57,7 +76,7 @@ def totals_sql(query: UsageQuery, dialect: SqlDialect) -> Sql:
 
 def daily_sql(query: UsageQuery, dialect: SqlDialect) -> Sql:
     """Per feature and day, all groups together."""
-    return _per_session(query, dialect) + Sql(
+    return per_session_cte(query, dialect) + Sql(
         " SELECT event_name, day, count(DISTINCT session_id) AS sessions, "
         "sum(weight) AS weighted, sum(events) AS events FROM u GROUP BY event_name, day "
         "ORDER BY event_name, day"
@@ -153,12 +172,30 @@ class UsageResult(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def run_usage(
-    store: EventStore, query: UsageQuery, *, min_group_size: int = 5
+    store: EventStore,
+    query: UsageQuery,
+    *,
+    min_group_size: int = 5,
+    source: SourceAsked = "auto",
 ) -> Report[UsageResult]:
-    dialect = dialect_of(store)
-    totals = fetch(store, totals_sql(query, dialect))
-    daily = fetch(store, daily_sql(query, dialect))
-    active = {row_group(r): r for r in fetch(store, active_sql(query, dialect))}
+    """``source``: ``auto`` reads daily rollups when they can answer (``rollup_read``)."""
+    choice = choose_source(
+        store,
+        query.scope,
+        family=Family.USAGE,
+        key=USAGE_KEY,
+        definition=usage_definition(),
+        needs_raw=raw_asked(source),
+    )
+    if choice.slice is not None:
+        totals, daily, active = _rollup_rows(store, query, choice.slice)
+        sampling = rollup_sampling(store, query.scope.filters.environment, choice.slice)
+    else:
+        dialect = dialect_of(store)
+        totals = fetch(store, totals_sql(query, dialect))
+        daily = fetch(store, daily_sql(query, dialect))
+        active = {row_group(r): r for r in fetch(store, active_sql(query, dialect))}
+        sampling = sampling_of(store, query.scope)
     suppressor = Suppressor(min_group_size)
     total_tickets = {
         (r["event_name"], row_group(r)): suppressor.add(
@@ -197,12 +234,57 @@ def run_usage(
         "usage",
         time=query.scope.time,
         scope=query.scope,
-        sampling=sampling_of(store, query.scope),
+        sampling=sampling,
         min_group_size=min_group_size,
         hidden=suppressor.hidden_count,
-        notes=["a feature is an action or custom event name; days are UTC"],
+        notes=["a feature is an action or custom event name; days are UTC", choice.note],
+        source=choice.source,
     )
     return Report(meta=meta, data=result)
+
+
+def _rollup_rows(
+    store: EventStore, query: UsageQuery, chosen: RollupSlice
+) -> tuple[list[Row], list[Row], dict[str | None, Row]]:
+    """The rows of ``totals_sql``, ``daily_sql`` and ``active_sql``, from daily cells."""
+    environment = query.scope.filters.environment
+    totals = [
+        {
+            "is_total": key.is_total,
+            "event_name": key.keys[0],
+            "grp": key.group,
+            "sessions": cell.sessions,
+            "weighted": cell.weighted,
+            "events": round(cell.value_sum or 0),
+        }
+        for key, cell in merged_cells(store, environment, chosen, Family.USAGE).items()
+    ]
+    # The daily series is for all groups together: the same cells, grouped by their day.
+    per_day = merged_cells(store, environment, replace(chosen, group_by="day"), Family.USAGE)
+    daily = sorted(
+        (
+            {
+                "event_name": key.keys[0],
+                "day": dt.date.fromisoformat(key.group or ""),
+                "sessions": cell.sessions,
+                "weighted": cell.weighted,
+                "events": round(cell.value_sum or 0),
+            }
+            for key, cell in per_day.items()
+            if not key.is_total
+        ),
+        key=lambda r: (r["event_name"], r["day"]),
+    )
+    active = {
+        None if key.is_total else key.group: {
+            "is_total": key.is_total,
+            "grp": key.group,
+            "sessions": cell.sessions,
+            "weighted": cell.weighted,
+        }
+        for key, cell in merged_cells(store, environment, chosen, Family.ACTIVE).items()
+    }
+    return totals, daily, active
 
 
 def _day(row: Row, hidden: bool) -> DayUsage:
