@@ -7,8 +7,10 @@ The database is built once and reused while its parameters match (``built.json``
 Building: the simulator's sessions are enriched exactly as the collector does (pseudonymous
 session ids, stored event ids, skew correction, receive time) and written as NDJSON segments by
 two worker processes; the store loads each segment with ``load_segment``, the loader's own path.
-The privacy guard is skipped: simulated events are clean by construction and guarding does not
-change a stored row, only the build time.
+The privacy guard is skipped (simulated events are clean by construction), except for what it
+changes in a clean row: API routes carry ids on the wire (``/api/requests/48213``) and are
+stored as templates (``/api/requests/:id``), so routes are templated here as the guard does.
+A database built before that is templated in place once (``built.json`` records it).
 
 Each report runs ``cold`` (the first run on a freshly opened store: DuckDB's buffer pool is
 empty, the OS page cache may not be) and ``warm`` (best of ``--repeat`` further runs), with
@@ -44,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import msgspec
 
 from stumble.access.keys import WriteKey
 from stumble.access.pseudonyms import EventIdKey, SessionKeyRing
@@ -72,6 +75,7 @@ from stumble.analytics.usage import run_usage
 from stumble.collector.enrich import RequestContext
 from stumble.plan.load import default_plan_path, load_plan
 from stumble.plan.model import TrackingPlan
+from stumble.privacy.urls import template_route
 from stumble.reports.top_problems import TopProblemsQuery, run_top_problems
 from stumble.rollups import RollupMaintainer
 from stumble.simulate import SimulationParams, simulate_sessions
@@ -107,13 +111,43 @@ def _worker(job: tuple[int, int, int, str]) -> list[str]:
         request = RequestContext(
             key, received, clock_skew_ms(session.sent_at, received), None, None, None
         )
-        lines.extend(enricher.stored_line(event, request, 0) for event in session.events)
+        lines.extend(
+            enricher.stored_line(_templated(event), request, 0) for event in session.events
+        )
         if len(lines) >= ROWS_PER_SEGMENT:
             paths.append(_write_segment(out, index, len(paths), lines))
             lines = []
     if lines:
         paths.append(_write_segment(out, index, len(paths), lines))
     return paths
+
+
+def _templated(event: Any) -> Any:
+    """The event with its route templated, as the privacy guard stores it."""
+    route = getattr(event, "route", None)
+    if not route:
+        return event
+    templated = template_route(route).template
+    return msgspec.structs.replace(event, route=templated) if templated != route else event
+
+
+def template_stored_routes(data: Path) -> None:
+    """Template the routes of a database built before the build did (ids -> ``:id``)."""
+    marker = data / "built.json"
+    built = json.loads(marker.read_text())
+    if built.get("routes") == "templated":
+        return
+    con = duckdb.connect(str(data / "stumble.duckdb"))
+    con.execute(
+        "UPDATE events SET route = regexp_replace(route, '/[0-9]+(/|$)', '/:id\\1', 'g') "
+        "WHERE regexp_matches(route, '/[0-9]+(/|$)')"
+    )
+    con.execute(
+        "INSERT OR IGNORE INTO rollup_dirty "
+        "SELECT DISTINCT environment, CAST(ts AS DATE) FROM events"
+    )
+    con.close()
+    marker.write_text(json.dumps({**built, "routes": "templated"}))
 
 
 def _write_segment(out: Path, worker: int, number: int, lines: list[bytes]) -> str:
@@ -149,7 +183,9 @@ def build(data: Path, events: int) -> None:
     total = store.count_events()
     store.close()
     print(f"  loaded {total} rows in {time.perf_counter() - started:.0f} s")
-    (data / "built.json").write_text(json.dumps({"events": events, "rows": total}))
+    (data / "built.json").write_text(
+        json.dumps({"events": events, "rows": total, "routes": "templated"})
+    )
 
 
 # --- timing -------------------------------------------------------------------------------
@@ -319,6 +355,7 @@ def main() -> None:
         build(args.data, args.events)
     else:
         print(f"reusing {args.data} ({built['rows']} rows)")
+        template_stored_routes(args.data)
     refresh_rollups(args.data)
     measure(args.data, args.repeat, args.only)
     if args.months > 1:
