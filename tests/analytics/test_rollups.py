@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 
 import msgspec
@@ -19,33 +18,14 @@ from tests.analytics.conftest import (
     DAYS,
     START,
     Dataset,
-    ingest_simulation,
-    write_key,
 )
 
 from stumble.analytics import sketch
 from stumble.analytics.funnels import FunnelResult, run_funnel
 from stumble.analytics.queries import Dimension, Filters, FunnelQuery, Scope, TimeRange
-from stumble.plan.model import TrackingPlan
 from stumble.rollups import RollupMaintainer
-from stumble.simulate import SimulationParams
-from stumble.storage import DuckDBStore
 
 WHOLE_DAYS = TimeRange.days(START, START + dt.timedelta(days=DAYS - 1))
-
-
-@pytest.fixture(scope="module")
-def rolled(tmp_path_factory: pytest.TempPathFactory, plan: TrackingPlan) -> Iterator[Dataset]:
-    work = tmp_path_factory.mktemp("rollups")
-    store = DuckDBStore(work / "stumble.duckdb", threads=2)
-    params = SimulationParams(
-        sessions=4_000, days=DAYS, start_date=START, seed=21, ui_version_change_day=7
-    )
-    truth = ingest_simulation(store, work, params, plan, write_key())
-    report = RollupMaintainer(store, plan).refresh()
-    assert report.days_built >= DAYS
-    yield Dataset(store, truth, plan)
-    store.close()
 
 
 def _both(data: Dataset, scope: Scope, scenario: str) -> tuple[FunnelResult, FunnelResult]:

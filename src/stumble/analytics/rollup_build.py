@@ -27,15 +27,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from stumble.analytics.field_errors import ALL_FORMS
+from stumble.analytics.field_errors import rollup_sources_sql as field_errors_ctes
 from stumble.analytics.funnels import chain_sql, gap_expr
 from stumble.analytics.queries import (
     Dimension,
+    FieldErrorQuery,
     Filters,
     FormSpec,
     FunnelQuery,
     ScenarioSpec,
     Scope,
     TimeRange,
+    TimingQuery,
     all_scenarios,
     form_specs,
 )
@@ -47,6 +51,10 @@ from stumble.analytics.rollup_cells import (
 )
 from stumble.analytics.sketch import bucket_key_sql
 from stumble.analytics.sql import Sql, SqlDialect, as_sql, param, render, scope_filter
+from stumble.analytics.timings import ROLLUP_DEFINITION as TIMING_DEFINITION
+from stumble.analytics.timings import ROLLUP_KEY as TIMING_KEY
+from stumble.analytics.timings import rollup_sources_sql as timings_ctes
+from stumble.events import OPERATION_STATUSES
 from stumble.plan.model import TrackingPlan
 
 
@@ -98,25 +106,42 @@ def measure_cells(
     head: Sql,
 ) -> Sql:
     """The cells of every measure per group and key: one pass over ``source.table``."""
+    return source.ctes + ",\n" + _measure_ctes(source, measures, "") + _measure_select(head, "")
+
+
+@dataclass(frozen=True, slots=True)
+class CellPart:
+    """One table of a statement shared by several parts (``shared_cells``): its source (whose
+    ``ctes`` are the statement's, not its own), its measures and its cells' head."""
+
+    source: CellSource
+    measures: tuple[Measure, ...]
+    head: Sql
+
+
+def shared_cells(ctes: Sql, parts: Sequence[CellPart]) -> Sql:
+    """The cells of several tables of the same CTEs in one statement, so a report's CTEs
+    (which cost far more than the cells) run once for all of them."""
+    tails = [_measure_ctes(p.source, p.measures, f"_{i}") for i, p in enumerate(parts)]
+    selects = [_measure_select(p.head, f"_{i}") for i, p in enumerate(parts)]
+    return ctes + ",\n" + Sql.join(",\n", tails) + Sql.join("\nUNION ALL ", selects)
+
+
+def _measure_ctes(source: CellSource, measures: Sequence[Measure], suffix: str) -> Sql:
+    """``rollup_x``: a row per source row and measure; ``rollup_h``: counted per bucket."""
     structs = ", ".join(
         f"{{'m': '{m.name}', 'ok': {m.condition}, "
         f"'ms': CAST({m.duration or 'NULL'} AS DOUBLE), 'v': CAST({m.value or 'NULL'} AS DOUBLE)}}"
         for m in measures
     )
     keys = [as_sql(k) for k in source.keys]
-    bucket = bucket_key_sql("u.ms")
-    return source.ctes + render(
-        ",\nrollup_x AS (SELECT {group} AS grp, {k1} AS k1, {k2} AS k2, {k3} AS k3, {k4} AS k4, "
+    return render(
+        "rollup_x{s} AS (SELECT {group} AS grp, {k1} AS k1, {k2} AS k2, {k3} AS k3, {k4} AS k4, "
         "{weight} AS weight, unnest([{structs}]) AS u FROM {table}),\n"
-        "rollup_h AS (SELECT grp, k1, k2, k3, k4, u.m AS measure, "
+        "rollup_h{s} AS (SELECT grp, k1, k2, k3, k4, u.m AS measure, "
         "CASE WHEN u.ms IS NULL THEN NULL ELSE {bucket} END AS key, count(*) AS c, "
-        "sum(weight) AS w, sum(u.v) AS v FROM rollup_x WHERE u.ok GROUP BY ALL)\n"
-        "SELECT {head}, grp AS dim_value, CAST(k1 AS VARCHAR) AS k1, CAST(k2 AS VARCHAR) AS k2, "
-        "CAST(k3 AS VARCHAR) AS k3, CAST(k4 AS VARCHAR) AS k4, measure, sum(c) AS sessions, "
-        "sum(c) AS events, sum(w) AS weighted, sum(v) AS value_sum, "
-        "list(key ORDER BY key) FILTER (WHERE key IS NOT NULL) AS sketch_keys, "
-        "list(c ORDER BY key) FILTER (WHERE key IS NOT NULL) AS sketch_counts "
-        "FROM rollup_h GROUP BY grp, k1, k2, k3, k4, measure",
+        "sum(weight) AS w, sum(u.v) AS v FROM rollup_x{s} WHERE u.ok GROUP BY ALL)\n",
+        s=suffix,
         group=source.group,
         k1=keys[0],
         k2=keys[1],
@@ -125,8 +150,20 @@ def measure_cells(
         weight=source.weight,
         structs=structs,
         table=source.table,
-        bucket=bucket,
+        bucket=bucket_key_sql("u.ms"),
+    )
+
+
+def _measure_select(head: Sql, suffix: str) -> Sql:
+    return render(
+        "SELECT {head}, grp AS dim_value, CAST(k1 AS VARCHAR) AS k1, CAST(k2 AS VARCHAR) AS k2, "
+        "CAST(k3 AS VARCHAR) AS k3, CAST(k4 AS VARCHAR) AS k4, measure, sum(c) AS sessions, "
+        "sum(c) AS events, sum(w) AS weighted, sum(v) AS value_sum, "
+        "list(key ORDER BY key) FILTER (WHERE key IS NOT NULL) AS sketch_keys, "
+        "list(c ORDER BY key) FILTER (WHERE key IS NOT NULL) AS sketch_counts "
+        "FROM rollup_h{s} GROUP BY grp, k1, k2, k3, k4, measure",
         head=head,
+        s=suffix,
     )
 
 
@@ -203,8 +240,10 @@ class RollupPlan:
 
     @property
     def fingerprint(self) -> str:
-        """Changes whenever a definition that rollups count by changes."""
-        return definition_hash((self.scenarios, self.forms))
+        """Changes whenever a definition that rollups count by changes, or the families a day
+        holds (so a new family's cells are built for the days before it)."""
+        families = tuple(builder.__name__ for builder in FAMILY_BUILDERS)
+        return definition_hash((self.scenarios, self.forms, families))
 
 
 FamilyBuilder = Callable[[RollupPlan, str, dt.date, SqlDialect], list[Sql]]
@@ -235,7 +274,168 @@ def sampling_cells(
     return [sampling_statement(environment, day, dialect)]
 
 
-FAMILY_BUILDERS: Final[tuple[FamilyBuilder, ...]] = (sampling_cells, funnel_cells)
+# --- field errors and form steps ------------------------------------------------------------
+
+
+def field_error_statement(
+    forms: tuple[FormSpec, ...], environment: str, day: dt.date, dim: Dimension | None,
+    dialect: SqlDialect,
+) -> Sql:  # fmt: skip
+    """The ``field_error`` and ``form_step`` cells of a day by one dimension (or none), from
+    the report's own CTEs over every stored form (the plan's forms give the entries)."""
+    query = FieldErrorQuery(day_scope(environment, day, dim), forms, restricted=False)
+    on_step = dialect.ms_between("entered_at", "done_at")
+    completed = "done_at IS NOT NULL"
+    error_keys = ("form_id", "step", "field_id", "error_type")
+    step_keys = ("form_id", "step", NO_KEY, NO_KEY)
+    errors = _head(environment, day, Family.FIELD_ERROR, dim)
+    parts = [
+        CellPart(
+            CellSource(Sql(""), "with_errors", error_keys),
+            (
+                Measure("with_error"),
+                Measure("done_with", completed, on_step),
+                Measure(
+                    "attempts", f"{completed} AND attempts IS NOT NULL", "attempts", "attempts"
+                ),
+            ),
+            errors,
+        ),
+        # Per event: its ``sessions`` is the number of error events.
+        CellPart(CellSource(Sql(""), "error_events", error_keys), (Measure("events"),), errors),
+        CellPart(
+            CellSource(Sql(""), "done", step_keys),
+            (
+                Measure("entered"),
+                Measure("any_error", "any_error"),
+                Measure("completed", completed, on_step),
+                Measure("input", completed, dialect.ms_between("entered_at", "first_submit_at")),
+                Measure(
+                    "fixing",
+                    f"{completed} AND any_error",
+                    dialect.ms_between("first_submit_at", "done_at"),
+                ),
+            ),
+            _head(environment, day, Family.FORM_STEP, dim),
+        ),
+        CellPart(
+            CellSource(Sql(""), "seen_by", step_keys, weight="CAST(NULL AS DOUBLE)"),
+            (Measure("seen"),),
+            _head(environment, day, Family.FORM_STEP, dim),
+        ),
+    ]
+    return shared_cells(field_errors_ctes(query, dialect), parts)
+
+
+def _head(environment: str, day: dt.date, family: Family, dim: Dimension | None) -> Sql:
+    return _cell_head(environment, day, family, dim or "")
+
+
+def entry_shared(form: FormSpec, forms: Sequence[FormSpec]) -> bool:
+    """Whether an event could enter ``form`` and another form: the report gives it to the
+    first such form of its query, so a query of a subset could count it elsewhere."""
+    if form.entry is None:
+        return False
+    mine = dict(form.entry.where)
+    for other in forms:
+        if other.form_id == form.form_id or other.entry is None:
+            continue
+        if other.entry.event_name == form.entry.event_name and all(
+            mine.get(column, value) == value for column, value in other.entry.where
+        ):
+            return True
+    return False
+
+
+def field_error_cells(
+    plan: RollupPlan, environment: str, day: dt.date, dialect: SqlDialect
+) -> list[Sql]:
+    """Markers: ``*`` under the hash of the plan's forms (a query of every stored form), and
+    each form under its own hash (a query of some forms) unless its entry is shared."""
+    statements = [
+        built_marker(environment, day, Family.FIELD_ERROR, ALL_FORMS, definition_hash(plan.forms))
+    ]
+    statements += [
+        built_marker(environment, day, Family.FIELD_ERROR, form.form_id, definition_hash(form))
+        for form in plan.forms
+        if not entry_shared(form, plan.forms)
+    ]
+    if plan.forms:
+        statements += [
+            field_error_statement(plan.forms, environment, day, dim, dialect)
+            for dim in (None, *ROLLED_DIMENSIONS)
+        ]
+    return statements
+
+
+# --- operation timings ----------------------------------------------------------------------
+
+
+def timing_statement(
+    environment: str, day: dt.date, dim: Dimension | None, dialect: SqlDialect
+) -> Sql:
+    """The ``timing`` and ``timing_phase`` cells of a day by one dimension (or none): every
+    operation (k1), its phases by checkpoint name (k2), from the report's own instances."""
+    query = TimingQuery(day_scope(environment, day, dim))
+    operation = ("operation", NO_KEY, NO_KEY, NO_KEY)
+    phase = ("operation", "name", NO_KEY, NO_KEY)
+    no_weight = "CAST(NULL AS DOUBLE)"
+    timing = _head(environment, day, Family.TIMING, dim)
+    phases = _head(environment, day, Family.TIMING_PHASE, dim)
+    statuses = tuple(
+        Measure(status, f"status = '{status}'", "duration" if status == "success" else None)
+        for status in OPERATION_STATUSES
+    )
+    parts = [
+        CellPart(
+            CellSource(Sql(""), "ops", operation),
+            (
+                Measure("instances"),
+                Measure("ended", "status IS NOT NULL"),
+                Measure("all", "duration IS NOT NULL", "duration"),
+                Measure("started", "t_start IS NOT NULL"),
+                *statuses,
+            ),
+            timing,
+        ),
+        CellPart(
+            CellSource(Sql(""), "per_session", operation, weight=no_weight),
+            (Measure("sessions", "has_ended"), Measure("retries", value="retries")),
+            timing,
+        ),
+        CellPart(
+            CellSource(Sql(""), "phase_rows", phase),
+            (Measure("seen", "seen"), Measure("gap", "g IS NOT NULL", "g", "g")),
+            phases,
+        ),
+        CellPart(
+            CellSource(Sql(""), "phase_sessions", phase, weight=no_weight),
+            (Measure("sessions", "has"),),
+            phases,
+        ),
+    ]
+    return shared_cells(timings_ctes(query, dialect), parts)
+
+
+def timing_cells(
+    plan: RollupPlan, environment: str, day: dt.date, dialect: SqlDialect
+) -> list[Sql]:
+    del plan  # every operation stored, whatever the plan
+    marker = built_marker(
+        environment, day, Family.TIMING, TIMING_KEY, definition_hash(TIMING_DEFINITION)
+    )
+    return [
+        marker,
+        *(timing_statement(environment, day, dim, dialect) for dim in (None, *ROLLED_DIMENSIONS)),
+    ]
+
+
+FAMILY_BUILDERS: Final[tuple[FamilyBuilder, ...]] = (
+    sampling_cells,
+    funnel_cells,
+    field_error_cells,
+    timing_cells,
+)
 """Every family a day holds; a new family adds its builder here (and its readers)."""
 
 

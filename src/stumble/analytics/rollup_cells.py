@@ -25,6 +25,10 @@ class Family(StrEnum):
     FUNNEL = "funnel"
     BUILT = "built"
     SAMPLING = "sampling"
+    FIELD_ERROR = "field_error"
+    FORM_STEP = "form_step"
+    TIMING = "timing"
+    TIMING_PHASE = "timing_phase"
 
 
 TOTAL_STEP: Final = "total"
