@@ -22,8 +22,10 @@ from stumble.analytics.queries import (
     FlagFilter,
     Scope,
     TimeRange,
+    TimingQuery,
 )
 from stumble.analytics.results import Durations
+from stumble.analytics.timings import TimingResult, run_timings
 
 WHOLE_DAYS = TimeRange.days(START, START + dt.timedelta(days=DAYS - 1))
 BREAKDOWNS: list[Dimension | None] = [None, "role", "ui_version", "day", "week"]
@@ -145,3 +147,86 @@ def test_field_errors_of_forms_not_in_the_plan_read_raw_rows(rolled: Dataset) ->
     report = run_field_errors(rolled.store, other)
     assert report.meta.source == "raw"
     assert any("not yet rolled up" in note for note in report.meta.notes)
+
+
+# --- operation timings --------------------------------------------------------------------
+
+
+def _timings(
+    data: Dataset, scope: Scope, operations: tuple[str, ...] = ()
+) -> tuple[TimingResult, TimingResult]:
+    query = TimingQuery(scope, operations)
+    rolled = run_timings(data.store, query)
+    raw = run_timings(data.store, query, source="raw")
+    assert rolled.meta.source == "rollups", rolled.meta.notes
+    assert raw.meta.source == "raw"
+    assert rolled.meta.hidden == raw.meta.hidden
+    assert rolled.meta.sample_rates == raw.meta.sample_rates
+    return rolled.data, raw.data
+
+
+def _same_timings(a: TimingResult, b: TimingResult) -> None:
+    assert len(a.operations) == len(b.operations)
+    for x, y in zip(a.operations, b.operations, strict=True):
+        counted = ("operation", "group", "hidden", "ended", "sessions", "rates", "started")
+        assert [getattr(x, k) for k in counted] == [getattr(y, k) for k in counted], (x, y)
+        assert (x.retries, x.retry_rate) == (y.retries, y.retry_rate)
+        _same_durations(x.duration_success, y.duration_success)
+        _same_durations(x.duration_all, y.duration_all)
+    assert len(a.phases) == len(b.phases)
+    for p, q in zip(a.phases, b.phases, strict=True):
+        named = ("operation", "phase", "checkpoint", "group", "hidden")
+        assert [getattr(p, k) for k in named] == [getattr(q, k) for k in named]
+        _same_durations(p.duration, q.duration)
+        # Sums of the same gaps, added in another order.
+        if q.share_of_time is None:
+            assert p.share_of_time is None
+        else:
+            assert p.share_of_time == pytest.approx(q.share_of_time, rel=1e-9)
+
+
+@pytest.mark.parametrize("by", BREAKDOWNS)
+def test_timings_from_rollups_equal_raw_rows(rolled: Dataset, by: Dimension | None) -> None:
+    from_rollups, from_raw = _timings(rolled, Scope(WHOLE_DAYS, Filters(), by))
+    assert from_raw.operations and from_raw.phases
+    _same_timings(from_rollups, from_raw)
+
+
+@pytest.mark.parametrize("by", [None, "ui_version"])
+def test_timings_of_each_operation_from_rollups(rolled: Dataset, by: Dimension | None) -> None:
+    _, every = _timings(rolled, Scope(WHOLE_DAYS))
+    for operation in sorted({o.operation for o in every.operations}):
+        from_rollups, from_raw = _timings(rolled, Scope(WHOLE_DAYS, by=by), (operation,))
+        assert {o.operation for o in from_raw.operations} == {operation}
+        _same_timings(from_rollups, from_raw)
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        Scope(WHOLE_DAYS, Filters(ui_version=(BEFORE,)), "ui_version"),
+        Scope(WHOLE_DAYS, Filters(device_type=("desktop",))),
+        Scope(WHOLE_DAYS, Filters(role=("operator", "admin")), "week"),
+        Scope(WHOLE_DAYS, Filters(environment="staging"), "role"),
+    ],
+)
+def test_timings_with_one_dimension_filtered(rolled: Dataset, scope: Scope) -> None:
+    from_rollups, from_raw = _timings(rolled, scope)
+    assert from_raw.operations
+    _same_timings(from_rollups, from_raw)
+
+
+@pytest.mark.parametrize(
+    ("scope", "reason"),
+    [
+        (Scope(PARTIAL), "whole"),
+        (Scope(WHOLE_DAYS, Filters(feature_flag=FlagFilter("aa_split"))), "feature flag"),
+        (Scope(WHOLE_DAYS, Filters(region=("almaty",)), "role"), "another dimension"),
+    ],
+)
+def test_timings_rollups_cannot_answer_read_raw_rows(
+    rolled: Dataset, scope: Scope, reason: str
+) -> None:
+    report = run_timings(rolled.store, TimingQuery(scope))
+    assert report.meta.source == "raw"
+    assert any(reason in note for note in report.meta.notes)
