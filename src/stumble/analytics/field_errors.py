@@ -19,6 +19,10 @@ Definitions, per form step (``form_id``, ``step``):
   impact: the sessions with the error (the total's, when shown), most first.
 
 Sessions are grouped on ``SqlDialect.session_key``, a 64-bit integer of the pseudonym.
+
+Over whole days the rows come from daily rollups when they can answer (``rollup_read``):
+``form_step`` and ``field_error`` cells per day, built by these CTEs over every stored form.
+Counts and shares are the raw ones, durations and attempt medians within ``sketch.ALPHA``.
 """
 
 from __future__ import annotations

@@ -18,6 +18,17 @@ Families (the ``k`` keys):
   even when the day had no session for it, so a reader knows the day was built with the
   definition it asks about.
 * ``sampling``: k1 a sample rate seen that day.
+* ``field_error``: k1 form, k2 step, k3 field, k4 error type; per error key the sessions that
+  entered its step and had it, those of them that completed it (sketch: time on step), their
+  successful attempt number (sketch and sum), and ``events`` (one per error event).
+  ``form_step``: k1 form, k2 step; entered, with any error, completed (time on step), input
+  and fixing times, and ``seen`` (the step was submitted or got an error). Built by the field
+  error report's own CTEs over every stored form with the plan's forms; markers ``*`` (the
+  plan's forms) and per form (its spec) say which queries the cells answer.
+* ``timing``: k1 operation; instances, ended (weights), started, per status (success: its
+  durations), every duration, and per session ``sessions`` and ``retries`` (a sum).
+  ``timing_phase``: k1 operation, k2 checkpoint or end; gaps (sketch and sum), ``seen`` and
+  the sessions that had the phase. Every operation, so a query filters operations on read.
 """
 
 from __future__ import annotations
@@ -241,9 +252,10 @@ class RollupPlan:
     @property
     def fingerprint(self) -> str:
         """Changes whenever a definition that rollups count by changes, or the families a day
-        holds (so a new family's cells are built for the days before it)."""
+        holds (so a new family's cells are built for the days before it) or how timings are
+        measured (their cells follow no plan definition)."""
         families = tuple(builder.__name__ for builder in FAMILY_BUILDERS)
-        return definition_hash((self.scenarios, self.forms, families))
+        return definition_hash((self.scenarios, self.forms, families, TIMING_DEFINITION))
 
 
 FamilyBuilder = Callable[[RollupPlan, str, dt.date, SqlDialect], list[Sql]]
@@ -278,9 +290,12 @@ def sampling_cells(
 
 
 def field_error_statement(
-    forms: tuple[FormSpec, ...], environment: str, day: dt.date, dim: Dimension | None,
+    forms: tuple[FormSpec, ...],
+    environment: str,
+    day: dt.date,
+    dim: Dimension | None,
     dialect: SqlDialect,
-) -> Sql:  # fmt: skip
+) -> Sql:
     """The ``field_error`` and ``form_step`` cells of a day by one dimension (or none), from
     the report's own CTEs over every stored form (the plan's forms give the entries)."""
     query = FieldErrorQuery(day_scope(environment, day, dim), forms, restricted=False)

@@ -235,11 +235,15 @@ def merged_cells(
         group=chosen.group_expr(),
         where=where,
     )
+    # The merged buckets go back as one list per cell: a row per bucket would be a hundred
+    # thousand rows for Python to read over 28 days by day.
     buckets = render(
-        "SELECT grouping(grp) = 1 AS is_total, grp, {keys}, key, sum(c) AS c FROM ("
+        "SELECT is_total, grp, {keys}, list(key ORDER BY key) AS ks, list(c ORDER BY key) AS cs "
+        "FROM (SELECT grouping(grp) = 1 AS is_total, grp, {keys}, key, sum(c) AS c FROM ("
         "SELECT {group} AS grp, {keys}, unnest(sketch_keys) AS key, "
         "unnest(sketch_counts) AS c FROM rollups WHERE {where} AND sketch_keys IS NOT NULL) "
-        "GROUP BY GROUPING SETS ((grp, {keys}, key), ({keys}, key))",
+        "GROUP BY GROUPING SETS ((grp, {keys}, key), ({keys}, key))) "
+        "GROUP BY is_total, grp, {keys}",
         keys=keys,
         group=chosen.group_expr(),
         where=where,
@@ -252,8 +256,7 @@ def merged_cells(
         cell.value_sum = _add(cell.value_sum, row["v"])
     for row in _rows(store, buckets, chosen):
         cell = cells.setdefault(_key(row), MergedCell())
-        key = int(row["key"])
-        cell.sketch[key] = cell.sketch.get(key, 0) + int(row["c"])
+        cell.sketch = sketch.merge((cell.sketch, sketch.from_lists(row["ks"], row["cs"])))
     return cells
 
 

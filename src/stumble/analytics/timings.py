@@ -16,6 +16,11 @@ How: one pass groups the events into operation instances (one row per session an
 ``operation_id``, with the first time of each checkpoint), and every figure is an aggregate
 over those rows. A checkpoint reported twice in one instance counts once, at its first time;
 checkpoints at the same millisecond are both measured from the one before them.
+
+Over whole days the rows come from daily rollups when they can answer (``rollup_read``): the
+``timing`` and ``timing_phase`` cells hold every operation and checkpoint, measured as above
+per day (an instance never spans days: its session key changes at midnight), so counts,
+retries and phase sums are the raw ones and quantiles are within ``sketch.ALPHA``.
 """
 
 from __future__ import annotations
