@@ -20,11 +20,14 @@ from stumble.analytics.queries import (
     FieldErrorQuery,
     Filters,
     FlagFilter,
+    FormSpec,
     Scope,
+    StepSpec,
     TimeRange,
     TimingQuery,
 )
 from stumble.analytics.results import Durations
+from stumble.analytics.rollup_build import entry_shared
 from stumble.analytics.timings import TimingResult, run_timings
 
 WHOLE_DAYS = TimeRange.days(START, START + dt.timedelta(days=DAYS - 1))
@@ -147,6 +150,18 @@ def test_field_errors_of_forms_not_in_the_plan_read_raw_rows(rolled: Dataset) ->
     report = run_field_errors(rolled.store, other)
     assert report.meta.source == "raw"
     assert any("not yet rolled up" in note for note in report.meta.notes)
+
+
+def test_a_form_whose_entry_another_form_shares_has_no_cells_of_its_own() -> None:
+    def form(form_id: str, *where: tuple[str, str]) -> FormSpec:
+        return FormSpec(form_id, StepSpec("opened", "screen_view", where))
+
+    a, c = form("a", ("screen_id", "x")), form("c", ("screen_id", "y"))
+    every_screen = form("b")
+    assert not entry_shared(a, (a, c))
+    assert entry_shared(a, (a, every_screen, c))
+    assert entry_shared(c, (a, every_screen, c))
+    assert not entry_shared(FormSpec("d"), (a, every_screen))
 
 
 # --- operation timings --------------------------------------------------------------------
