@@ -124,14 +124,17 @@ def aa_run(tmp_path_factory: pytest.TempPathFactory, plan: TrackingPlan) -> Iter
 
 @pytest.fixture(scope="session")
 def rolled(tmp_path_factory: pytest.TempPathFactory, plan: TrackingPlan) -> Iterator[Dataset]:
-    """A simulation of its own with every day rolled up (rollups in a store change which
-    source the reports read, so the other datasets keep none)."""
+    """A simulation with daily rollups built (its own store: rollups built into another
+    store would change which source the other analytics tests read). Also a small sampled
+    ``staging`` environment (half the sessions sent), so weights are compared too."""
     work = tmp_path_factory.mktemp("rollups")
     store = DuckDBStore(work / "stumble.duckdb", threads=2)
     params = SimulationParams(
         sessions=4_000, days=DAYS, start_date=START, seed=21, ui_version_change_day=7
     )
     truth = ingest_simulation(store, work, params, plan, write_key())
+    staging = SimulationParams(sessions=600, days=DAYS, start_date=START, seed=22)
+    ingest_simulation(store, work, staging, plan, write_key("staging", sample_rate=0.5))
     report = RollupMaintainer(store, plan).refresh()
     assert report.days_built >= DAYS
     yield Dataset(store, truth, plan)

@@ -1,7 +1,7 @@
 """Rollups against raw rows: the same funnel numbers from both sources.
 
-A simulation of its own (rollups built into its store would change which source the other
-analytics tests read). Counts must be equal; step times agree within the sketch's relative
+The ``rolled`` store (conftest: a simulation of its own, since rollups built into another
+store would change which source the other analytics tests read). Counts must be equal; step times agree within the sketch's relative
 error (``sketch.ALPHA``) of the raw sample values around the same rank.
 """
 

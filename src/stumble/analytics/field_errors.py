@@ -19,6 +19,10 @@ Definitions, per form step (``form_id``, ``step``):
   impact: the sessions with the error (the total's, when shown), most first.
 
 Sessions are grouped on ``SqlDialect.session_key``, a 64-bit integer of the pseudonym.
+
+Over whole days the rows come from daily rollups when they can answer (``rollup_read``):
+``form_step`` and ``field_error`` cells per day, built by these CTEs over every stored form.
+Counts and shares are the raw ones, durations and attempt medians within ``sketch.ALPHA``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Final
 
 import msgspec
 
+from stumble.analytics import sketch
 from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, row_group, sampling_of
 from stumble.analytics.queries import FieldErrorQuery
 from stumble.analytics.results import (
@@ -40,6 +45,19 @@ from stumble.analytics.results import (
     estimate,
     group_label,
     meta_for,
+)
+from stumble.analytics.rollup_cells import Family, definition_hash
+from stumble.analytics.rollup_read import (
+    CellKey,
+    Cells,
+    MergedCell,
+    RollupSlice,
+    SourceAsked,
+    SourceChoice,
+    choose_source,
+    merged_cells,
+    raw_asked,
+    rollup_sampling,
 )
 from stumble.analytics.sql import (
     Sql,
@@ -57,9 +75,11 @@ from stumble.storage.base import EventStore
 
 LEVELS: Final = (0.5, 0.95)
 ERROR_KEY: Final = "form_id, step, field_id, error_type"
+ALL_FORMS: Final = "*"
+"""The rollup marker key of cells built for every stored form (an unrestricted query)."""
 
 
-def _pipeline(query: FieldErrorQuery, dialect: SqlDialect) -> Sql:
+def _pipeline(query: FieldErrorQuery, dialect: SqlDialect, *, every_step: bool = False) -> Sql:
     """CTEs ``base`` (the form events and form entries in scope, read once), ``done`` (one row
     per session and form step entered, with its times) and ``errs`` (per session, form step
     and error key: the error events).
@@ -67,6 +87,9 @@ def _pipeline(query: FieldErrorQuery, dialect: SqlDialect) -> Sql:
     Sessions are joined on ``session_key`` (an integer) and grouped without ``arg_min``: a
     session's breakdown value is the smallest it had on the step's entry rows, which is its
     only value for the context dimensions and ui_version, and its first day for ``day``.
+
+    ``every_step``: ``done`` keeps steps nobody submitted or got an error on (rollups: a step
+    may be seen on another day of the range read).
     """
     forms = [form.form_id for form in query.forms]
     entries = [form for form in query.forms if form.entry is not None]
@@ -124,8 +147,7 @@ def _pipeline(query: FieldErrorQuery, dialect: SqlDialect) -> Sql:
         "o.first_submit_at, o.done_at, o.attempts, "
         "EXISTS (SELECT 1 FROM errs AS x WHERE x.sid = e.sid AND x.form_id = e.form_id "
         "AND x.step = e.step) AS any_error "
-        "FROM entered AS e JOIN seen USING (form_id, step) "
-        "LEFT JOIN outcomes AS o USING (sid, form_id, step))",
+        "FROM entered AS e {seen_join}LEFT JOIN outcomes AS o USING (sid, form_id, step))",
         base_cte=dialect.materialized("base"),
         sid=dialect.session_key("session_id"),
         grp=dimension_expr(query.scope.by, dialect),
@@ -138,6 +160,7 @@ def _pipeline(query: FieldErrorQuery, dialect: SqlDialect) -> Sql:
         attempts=dialect.arg_min("attempt", "ts", success),
         done_cte=dialect.materialized("done"),
         weight=dialect.weight("e.rate"),
+        seen_join="" if every_step else "JOIN seen USING (form_id, step) ",
     )
 
 
@@ -199,6 +222,28 @@ def field_errors_sql(query: FieldErrorQuery, dialect: SqlDialect) -> Sql:
         q_fixing=dialect.quantiles(dialect.ms_between("first_submit_at", "done_at"), LEVELS, fixed),
         n_fixing=dialect.count_if(fixed),
         step_by=step_by,
+    )
+
+
+def rollup_sources_sql(query: FieldErrorQuery, dialect: SqlDialect) -> Sql:
+    """The report's CTEs for a day's rollups (``rollup_build.field_error_cells``), plus
+    ``with_errors`` (a row per session, form step and error key it had, with the session's
+    times on the step) and ``error_events`` (the error events, one row each).
+
+    Not ``keyed``: its rows for sessions *without* an error exist only for keys seen in the
+    range read, which a single day cannot know. Those figures are the step's (``done``) less
+    the sessions with the error, so a reader takes them from the step cells. For the same
+    reason ``done`` keeps every step entered, and ``seen_by`` says which steps were submitted
+    or got an error (per group), so a reader keeps the steps seen in the range read."""
+    return _pipeline(query, dialect, every_step=True) + render(
+        ", with_errors AS (SELECT x.form_id, x.step, x.field_id, x.error_type, d.grp, d.weight, "
+        "d.entered_at, d.done_at, d.attempts FROM errs AS x JOIN done AS d "
+        "ON d.sid = x.sid AND d.form_id = x.form_id AND d.step = x.step), "
+        "error_events AS (SELECT form_id, step, field_id, error_type, grp, {weight} AS weight "
+        "FROM base WHERE kind = 'field_error'), "
+        "seen_by AS (SELECT DISTINCT form_id, step, grp FROM outcomes "
+        "UNION SELECT DISTINCT form_id, step, grp FROM base WHERE kind = 'field_error')",
+        weight=dialect.weight("rate"),
     )
 
 
@@ -341,10 +386,21 @@ class FieldErrorResult(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def run_field_errors(
-    store: EventStore, query: FieldErrorQuery, *, min_group_size: int = 5
+    store: EventStore,
+    query: FieldErrorQuery,
+    *,
+    min_group_size: int = 5,
+    source: SourceAsked = "auto",
 ) -> Report[FieldErrorResult]:
+    """``source``: ``auto`` picks daily rollups when they can answer (``rollup_read``)."""
     dialect = dialect_of(store)
-    rows = fetch(store, field_errors_sql(query, dialect)) if query.forms else []
+    choice = _choose_source(store, query, source)
+    if choice.slice is not None:
+        rows = _rollup_rows(store, query, choice.slice) if query.forms else []
+        sampling = rollup_sampling(store, query.scope.filters.environment, choice.slice)
+    else:
+        rows = fetch(store, field_errors_sql(query, dialect)) if query.forms else []
+        sampling = sampling_of(store, query.scope)
     order = ("form_id", "step", "field_id", "error_type")
     error_rows = _by_impact(
         sorted(
@@ -388,7 +444,7 @@ def run_field_errors(
         "field-errors",
         time=query.scope.time,
         scope=query.scope,
-        sampling=sampling_of(store, query.scope),
+        sampling=sampling,
         min_group_size=min_group_size,
         hidden=suppressor.hidden_count,
         notes=[
@@ -397,9 +453,152 @@ def run_field_errors(
             "error fixing: first submit to the successful one, over sessions with an error",
             "rows ranked by impact: sessions with the error, most first",
             "sessions are counted by a 64-bit key of their pseudonym",
+            choice.note,
         ],
+        source=choice.source,
     )
     return Report(meta=meta, data=result)
+
+
+# --- from daily rollups -------------------------------------------------------------------
+
+
+def _choose_source(store: EventStore, query: FieldErrorQuery, source: SourceAsked) -> SourceChoice:
+    """Cells are built for every stored form with the plan's forms (``rollup_build``): a query
+    of every form needs them built under its forms' hash, a query of some forms needs each
+    of its forms built under that form's own hash."""
+    asked = raw_asked(source)
+    if not query.restricted or not query.forms:
+        return choose_source(
+            store,
+            query.scope,
+            family=Family.FIELD_ERROR,
+            key=ALL_FORMS,
+            definition=definition_hash(query.forms),
+            needs_raw=asked,
+        )
+    choices = [
+        choose_source(
+            store,
+            query.scope,
+            family=Family.FIELD_ERROR,
+            key=form.form_id,
+            definition=definition_hash(form),
+            needs_raw=asked,
+        )
+        for form in query.forms
+    ]
+    return next((c for c in choices if c.slice is None), choices[0])
+
+
+def _rollup_rows(store: EventStore, query: FieldErrorQuery, chosen: RollupSlice) -> list[Row]:
+    """The rows ``field_errors_sql`` would give, from daily rollups: a step row per form step
+    and group, and an error row per error key seen in the range and group that entered its
+    step (the sessions without the error are the step's less those with it)."""
+    environment = query.scope.filters.environment
+    steps = merged_cells(store, environment, chosen, Family.FORM_STEP)
+    errors = merged_cells(store, environment, chosen, Family.FIELD_ERROR)
+    wanted = {form.form_id for form in query.forms}
+
+    def kept(form_id: str | None) -> bool:
+        return not query.restricted or form_id in wanted
+
+    seen = {k.keys[:2] for k in steps if k.measure == "seen" and k.is_total}
+    entered = [
+        k for k in steps if k.measure == "entered" and kept(k.keys[0]) and k.keys[:2] in seen
+    ]
+    error_keys = sorted(
+        {k.keys for k in errors if k.measure == "events" and k.is_total and kept(k.keys[0])},
+        key=str,
+    )
+    rows = [_step_cells_row(steps, k) for k in entered]
+    for keys in error_keys:
+        rows += [
+            _error_cells_row(steps, errors, k, keys) for k in entered if k.keys[:2] == keys[:2]
+        ]
+    return rows
+
+
+def _cell(cells: Cells, at: CellKey, keys: tuple[str | None, ...], measure: str) -> MergedCell:
+    key = CellKey(at.group, at.is_total, (keys[0], keys[1], keys[2], keys[3]), measure)
+    return cells.get(key) or MergedCell()
+
+
+_STEP_ONLY: Final[dict[str, None]] = dict.fromkeys(
+    ("completed", "w_completed", "q_step", "q_input", "q_fixing", "fixing_n")
+)
+_ERROR_ONLY: Final[dict[str, None]] = dict.fromkeys(
+    ("done_with", "done_without", "attempts_q", "attempts_mean", "q_with", "q_without", "events")
+)
+
+
+def _step_cells_row(steps: Cells, at: CellKey) -> Row:
+    form_id, step = at.keys[0], at.keys[1]
+
+    def cell(measure: str) -> MergedCell:
+        return _cell(steps, at, at.keys, measure)
+
+    entered, errors, completed = cell("entered"), cell("any_error"), cell("completed")
+    fixing = cell("fixing")
+    return {
+        "row_kind": "step",
+        "is_total": at.is_total,
+        "form_id": form_id,
+        "step": int(step or 0),
+        "field_id": None,
+        "error_type": None,
+        "grp": at.group,
+        "entered": entered.sessions,
+        "w_entered": entered.weighted,
+        "with_error": errors.sessions,
+        "w_with_error": errors.weighted,
+        **_ERROR_ONLY,
+        "completed": completed.sessions,
+        "w_completed": completed.weighted,
+        "q_step": completed.quantiles(LEVELS),
+        "q_input": cell("input").quantiles(LEVELS),
+        "q_fixing": fixing.quantiles(LEVELS),
+        "fixing_n": fixing.sessions,
+    }
+
+
+def _error_cells_row(steps: Cells, errors: Cells, at: CellKey, keys: tuple[str | None, ...]) -> Row:
+    entered = _cell(steps, at, at.keys, "entered")
+    completed = _cell(steps, at, at.keys, "completed")
+    with_error = _cell(errors, at, keys, "with_error")
+    done_with = _cell(errors, at, keys, "done_with")
+    attempts = _cell(errors, at, keys, "attempts")
+    events = errors.get(
+        CellKey(at.group, at.is_total, (keys[0], keys[1], keys[2], keys[3]), "events")
+    )
+    without = sketch.quantiles(_less(completed.sketch, done_with.sketch), LEVELS)
+    return {
+        "row_kind": "error",
+        "is_total": at.is_total,
+        "form_id": keys[0],
+        "step": int(keys[1] or 0),
+        "field_id": keys[2],
+        "error_type": keys[3],
+        "grp": at.group,
+        "entered": entered.sessions,
+        "w_entered": entered.weighted,
+        "with_error": with_error.sessions,
+        "w_with_error": with_error.weighted,
+        "done_with": done_with.sessions,
+        "done_without": completed.sessions - done_with.sessions,
+        "attempts_q": attempts.quantiles((0.5,)),
+        "attempts_mean": attempts.mean(),
+        "q_with": done_with.quantiles(LEVELS),
+        "q_without": without,
+        "events": events.sessions if events is not None else None,
+        **_STEP_ONLY,
+    }
+
+
+def _less(whole: dict[int, int], part: dict[int, int]) -> dict[int, int]:
+    """The sketch of ``whole``'s values that are not ``part``'s (``part`` is a subset)."""
+    left = {key: count - part.get(key, 0) for key, count in whole.items()}
+    return {key: count for key, count in left.items() if count > 0}
 
 
 def _by_impact(rows: list[Row], key: tuple[str, ...], k: int) -> list[Row]:

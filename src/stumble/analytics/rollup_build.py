@@ -20,6 +20,17 @@ Families (the ``k`` keys):
   even when the day had no session for it, so a reader knows the day was built with the
   definition it asks about.
 * ``sampling``: k1 a sample rate seen that day.
+* ``field_error``: k1 form, k2 step, k3 field, k4 error type; per error key the sessions that
+  entered its step and had it, those of them that completed it (sketch: time on step), their
+  successful attempt number (sketch and sum), and ``events`` (one per error event).
+  ``form_step``: k1 form, k2 step; entered, with any error, completed (time on step), input
+  and fixing times, and ``seen`` (the step was submitted or got an error). Built by the field
+  error report's own CTEs over every stored form with the plan's forms; markers ``*`` (the
+  plan's forms) and per form (its spec) say which queries the cells answer.
+* ``timing``: k1 operation; instances, ended (weights), started, per status (success: its
+  durations), every duration, and per session ``sessions`` and ``retries`` (a sum).
+  ``timing_phase``: k1 operation, k2 checkpoint or end; gaps (sketch and sum), ``seen`` and
+  the sessions that had the phase. Every operation, so a query filters operations on read.
 """
 
 from __future__ import annotations
@@ -29,9 +40,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from stumble.analytics.field_errors import ALL_FORMS
+from stumble.analytics.field_errors import rollup_sources_sql as field_errors_ctes
 from stumble.analytics.funnels import chain_sql, gap_expr
 from stumble.analytics.queries import (
     Dimension,
+    FieldErrorQuery,
     Filters,
     FormSpec,
     FunnelQuery,
@@ -39,10 +53,12 @@ from stumble.analytics.queries import (
     ScenarioSpec,
     Scope,
     TimeRange,
+    TimingQuery,
     all_scenarios,
     form_specs,
 )
 from stumble.analytics.rollup_cells import (
+    ROLLED_DIMENSIONS,
     SESSION_ERROR_KINDS,
     TOTAL_STEP,
     VOLUME_DEFINITION,
@@ -53,6 +69,10 @@ from stumble.analytics.rollup_cells import (
 )
 from stumble.analytics.sketch import bucket_key_sql
 from stumble.analytics.sql import Sql, SqlDialect, as_sql, param, render, scope_filter
+from stumble.analytics.timings import ROLLUP_DEFINITION as TIMING_DEFINITION
+from stumble.analytics.timings import ROLLUP_KEY as TIMING_KEY
+from stumble.analytics.timings import rollup_sources_sql as timings_ctes
+from stumble.events import OPERATION_STATUSES
 from stumble.plan.model import TrackingPlan
 
 
@@ -119,6 +139,32 @@ class CellTarget:
 
 def measure_cells(source: CellSource, measures: Sequence[Measure], target: CellTarget) -> Sql:
     """The cells of every measure per level, group and key: one pass over ``source.table``."""
+    return source.ctes + _measure_ctes(source, measures, target, "") + _measure_select(target, "")
+
+
+@dataclass(frozen=True, slots=True)
+class CellPart:
+    """One table of a statement shared by several parts (``shared_cells``): its source (whose
+    ``ctes`` are the statement's, not its own), its measures and whose cells they are."""
+
+    source: CellSource
+    measures: tuple[Measure, ...]
+    target: CellTarget
+
+
+def shared_cells(ctes: Sql, parts: Sequence[CellPart]) -> Sql:
+    """The cells of several tables of the same CTEs in one statement, so a report's CTEs
+    (which cost far more than the cells) run once for all of them."""
+    tails = [_measure_ctes(p.source, p.measures, p.target, f"_{i}") for i, p in enumerate(parts)]
+    selects = [_measure_select(p.target, f"_{i}") for i, p in enumerate(parts)]
+    return ctes + Sql.join("", tails) + "\n" + Sql.join("\nUNION ALL ", selects)
+
+
+def _measure_ctes(
+    source: CellSource, measures: Sequence[Measure], target: CellTarget, suffix: str
+) -> Sql:
+    """``rollup_d``: every level of a row (when the source carries all dimensions);
+    ``rollup_x``: a row per source row, level and measure; ``rollup_h``: counted per bucket."""
     structs = ", ".join(
         f"{{'m': '{m.name}', 'ok': {m.condition}, "
         f"'ms': CAST({m.duration or 'NULL'} AS DOUBLE), 'v': CAST({m.value or 'NULL'} AS DOUBLE)}}"
@@ -127,44 +173,48 @@ def measure_cells(source: CellSource, measures: Sequence[Measure], target: CellT
     keys = [as_sql(k) for k in source.keys]
     if source.all_dimensions:
         levels = render(
-            ",\nrollup_d AS (SELECT *, unnest({levels}) AS rollup_level FROM {table})",
+            ",\nrollup_d{s} AS (SELECT *, unnest({levels}) AS rollup_level FROM {table})",
+            s=suffix,
             levels=dimensions_unnest(source.group),
             table=source.table,
         )
-        table, dim, group = "rollup_d", "rollup_level.dim", "rollup_level.v"
+        table, dim, group = f"rollup_d{suffix}", Sql("rollup_level.dim"), "rollup_level.v"
     else:
-        levels, table, dim, group = Sql(""), source.table, "?", source.group
-    dim_sql = Sql(dim, () if source.all_dimensions else (target.dim or "",))
-    return (
-        source.ctes
-        + levels
-        + render(
-            ",\nrollup_x AS (SELECT {dim} AS dim, {group} AS grp, {k1} AS k1, {k2} AS k2, "
-            "{k3} AS k3, {k4} AS k4, {weight} AS weight, unnest([{structs}]) AS u FROM {table}),\n"
-            "rollup_h AS (SELECT dim, grp, k1, k2, k3, k4, u.m AS measure, "
-            "CASE WHEN u.ms IS NULL THEN NULL ELSE {bucket} END AS key, count(*) AS c, "
-            "sum(weight) AS w, sum(u.v) AS v FROM rollup_x WHERE u.ok GROUP BY ALL)\n"
-            "SELECT {env} AS environment, CAST({day} AS DATE) AS day, {family} AS family, dim, "
-            "grp AS dim_value, CAST(k1 AS VARCHAR) AS k1, CAST(k2 AS VARCHAR) AS k2, "
-            "CAST(k3 AS VARCHAR) AS k3, CAST(k4 AS VARCHAR) AS k4, measure, sum(c) AS sessions, "
-            "sum(c) AS events, sum(w) AS weighted, sum(v) AS value_sum, "
-            "list(key ORDER BY key) FILTER (WHERE key IS NOT NULL) AS sketch_keys, "
-            "list(c ORDER BY key) FILTER (WHERE key IS NOT NULL) AS sketch_counts "
-            "FROM rollup_h GROUP BY dim, grp, k1, k2, k3, k4, measure",
-            dim=dim_sql,
-            group=group,
-            k1=keys[0],
-            k2=keys[1],
-            k3=keys[2],
-            k4=keys[3],
-            weight=source.weight,
-            structs=structs,
-            table=table,
-            bucket=bucket_key_sql("u.ms"),
-            env=param(target.environment),
-            day=param(target.day),
-            family=param(str(target.family)),
-        )
+        levels, table, group = Sql(""), source.table, source.group
+        dim = param(target.dim or "")
+    return levels + render(
+        ",\nrollup_x{s} AS (SELECT {dim} AS dim, {group} AS grp, {k1} AS k1, {k2} AS k2, "
+        "{k3} AS k3, {k4} AS k4, {weight} AS weight, unnest([{structs}]) AS u FROM {table}),\n"
+        "rollup_h{s} AS (SELECT dim, grp, k1, k2, k3, k4, u.m AS measure, "
+        "CASE WHEN u.ms IS NULL THEN NULL ELSE {bucket} END AS key, count(*) AS c, "
+        "sum(weight) AS w, sum(u.v) AS v FROM rollup_x{s} WHERE u.ok GROUP BY ALL)",
+        s=suffix,
+        dim=dim,
+        group=group,
+        k1=keys[0],
+        k2=keys[1],
+        k3=keys[2],
+        k4=keys[3],
+        weight=source.weight,
+        structs=structs,
+        table=table,
+        bucket=bucket_key_sql("u.ms"),
+    )
+
+
+def _measure_select(target: CellTarget, suffix: str) -> Sql:
+    return render(
+        "\nSELECT {env} AS environment, CAST({day} AS DATE) AS day, {family} AS family, dim, "
+        "grp AS dim_value, CAST(k1 AS VARCHAR) AS k1, CAST(k2 AS VARCHAR) AS k2, "
+        "CAST(k3 AS VARCHAR) AS k3, CAST(k4 AS VARCHAR) AS k4, measure, sum(c) AS sessions, "
+        "sum(c) AS events, sum(w) AS weighted, sum(v) AS value_sum, "
+        "list(key ORDER BY key) FILTER (WHERE key IS NOT NULL) AS sketch_keys, "
+        "list(c ORDER BY key) FILTER (WHERE key IS NOT NULL) AS sketch_counts "
+        "FROM rollup_h{s} GROUP BY dim, grp, k1, k2, k3, k4, measure",
+        env=param(target.environment),
+        day=param(target.day),
+        family=param(str(target.family)),
+        s=suffix,
     )
 
 
@@ -241,12 +291,22 @@ class RollupPlan:
     @property
     def fingerprint(self) -> str:
         """Changes whenever a definition that rollups count by changes, or what the builders
-        make of it (their names and ``CELLS_REVISION``): such days are rebuilt."""
+        make of it (their names, how timings are measured, ``CELLS_REVISION``): such days
+        are rebuilt, so a new family's cells are built for the days before it."""
         builders = tuple(builder.__name__ for builder in FAMILY_BUILDERS)
-        return definition_hash((self.scenarios, self.forms, self.closed, builders, CELLS_REVISION))
+        return definition_hash(
+            (
+                self.scenarios,
+                self.forms,
+                self.closed,
+                builders,
+                TIMING_DEFINITION,
+                CELLS_REVISION,
+            )
+        )
 
 
-CELLS_REVISION: Final = 1
+CELLS_REVISION: Final = 2
 """Raise it when a builder's cells change meaning (every unsealed day is then rebuilt)."""
 
 
@@ -318,10 +378,171 @@ def report_cells(
     return build(plan, environment, day, dialect)
 
 
+# --- field errors and form steps ------------------------------------------------------------
+
+
+def field_error_statement(
+    forms: tuple[FormSpec, ...],
+    environment: str,
+    day: dt.date,
+    dim: Dimension | None,
+    dialect: SqlDialect,
+) -> Sql:
+    """The ``field_error`` and ``form_step`` cells of a day by one dimension (or none), from
+    the report's own CTEs over every stored form (the plan's forms give the entries)."""
+    query = FieldErrorQuery(day_scope(environment, day, dim), forms, restricted=False)
+    on_step = dialect.ms_between("entered_at", "done_at")
+    completed = "done_at IS NOT NULL"
+    error_keys = ("form_id", "step", "field_id", "error_type")
+    step_keys = ("form_id", "step", NO_KEY, NO_KEY)
+    errors = _head(environment, day, Family.FIELD_ERROR, dim)
+    parts = [
+        CellPart(
+            CellSource(Sql(""), "with_errors", error_keys),
+            (
+                Measure("with_error"),
+                Measure("done_with", completed, on_step),
+                Measure(
+                    "attempts", f"{completed} AND attempts IS NOT NULL", "attempts", "attempts"
+                ),
+            ),
+            errors,
+        ),
+        # Per event: its ``sessions`` is the number of error events.
+        CellPart(CellSource(Sql(""), "error_events", error_keys), (Measure("events"),), errors),
+        CellPart(
+            CellSource(Sql(""), "done", step_keys),
+            (
+                Measure("entered"),
+                Measure("any_error", "any_error"),
+                Measure("completed", completed, on_step),
+                Measure("input", completed, dialect.ms_between("entered_at", "first_submit_at")),
+                Measure(
+                    "fixing",
+                    f"{completed} AND any_error",
+                    dialect.ms_between("first_submit_at", "done_at"),
+                ),
+            ),
+            _head(environment, day, Family.FORM_STEP, dim),
+        ),
+        CellPart(
+            CellSource(Sql(""), "seen_by", step_keys, weight="CAST(NULL AS DOUBLE)"),
+            (Measure("seen"),),
+            _head(environment, day, Family.FORM_STEP, dim),
+        ),
+    ]
+    return shared_cells(field_errors_ctes(query, dialect), parts)
+
+
+def _head(environment: str, day: dt.date, family: Family, dim: Dimension | None) -> CellTarget:
+    return CellTarget(environment, day, family, dim)
+
+
+def entry_shared(form: FormSpec, forms: Sequence[FormSpec]) -> bool:
+    """Whether an event could enter ``form`` and another form: the report gives it to the
+    first such form of its query, so a query of a subset could count it elsewhere."""
+    if form.entry is None:
+        return False
+    mine = dict(form.entry.where)
+    for other in forms:
+        if other.form_id == form.form_id or other.entry is None:
+            continue
+        if other.entry.event_name == form.entry.event_name and all(
+            mine.get(column, value) == value for column, value in other.entry.where
+        ):
+            return True
+    return False
+
+
+def field_error_cells(
+    plan: RollupPlan, environment: str, day: dt.date, dialect: SqlDialect
+) -> list[Sql]:
+    """Markers: ``*`` under the hash of the plan's forms (a query of every stored form), and
+    each form under its own hash (a query of some forms) unless its entry is shared."""
+    statements = [
+        built_marker(environment, day, Family.FIELD_ERROR, ALL_FORMS, definition_hash(plan.forms))
+    ]
+    statements += [
+        built_marker(environment, day, Family.FIELD_ERROR, form.form_id, definition_hash(form))
+        for form in plan.forms
+        if not entry_shared(form, plan.forms)
+    ]
+    if plan.forms:
+        statements += [
+            field_error_statement(plan.forms, environment, day, dim, dialect)
+            for dim in (None, *ROLLED_DIMENSIONS)
+        ]
+    return statements
+
+
+# --- operation timings ----------------------------------------------------------------------
+
+
+def timing_statement(
+    environment: str, day: dt.date, dim: Dimension | None, dialect: SqlDialect
+) -> Sql:
+    """The ``timing`` and ``timing_phase`` cells of a day by one dimension (or none): every
+    operation (k1), its phases by checkpoint name (k2), from the report's own instances."""
+    query = TimingQuery(day_scope(environment, day, dim))
+    operation = ("operation", NO_KEY, NO_KEY, NO_KEY)
+    phase = ("operation", "name", NO_KEY, NO_KEY)
+    no_weight = "CAST(NULL AS DOUBLE)"
+    timing = _head(environment, day, Family.TIMING, dim)
+    phases = _head(environment, day, Family.TIMING_PHASE, dim)
+    statuses = tuple(
+        Measure(status, f"status = '{status}'", "duration" if status == "success" else None)
+        for status in OPERATION_STATUSES
+    )
+    parts = [
+        CellPart(
+            CellSource(Sql(""), "ops", operation),
+            (
+                Measure("instances"),
+                Measure("ended", "status IS NOT NULL"),
+                Measure("all", "duration IS NOT NULL", "duration"),
+                Measure("started", "t_start IS NOT NULL"),
+                *statuses,
+            ),
+            timing,
+        ),
+        CellPart(
+            CellSource(Sql(""), "per_session", operation, weight=no_weight),
+            (Measure("sessions", "has_ended"), Measure("retries", value="retries")),
+            timing,
+        ),
+        CellPart(
+            CellSource(Sql(""), "phase_rows", phase),
+            (Measure("seen", "seen"), Measure("gap", "g IS NOT NULL", "g", "g")),
+            phases,
+        ),
+        CellPart(
+            CellSource(Sql(""), "phase_sessions", phase, weight=no_weight),
+            (Measure("sessions", "has"),),
+            phases,
+        ),
+    ]
+    return shared_cells(timings_ctes(query, dialect), parts)
+
+
+def timing_cells(
+    plan: RollupPlan, environment: str, day: dt.date, dialect: SqlDialect
+) -> list[Sql]:
+    del plan  # every operation stored, whatever the plan
+    marker = built_marker(
+        environment, day, Family.TIMING, TIMING_KEY, definition_hash(TIMING_DEFINITION)
+    )
+    return [
+        marker,
+        *(timing_statement(environment, day, dim, dialect) for dim in (None, *ROLLED_DIMENSIONS)),
+    ]
+
+
 FAMILY_BUILDERS: Final[tuple[FamilyBuilder, ...]] = (
     sampling_cells,
     volume_cells,
     funnel_cells,
+    field_error_cells,
+    timing_cells,
     report_cells,
 )
 """Every family a day holds; a new family adds its builder here (and its readers)."""

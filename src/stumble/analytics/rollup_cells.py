@@ -30,6 +30,10 @@ class Family(StrEnum):
     FAILURES = "failures"
     USAGE = "usage"
     HEALTH = "health"
+    FIELD_ERROR = "field_error"
+    FORM_STEP = "form_step"
+    TIMING = "timing"
+    TIMING_PHASE = "timing_phase"
 
 
 TOTAL_STEP: Final = "total"

@@ -16,6 +16,11 @@ How: one pass groups the events into operation instances (one row per session an
 ``operation_id``, with the first time of each checkpoint), and every figure is an aggregate
 over those rows. A checkpoint reported twice in one instance counts once, at its first time;
 checkpoints at the same millisecond are both measured from the one before them.
+
+Over whole days the rows come from daily rollups when they can answer (``rollup_read``): the
+``timing`` and ``timing_phase`` cells hold every operation and checkpoint, measured as above
+per day (an instance never spans days: its session key changes at midnight), so counts,
+retries and phase sums are the raw ones and quantiles are within ``sketch.ALPHA``.
 """
 
 from __future__ import annotations
@@ -38,6 +43,18 @@ from stumble.analytics.results import (
     estimate,
     group_label,
     meta_for,
+)
+from stumble.analytics.rollup_cells import Family, definition_hash
+from stumble.analytics.rollup_read import (
+    CellKey,
+    Cells,
+    MergedCell,
+    RollupSlice,
+    SourceAsked,
+    choose_source,
+    merged_cells,
+    raw_asked,
+    rollup_sampling,
 )
 from stumble.analytics.sql import (
     Sql,
@@ -71,6 +88,10 @@ PHASES: Final[dict[str, str]] = {
 }
 """Checkpoint (``step_name``) -> the phase that ends there. Unknown names are their own phase."""
 FAILED_STATUSES: Final = ("fail", "timeout")
+ROLLUP_KEY: Final = "*"
+ROLLUP_DEFINITION: Final = "gaps from the latest earlier checkpoint or the start; v1"
+"""What the timing cells of a day measure (every operation, so no plan definition): a
+change to how they are built changes it, and days built the old way are rebuilt."""
 
 
 def _operation_events(query: TimingQuery, dialect: SqlDialect, kinds: tuple[str, ...]) -> Sql:
@@ -174,7 +195,6 @@ def timings_sql(query: TimingQuery, dialect: SqlDialect, checkpoints: Sequence[s
     """
     group_by, is_total = grouping(query.scope.by, "operation")
     ended = "status IS NOT NULL"
-    failed = "status IN ('fail', 'timeout')"
     statuses = ", ".join(
         dialect.count_if(f"status = '{status}'") + f" AS {status}" for status in OPERATION_STATUSES
     )
@@ -186,9 +206,8 @@ def timings_sql(query: TimingQuery, dialect: SqlDialect, checkpoints: Sequence[s
     )
     sessions = ", ".join(f"{dialect.count_if(f'has_{alias}')} AS s_{alias}" for alias, _, _ in gaps)
     return instances_sql(query, dialect, checkpoints) + render(
-        ", per_session AS (SELECT operation, grp, sid, {failed_n} - CASE WHEN "
-        "{last_failed} THEN 1 ELSE 0 END AS retries, {any_ended} AS has_ended, {has} "
-        "FROM ops GROUP BY operation, grp, sid), "
+        ", per_session AS (SELECT operation, grp, sid, {retries} AS retries, "
+        "{any_ended} AS has_ended, {has} FROM ops GROUP BY operation, grp, sid), "
         "by_session AS (SELECT {is_total} AS is_total, operation, grp, "
         "sum(retries) AS retries, {n_sessions} AS sessions, {sessions} "
         "FROM per_session {group_by}), "
@@ -198,8 +217,7 @@ def timings_sql(query: TimingQuery, dialect: SqlDialect, checkpoints: Sequence[s
         "SELECT o.*, s.retries, s.sessions, {session_columns} FROM outcomes AS o "
         "JOIN by_session AS s ON s.is_total = o.is_total AND s.operation = o.operation "
         "AND s.grp IS NOT DISTINCT FROM o.grp ORDER BY o.operation, o.is_total DESC, o.grp",
-        failed_n=dialect.count_if(failed),
-        last_failed=dialect.arg_max(f"coalesce({failed}, FALSE)", "coalesce(t_start, t_end)"),
+        retries=_retries(dialect),
         any_ended=dialect.any_of(ended),
         has=has,
         is_total=is_total,
@@ -213,6 +231,58 @@ def timings_sql(query: TimingQuery, dialect: SqlDialect, checkpoints: Sequence[s
         q_success=dialect.quantiles("duration", LEVELS, "status = 'success'"),
         q_all=dialect.quantiles("duration", LEVELS),
         phases=_phase_aggregates(dialect, gaps),
+    )
+
+
+def _retries(dialect: SqlDialect) -> str:
+    """A session's retries of an operation (grouped per session and operation): its failed
+    instances, except a failed last one."""
+    failed = "status IN ('fail', 'timeout')"
+    return (
+        f"{dialect.count_if(failed)} - CASE WHEN "
+        f"{dialect.arg_max(f'coalesce({failed}, FALSE)', 'coalesce(t_start, t_end)')} "
+        "THEN 1 ELSE 0 END"
+    )
+
+
+def rollup_sources_sql(query: TimingQuery, dialect: SqlDialect) -> Sql:
+    """The report's CTEs for a day's rollups (``rollup_build.timing_cells``): ``ops`` (the
+    instances, without checkpoint columns: a day cannot know the checkpoints of the range
+    read), ``per_session`` (retries, ended), ``phase_rows`` (per instance, a row per
+    checkpoint and one for its end, with the gap it closes, measured as ``_gap_columns``
+    does) and ``phase_sessions`` (per session, operation and phase: whether it had one)."""
+    instance = dialect.session_key("session_id", "operation_id")
+    previous = dialect.latest(["o.t_start", "max(m.c) FILTER (WHERE m.c <= o.t_end)"])
+    return instances_sql(query, dialect, ()) + render(
+        ", marks AS (SELECT {instance} AS instance, step_name AS name, min(ts) AS c "
+        "FROM events WHERE {where} AND step_name IS NOT NULL GROUP BY ALL), "
+        # EXCLUDE GROUP: the latest checkpoint strictly before this one (same instant: both
+        # from the one before them).
+        "stepped AS (SELECT o.operation, o.grp, o.weight, o.sid, m.name, {gap} AS g "
+        "FROM (SELECT instance, name, c, max(c) OVER (PARTITION BY instance ORDER BY c "
+        "RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW EXCLUDE GROUP) AS before "
+        "FROM marks) AS m JOIN ops AS o USING (instance)), "
+        "ended AS (SELECT o.operation, o.grp, o.weight, o.sid, o.t_end, {previous} AS previous, "
+        "min(m.c) FILTER (WHERE m.name = {sent}) AS sent FROM ops AS o "
+        "LEFT JOIN marks AS m USING (instance) "
+        "GROUP BY o.instance, o.operation, o.grp, o.weight, o.sid, o.t_start, o.t_end), "
+        "phase_rows AS (SELECT operation, grp, weight, sid, name, g, TRUE AS seen FROM stepped "
+        "UNION ALL SELECT operation, grp, weight, sid, CASE WHEN coalesce(sent = previous, "
+        "FALSE) THEN {unanswered} ELSE {end} END, {end_gap}, FALSE FROM ended), "
+        "phase_sessions AS (SELECT operation, name, grp, sid, bool_or(g IS NOT NULL) AS has "
+        "FROM phase_rows GROUP BY operation, name, grp, sid), "
+        "per_session AS (SELECT operation, grp, sid, {retries} AS retries, "
+        "{any_ended} AS has_ended FROM ops GROUP BY operation, grp, sid)",
+        instance=instance,
+        where=_operation_events(query, dialect, ("operation_step",)),
+        gap=dialect.ms_between(dialect.latest(["o.t_start", "m.before"]), "m.c"),
+        previous=previous,
+        sent=param(REQUEST_SENT),
+        unanswered=param(UNANSWERED_CHECKPOINT),
+        end=param(END_CHECKPOINT),
+        end_gap=dialect.ms_between("previous", "t_end"),
+        retries=_retries(dialect),
+        any_ended=dialect.any_of("status IS NOT NULL"),
     )
 
 
@@ -325,11 +395,29 @@ class TimingResult(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def run_timings(
-    store: EventStore, query: TimingQuery, *, min_group_size: int = 5
+    store: EventStore,
+    query: TimingQuery,
+    *,
+    min_group_size: int = 5,
+    source: SourceAsked = "auto",
 ) -> Report[TimingResult]:
+    """``source``: ``auto`` picks daily rollups when they can answer (``rollup_read``)."""
     dialect = dialect_of(store)
-    checkpoints = [row["step_name"] for row in fetch(store, checkpoints_sql(query, dialect))]
-    rows = fetch(store, timings_sql(query, dialect, checkpoints))
+    choice = choose_source(
+        store,
+        query.scope,
+        family=Family.TIMING,
+        key=ROLLUP_KEY,
+        definition=definition_hash(ROLLUP_DEFINITION),
+        needs_raw=raw_asked(source),
+    )
+    if choice.slice is not None:
+        checkpoints, rows = _rollup_rows(store, query, choice.slice)
+        sampling = rollup_sampling(store, query.scope.filters.environment, choice.slice)
+    else:
+        checkpoints = [row["step_name"] for row in fetch(store, checkpoints_sql(query, dialect))]
+        rows = fetch(store, timings_sql(query, dialect, checkpoints))
+        sampling = sampling_of(store, query.scope)
     phase_names = [*checkpoints, END_CHECKPOINT, UNANSWERED_CHECKPOINT]
     aliases = [*(f"p{i}" for i in range(len(checkpoints))), "end", "unanswered"]
     suppressor = Suppressor(min_group_size)
@@ -369,15 +457,77 @@ def run_timings(
         "timings",
         time=query.scope.time,
         scope=query.scope,
-        sampling=sampling_of(store, query.scope),
+        sampling=sampling,
         min_group_size=min_group_size,
         hidden=suppressor.hidden_count,
         notes=[
             "durations: operation_end.duration_ms of successful operations",
             "a retry is an instance after a failed or timed-out one of the same operation",
+            choice.note,
         ],
+        source=choice.source,
     )
     return Report(meta=meta, data=result)
+
+
+# --- from daily rollups -------------------------------------------------------------------
+
+
+def _rollup_rows(
+    store: EventStore, query: TimingQuery, chosen: RollupSlice
+) -> tuple[list[str], list[Row]]:
+    """The checkpoints ``checkpoints_sql`` and the rows ``timings_sql`` would give, from daily
+    rollups (operations filtered here: every operation has its cells)."""
+    environment = query.scope.filters.environment
+    ops = merged_cells(store, environment, chosen, Family.TIMING)
+    phases = merged_cells(store, environment, chosen, Family.TIMING_PHASE)
+
+    def kept(operation: str | None) -> bool:
+        return not query.operations or operation in query.operations
+
+    checkpoints = sorted(
+        {str(k.keys[1]) for k in phases if k.measure == "seen" and k.is_total and kept(k.keys[0])}
+    )
+    names = [*checkpoints, END_CHECKPOINT, UNANSWERED_CHECKPOINT]
+    aliases = [*(f"p{i}" for i in range(len(checkpoints))), "end", "unanswered"]
+    instances = [k for k in ops if k.measure == "instances" and kept(k.keys[0])]
+    rows = [_cells_row(ops, phases, k, list(zip(aliases, names, strict=True))) for k in instances]
+    rows.sort(
+        key=lambda r: (str(r["operation"]), not r["is_total"], r["grp"] is None, str(r["grp"]))
+    )
+    return checkpoints, rows
+
+
+def _cells_row(ops: Cells, phases: Cells, at: CellKey, named: list[tuple[str, str]]) -> Row:
+    operation = at.keys[0]
+
+    def cell(cells: Cells, measure: str, name: str | None = None) -> MergedCell:
+        key = CellKey(at.group, at.is_total, (operation, name, None, None), measure)
+        return cells.get(key) or MergedCell()
+
+    ended, success = cell(ops, "ended"), cell(ops, "success")
+    retries = cell(ops, "retries").value_sum
+    row: Row = {
+        "is_total": at.is_total,
+        "operation": operation,
+        "grp": at.group,
+        "ended": ended.sessions,
+        "weighted": ended.weighted,
+        **{status: cell(ops, status).sessions for status in OPERATION_STATUSES},
+        "started": cell(ops, "started").sessions,
+        "q_success": success.quantiles(LEVELS),
+        "q_all": cell(ops, "all").quantiles(LEVELS),
+    }
+    for alias, name in named:
+        gap = cell(phases, "gap", name)
+        row[f"n_{alias}"] = gap.sessions
+        row[f"sum_{alias}"] = gap.value_sum
+        row[f"q_{alias}"] = gap.quantiles(PHASE_LEVELS)
+    row["retries"] = None if retries is None else round(retries)
+    row["sessions"] = cell(ops, "sessions").sessions
+    for alias, name in named:
+        row[f"s_{alias}"] = cell(phases, "sessions", name).sessions
+    return row
 
 
 def _operation(row: Row, hidden: bool) -> OperationTiming:
