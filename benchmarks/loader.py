@@ -7,11 +7,26 @@ a recent event, same ``event_id``, received again up to 30 s later) — and load
 one transaction each. Prints rows/s per segment for an empty table and again once the table
 holds ``--prefill-rows`` rows (all inside the dedupe window: the anti-join's worst case).
 
+Each measured segment is also loaded by the *reference path*: DuckDB's own ``read_json`` of the
+same file with the same explicit columns, ``INSERT INTO events SELECT ... FROM read_json(...)``
+in one transaction, into a table of the same schema in a file of its own attached with the same
+row-group size, threads and memory limit (no dedupe, no ordering, no bookkeeping). The two run
+back to back on every segment, alternating which goes first; the ratio stumble / reference is
+printed (issue 13's loader target is >= 0.8). The reference table holds only the measured
+segments: an append costs the same whatever the table already holds.
+
+``--profile`` times every statement of stumble's load (stage, summary, dedupe, mark dirty,
+insert, record, commit) and prints the median per statement.
+
+``--rollups`` is the hook for the "rollups refreshed after loading" figure
+(``refresh_rollups_after_loading``): it prints "not measured" until ``stumble.rollups`` exists.
+
 ``--session-scan`` then times ``WHERE session_id = ? ORDER BY ts`` on the loaded table against
 copies of the same rows in arrival order and with DuckDB's default 122,880-row row groups.
 Generation time is excluded from every figure. Prints figures; asserts nothing about timing.
 
-    .venv/bin/python benchmarks/loader.py [--prefill-rows 10000000] [--session-scan]
+    .venv/bin/python benchmarks/loader.py [--prefill-rows 10000000] [--session-scan] \
+        [--profile] [--rollups]
 """
 
 from __future__ import annotations
@@ -34,6 +49,7 @@ import msgspec
 
 from stumble.events import StoredEvent
 from stumble.storage import DuckDBStore, LoadResult
+from stumble.storage.dialect import DUCKDB
 from stumble.storage.duckdb_store import ROW_GROUP_SIZE
 
 SCREENS = ("home", "search", "request_list", "request_create", "request_view", "approval_queue")
@@ -209,6 +225,8 @@ class Loads:
     cpu_seconds: float = 0.0
     inserted: int = 0
     duplicates: int = 0
+    reference_seconds: list[float] = field(default_factory=list)
+    rollup_seconds: list[float] = field(default_factory=list)
 
     def add(self, seconds: float, cpu_seconds: float, result: LoadResult) -> None:
         self.seconds.append(seconds)
@@ -217,21 +235,115 @@ class Loads:
         self.duplicates += result.duplicates
 
 
+class ReferenceLoader:
+    """DuckDB's own path: ``INSERT INTO events SELECT <same columns> FROM read_json(...)``."""
+
+    def __init__(self, database: Path, threads: int, memory_limit: str) -> None:
+        config = {
+            "threads": threads,
+            "memory_limit": memory_limit,
+            "preserve_insertion_order": True,  # as stumble's connection
+            "temp_directory": str(database.with_name(database.name + ".tmp")),
+        }
+        self.con = duckdb.connect(":memory:", config=config)
+        self.con.execute(f"ATTACH '{database}' AS ref (ROW_GROUP_SIZE {ROW_GROUP_SIZE})")
+        self.con.execute("USE ref")
+        self.con.execute(DUCKDB.create_events())
+        stage = DUCKDB.stage_segment()
+        prefix = "CREATE OR REPLACE TEMP TABLE staged_events AS "
+        assert stage.startswith(prefix), "the reference reuses stumble's column map"
+        self.sql = "INSERT INTO events " + stage.removeprefix(prefix)
+
+    def load(self, path: Path) -> float:
+        started = time.perf_counter()
+        self.con.execute("BEGIN TRANSACTION")
+        self.con.execute(self.sql, [str(path)])
+        self.con.execute("COMMIT")
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def refresh_rollups_after_loading(store: DuckDBStore) -> float | None:
+    """Hook for issue 13's "with rollup maintenance included" figure: refresh the rollups the
+    load just marked dirty and return the seconds it took. ``None`` until ``stumble.rollups``
+    provides the refresh (it is being written separately)."""
+    del store
+    return None
+
+
+class StatementTimer:
+    """Stands in for the store's writer cursor and times each statement it runs."""
+
+    def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        self.cursor = cursor
+        self.labels = {
+            DUCKDB.stage_segment(): "stage (read_json into temp table)",
+            DUCKDB.staged_summary(): "staged summary",
+            DUCKDB.delete_staged_duplicates(): "dedupe (anti-join + in-batch)",
+            DUCKDB.mark_staged_days_dirty(): "mark dirty days",
+            DUCKDB.insert_staged(): "insert into events",
+            DUCKDB.drop_staged(): "drop staged",
+            DUCKDB.record_segment(): "record segment",
+            DUCKDB.is_loaded(): "is loaded?",
+            "COMMIT": "commit (checkpoint)",
+            "BEGIN TRANSACTION": "begin",
+        }
+        self.seconds: dict[str, list[float]] = {}
+
+    def execute(self, sql: str, params: Any = None) -> StatementTimer:
+        started = time.perf_counter()
+        self.cursor.execute(sql, params)
+        label = self.labels.get(sql, sql[:40])
+        self.seconds.setdefault(label, []).append(time.perf_counter() - started)
+        return self
+
+    def fetchone(self) -> Any:
+        return self.cursor.fetchone()
+
+    def close(self) -> None:
+        self.cursor.close()
+
+    def report(self) -> None:
+        total = sum(statistics.median(s) for s in self.seconds.values())
+        print("  per statement (median ms per segment):")
+        for label, seconds in self.seconds.items():
+            median = statistics.median(seconds)
+            print(f"    {label:36s} {median * 1000:7.1f} ms  {median / total:5.1%}")
+        print(f"    {'sum of medians':36s} {total * 1000:7.1f} ms", flush=True)
+
+
 def load_segments(
-    store: DuckDBStore, generator: TrafficGenerator, count: int, rows: int, spool: Path
+    store: DuckDBStore,
+    generator: TrafficGenerator,
+    count: int,
+    rows: int,
+    spool: Path,
+    *,
+    reference: ReferenceLoader | None = None,
+    rollups: bool = False,
 ) -> Loads:
     loads = Loads()
-    for _ in range(count):
+    for number in range(count):
         path = spool / f"seg-{time.monotonic_ns()}.ndjson"
         path.write_bytes(generator.segment(rows))
+        if reference is not None and number % 2 == 1:
+            loads.reference_seconds.append(reference.load(path))
         started, cpu_started = time.perf_counter(), time.process_time()
         result = store.load_segment(path)
         loads.add(time.perf_counter() - started, time.process_time() - cpu_started, result)
+        if rollups:
+            refreshed = refresh_rollups_after_loading(store)
+            if refreshed is not None:
+                loads.rollup_seconds.append(refreshed)
+        if reference is not None and number % 2 == 0:
+            loads.reference_seconds.append(reference.load(path))
         path.unlink()
     return loads
 
 
-def report(label: str, loads: Loads, rows: int) -> None:
+def report(label: str, loads: Loads, rows: int, rollups: bool = False) -> None:
     per_row = [rows / s for s in loads.seconds]
     print(
         f"{label:34s} {len(loads.seconds):4d} segments  "
@@ -241,6 +353,32 @@ def report(label: str, loads: Loads, rows: int) -> None:
         f"CPU-second)  inserted {loads.inserted:,} dropped {loads.duplicates:,}",
         flush=True,
     )
+    if not loads.reference_seconds:
+        return
+    stumble = rows / statistics.median(loads.seconds)
+    reference = rows / statistics.median(loads.reference_seconds)
+    print(
+        f"  (a) stumble load_segment {stumble:10,.0f} rows/s\n"
+        f"  (b) reference read_json  {reference:10,.0f} rows/s  "
+        f"(median {statistics.median(loads.reference_seconds) * 1000:.0f} ms/segment)\n"
+        f"  (c) ratio a/b            {stumble / reference:10.2f}",
+        flush=True,
+    )
+    if rollups:
+        if loads.rollup_seconds:
+            both = [a + r for a, r in zip(loads.seconds, loads.rollup_seconds, strict=True)]
+            with_rollups = rows / statistics.median(both)
+            print(
+                f"  (d) load + rollups refreshed after loading {with_rollups:10,.0f} rows/s, "
+                f"ratio to (b) {with_rollups / reference:.2f}",
+                flush=True,
+            )
+        else:
+            print(
+                "  (d) load + rollups refreshed after loading: not measured "
+                "(refresh_rollups_after_loading awaits stumble.rollups)",
+                flush=True,
+            )
 
 
 def max_rss_mb() -> int:
@@ -250,15 +388,41 @@ def max_rss_mb() -> int:
 def measure_loading(args: argparse.Namespace, database: Path, spool: Path) -> None:
     generator = TrafficGenerator(seed=args.seed, retry_rate=args.retry_rate)
     rows = args.segment_rows
+    reference = ReferenceLoader(
+        database.with_name("reference.duckdb"), args.threads, args.memory_limit
+    )
     with DuckDBStore(database, threads=args.threads, memory_limit=args.memory_limit) as store:
-        report("empty table", load_segments(store, generator, args.segments, rows, spool), rows)
+        timer = None
+        if args.profile:
+            timer = StatementTimer(store._writer)  # the benchmark's own probe
+            store._writer = timer  # type: ignore[assignment]
+        measured = load_segments(
+            store, generator, args.segments, rows, spool, reference=reference, rollups=args.rollups
+        )
+        report("empty table", measured, rows, args.rollups)
+        if timer is not None:
+            timer.report()
+            timer.seconds.clear()
         to_prefill = max(0, args.prefill_rows - store.count_events()) // rows
         if to_prefill:
             prefill = load_segments(store, generator, to_prefill, rows, spool)
             report("filling (not a figure of its own)", prefill, rows)
+            if timer is not None:
+                timer.seconds.clear()
             existing = store.count_events()
-            at_size = load_segments(store, generator, args.segments, rows, spool)
-            report(f"at {existing:,} existing rows", at_size, rows)
+            at_size = load_segments(
+                store,
+                generator,
+                args.segments,
+                rows,
+                spool,
+                reference=reference,
+                rollups=args.rollups,
+            )
+            report(f"at {existing:,} existing rows", at_size, rows, args.rollups)
+            if timer is not None:
+                timer.report()
+    reference.close()
     print(f"max RSS {max_rss_mb()} MB, database {database.stat().st_size >> 20} MB", flush=True)
 
 
@@ -328,6 +492,12 @@ def main() -> None:
     parser.add_argument("--memory-limit", default="4GB")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--session-scan", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="time each statement of a load")
+    parser.add_argument(
+        "--rollups",
+        action="store_true",
+        help="also time rollups refreshed after loading (hook: refresh_rollups_after_loading)",
+    )
     parser.add_argument("--dir", type=Path, help="work directory (default: a temporary one)")
     args = parser.parse_args()
 
