@@ -94,6 +94,10 @@ CATALOG: Final = "stumble"
 ROW_GROUP_SIZE: Final = 16_384
 MEMORY: Final = ":memory:"
 
+# More duplicates than this in one batch (a replayed segment) take the staged path: the fast
+# path looks up each row whose bitmap bit is set in a list of this many keys.
+_MAX_FILTERED_DUPLICATES: Final = 4_096
+
 # Counters per upsert statement: 7 parameters each keeps one statement well under limits.
 _INGEST_COUNTS_PER_STATEMENT: Final = 500
 
@@ -174,7 +178,8 @@ class DuckDBStore(EventStore):
     # --- connections --------------------------------------------------------------------------
 
     def _connect(self, threads: int | None, memory_limit: str | None) -> duckdb.DuckDBPyConnection:
-        # The session layout relies on INSERT ... ORDER BY keeping its order.
+        # Rows are appended in file (arrival) order, so zone maps on received_at and ts stay
+        # narrow; it also keeps DuckDB's parallel batch insert (see the module doc).
         config: dict[str, Any] = {"preserve_insertion_order": True}
         if threads is not None:
             config["threads"] = threads
@@ -285,23 +290,48 @@ class DuckDBStore(EventStore):
 
     def _load_file(self, con: duckdb.DuckDBPyConnection, path: str, label: str) -> LoadResult:
         try:
-            con.execute(self._sql.stage_segment(), [path])
-            result = self._insert_staged(con)
+            result = self._insert_file(con, path)
         except _SEGMENT_ERRORS as exc:
-            # The caller's rollback also discards the staged table.
+            # The caller's rollback also discards the staged tables.
             raise SegmentError(_describe_segment_error(label, exc)) from None
+        con.execute(self._sql.drop_staged_keys())
         con.execute(self._sql.drop_staged())
         return result
 
-    def _insert_staged(self, con: duckdb.DuckDBPyConnection) -> LoadResult:
-        staged, earliest_ms = _one_row(con.execute(self._sql.staged_summary()))
-        if staged == 0:
+    def _insert_file(self, con: duckdb.DuckDBPyConnection, path: str) -> LoadResult:
+        """Keys first, then the rows straight from the file minus the duplicates' keys."""
+        sql = self._sql
+        con.execute(sql.stage_keys(), [path])
+        rows, earliest_ms, repeated_keys = _one_row(con.execute(sql.staged_keys_summary()))
+        if rows == 0:
             return LoadResult()
         window_start = earliest_ms - self.dedupe_window_ms
-        (duplicates,) = _one_row(con.execute(self._sql.delete_staged_duplicates(), [window_start]))
-        con.execute(self._sql.mark_staged_days_dirty())
-        (inserted,) = _one_row(con.execute(self._sql.insert_staged()))
+        (last_row_id,) = _one_row(con.execute(sql.last_row_id()))
+        duplicates, bitmap, keys = _one_row(
+            con.execute(sql.select_duplicate_keys(), [window_start])
+        )
+        if repeated_keys or duplicates > _MAX_FILTERED_DUPLICATES:
+            inserted, duplicates = self._insert_staged(con, path, window_start)
+        elif duplicates == rows:
+            inserted = 0
+        elif duplicates:
+            (inserted,) = _one_row(
+                con.execute(sql.insert_segment(filtered=True), [path, bitmap, keys])
+            )
+        else:
+            (inserted,) = _one_row(con.execute(sql.insert_segment(filtered=False), [path]))
+        if inserted:
+            con.execute(sql.mark_appended_days_dirty(), [last_row_id])
         return LoadResult(inserted=int(inserted), duplicates=int(duplicates))
+
+    def _insert_staged(
+        self, con: duckdb.DuckDBPyConnection, path: str, window_start: int
+    ) -> tuple[int, int]:
+        """The whole batch staged, duplicates deleted by row id, the rest appended."""
+        con.execute(self._sql.stage_segment(), [path])
+        (duplicates,) = _one_row(con.execute(self._sql.delete_staged_duplicates(), [window_start]))
+        (inserted,) = _one_row(con.execute(self._sql.insert_staged()))
+        return int(inserted), int(duplicates)
 
     def is_loaded(self, segment_name: str) -> bool:
         with _storage_errors(), self.reader() as cursor:
