@@ -279,6 +279,14 @@ class StatementTimer:
     def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
         self.cursor = cursor
         self.labels = {
+            DUCKDB.stage_keys(): "keys (read_json of 2 columns)",
+            DUCKDB.staged_keys_summary(): "keys summary",
+            DUCKDB.last_row_id(): "last row id",
+            DUCKDB.select_duplicate_keys(): "duplicate keys (anti-join + in-batch)",
+            DUCKDB.insert_segment(filtered=True): "insert read_json minus duplicates",
+            DUCKDB.insert_segment(filtered=False): "insert read_json (no duplicates)",
+            DUCKDB.mark_appended_days_dirty(): "mark dirty days",
+            DUCKDB.drop_staged_keys(): "drop staged keys",
             DUCKDB.stage_segment(): "stage (read_json into temp table)",
             DUCKDB.staged_summary(): "staged summary",
             DUCKDB.delete_staged_duplicates(): "dedupe (anti-join + in-batch)",
@@ -307,11 +315,14 @@ class StatementTimer:
 
     def report(self) -> None:
         total = sum(statistics.median(s) for s in self.seconds.values())
-        print("  per statement (median ms per segment):")
+        runs = max(len(s) for s in self.seconds.values())
+        print(f"  per statement (median ms over the segments that ran it, of {runs}):")
         for label, seconds in self.seconds.items():
             median = statistics.median(seconds)
-            print(f"    {label:36s} {median * 1000:7.1f} ms  {median / total:5.1%}")
-        print(f"    {'sum of medians':36s} {total * 1000:7.1f} ms", flush=True)
+            print(
+                f"    {label:38s} {median * 1000:7.1f} ms {median / total:5.1%} ran {len(seconds)}"
+            )
+        print(f"    {'sum of medians':38s} {total * 1000:7.1f} ms", flush=True)
 
 
 def load_segments(
@@ -361,7 +372,8 @@ def report(label: str, loads: Loads, rows: int, rollups: bool = False) -> None:
         f"  (a) stumble load_segment {stumble:10,.0f} rows/s\n"
         f"  (b) reference read_json  {reference:10,.0f} rows/s  "
         f"(median {statistics.median(loads.reference_seconds) * 1000:.0f} ms/segment)\n"
-        f"  (c) ratio a/b            {stumble / reference:10.2f}",
+        f"  (c) ratio a/b            {stumble / reference:10.2f}  (median of the per-segment "
+        f"ratios, each pair back to back: {paired_ratio(loads):.2f})",
         flush=True,
     )
     if rollups:
@@ -379,6 +391,14 @@ def report(label: str, loads: Loads, rows: int, rollups: bool = False) -> None:
                 "(refresh_rollups_after_loading awaits stumble.rollups)",
                 flush=True,
             )
+
+
+def paired_ratio(loads: Loads) -> float:
+    """Median over segments of reference seconds / stumble seconds: less sensitive to other
+    work on a shared machine than the ratio of two medians."""
+    return statistics.median(
+        r / s for s, r in zip(loads.seconds, loads.reference_seconds, strict=True)
+    )
 
 
 def max_rss_mb() -> int:
