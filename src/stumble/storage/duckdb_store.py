@@ -1,10 +1,24 @@
 """The embedded backend: one DuckDB file, ``<data>/stumble.duckdb``, or ``":memory:"``.
 
-Loading. A segment is parsed columnar by ``read_json`` with an explicit column map into a temp
-table (never ``executemany``); duplicates are deleted there by row id; the rest is appended
-sorted by (environment, session_id, ts); the segment's name goes into ``loaded_segments``; all
-in one transaction. ``write_rows`` encodes its rows to a temporary NDJSON file with msgspec and
-takes the very same path, so both entry points share every conversion and dedupe rule.
+Loading. A segment is parsed columnar by ``read_json`` with an explicit column map (never
+``executemany``), twice: first only ``event_id`` and ``received_at`` into a temp table, from which
+the keys of the rows to drop are found; then all columns straight into ``events``, in file
+order, those keys filtered out by a plain expression (a bit per key hash in a bitmap, then an
+exact look-up in a short list for the few rows whose bit is set). The (environment, day) pairs of
+the appended rows are marked dirty for the rollups, and the segment's name goes into
+``loaded_segments``; all in one transaction. ``write_rows`` encodes its rows to an in-memory
+NDJSON file with msgspec and takes the very same path, so both entry points share every
+conversion and dedupe rule. A batch whose copies cannot be told apart by key (the same
+``event_id`` received twice in one millisecond, e.g. repeated inside one request) or that holds
+more than ``_MAX_FILTERED_DUPLICATES`` duplicates (a replayed segment) takes the staged path
+instead: the whole batch into a temp table, duplicates deleted there by row id, the rest
+appended.
+
+Why two reads and no join: the keys-only read costs ~50 ms per 100k rows, while materialising
+the 47-column batch in a temp table and copying it into ``events`` cost ~150 ms more than
+DuckDB's own ``INSERT ... SELECT FROM read_json``. A join in that insert (``ANTI JOIN``,
+``NOT EXISTS``, ``NOT IN (SELECT ...)``) is correct too but turns DuckDB's parallel, order-keeping
+``BATCH_INSERT`` into a plain ``INSERT`` (+60-80 ms per 100k rows); the scalar filter keeps it.
 
 Deduplication: an anti-join over a receive-time window, not a unique index. Both were measured
 on this machine (2 vCPU shared with other jobs, on-disk file, the same staging and sorted insert,
@@ -29,18 +43,32 @@ most of the rest), so its cost is bounded by the window and memory stays flat. W
 a retry that reaches storage more than ``dedupe_window_ms`` after the first copy is stored
 twice. Client retries stop long before the default of seven days.
 
-Layout. Rows are appended per batch in (environment, session_id, ts) order and the file is
-attached with 16,384-row row groups (DuckDB's default is 122,880, and a 100k-row batch inside
-one such group spans every session, so its zone map prunes nothing). With small groups a batch
-spans several, each with a narrow ``session_id`` range. At 5.2M rows,
-``WHERE session_id = ? ORDER BY ts`` read a median 106 of 371 row groups in 24 ms, against all
-of them and 61 ms in arrival order (37 ms with default groups); a fully sorted table would read
-1 group in 4 ms. Row-group size is not persisted by DuckDB, so every connection attaches the
-file with it.
+Layout. Rows are appended in arrival (file) order, unsorted, so zone maps on ``received_at``
+and ``ts`` stay narrow; the file is attached with 16,384-row row groups (DuckDB's default is
+122,880). Row-group size is not persisted by DuckDB, so every connection attaches the file with
+it. Until issue 13 each batch was sorted by (environment, session_id, ts) so that a
+``WHERE session_id = ?`` read could skip row groups; that sort of 47-column rows, after the
+batch had been materialised for deduplication, was more than half of the load time. Measured
+with ``benchmarks/loader.py`` (2 vCPU shared with other jobs, load average 6-12 during the
+before/after runs, so the ratios, each pair measured back to back, are the figures to read;
+100k-row segments, 1% retries):
 
-Throughput (``benchmarks/loader.py``): ~120k rows per CPU-second whether the table is empty or
-holds 10M rows; per 100k rows, parsing takes ~270 ms of CPU, deduplication ~30 ms, the sorted
-append ~260 ms and the commit (DuckDB compresses and writes the row groups) ~270 ms.
+====================================  =================================  ======================
+stumble rows/s / reference rows/s     before: staged, sorted per batch   after: keys + filtered
+                                                                         insert, arrival order
+====================================  =================================  ======================
+empty table (10 segments)             0.43 (paired per segment 0.47)     0.67 (paired 0.63)
+at 1.5M rows (10 segments)            0.42 (paired 0.41)                 0.75 (paired 0.70)
+quiet machine, empty table            0.43 (116k vs 266k rows/s)         not measured quiet
+====================================  =================================  ======================
+
+The reference is DuckDB's own ``INSERT INTO events SELECT ... FROM read_json(...)`` of the same
+file with the same columns, one transaction, same row-group size. Where the new load's time
+goes beyond it, per 100k rows: the filtered insert is ~1.1x the reference's insert (dropping ~1%
+of the rows makes DuckDB's batch insert repack its row groups: 0.57 s of insert operator time
+against 0.39 s with no row dropped), the keys read ~15% of the reference, finding duplicates ~5%,
+marking dirty days and recording the segment ~2%. What per-session reads give up is in
+``docs/decisions.md`` (42): ``WHERE session_id = ?`` now scans every row group's ``session_id``.
 
 Encryption at rest (``data_keys``): the file is attached with DuckDB's ``ENCRYPTION_KEY`` and
 spilled temp files are encrypted; encrypted spool segments are decrypted into memory and parsed
