@@ -59,16 +59,25 @@ stumble rows/s / reference rows/s     before: staged, sorted per batch   after: 
 ====================================  =================================  ======================
 empty table (10 segments)             0.43 (paired per segment 0.47)     0.67 (paired 0.63)
 at 1.5M rows (10 segments)            0.42 (paired 0.41)                 0.75 (paired 0.70)
+empty table, another run (3 segments)  --                                0.78 (paired 0.73)
+at 9.9M rows (3 segments)             --                                 0.60 (paired 0.63)
 quiet machine, empty table            0.43 (116k vs 266k rows/s)         not measured quiet
 ====================================  =================================  ======================
+
+``WHERE session_id = ? ORDER BY ts`` at 10.2M rows (``--session-scan``, median of 100 sessions,
+warm): arrival order with 16k groups 164 ms (p90 185), the old per-batch sort 24 ms, arrival
+order with 122,880-row groups 53 ms, fully sorted 6 ms. The row-group size is left at 16k here:
+whether 122,880 (which brings the timeline under 100 ms) costs the reports' time-range scans is
+not measured yet (issue 13's notes).
 
 The reference is DuckDB's own ``INSERT INTO events SELECT ... FROM read_json(...)`` of the same
 file with the same columns, one transaction, same row-group size. Where the new load's time
 goes beyond it, per 100k rows: the filtered insert is ~1.1x the reference's insert (dropping ~1%
 of the rows makes DuckDB's batch insert repack its row groups: 0.57 s of insert operator time
 against 0.39 s with no row dropped), the keys read ~15% of the reference, finding duplicates ~5%,
-marking dirty days and recording the segment ~2%. What per-session reads give up is in
-``docs/decisions.md`` (42): ``WHERE session_id = ?`` now scans every row group's ``session_id``.
+marking dirty days and recording the segment ~2% (not yet attributed: the lower ratio at 9.9M
+rows, where every stored row is inside the dedupe window, the anti-join's worst case). See
+``docs/decisions.md`` (42).
 
 Encryption at rest (``data_keys``): the file is attached with DuckDB's ``ENCRYPTION_KEY`` and
 spilled temp files are encrypted; encrypted spool segments are decrypted into memory and parsed
