@@ -59,8 +59,8 @@ stumble rows/s / reference rows/s     before: staged, sorted per batch   after: 
 ====================================  =================================  ======================
 empty table (10 segments)             0.43 (paired per segment 0.47)     0.67 (paired 0.63)
 at 1.5M rows (10 segments)            0.42 (paired 0.41)                 0.75 (paired 0.70)
-empty table, another run (3 segments)  --                                0.78 (paired 0.73)
-at 9.9M rows (3 segments)             --                                 0.60 (paired 0.63)
+empty table, later run (3 segments)   --                                 0.78 (paired 0.73)
+at 9.9M rows, later run (3 segments)  --                                 0.60 (paired 0.63)
 quiet machine, empty table            0.43 (116k vs 266k rows/s)         not measured quiet
 ====================================  =================================  ======================
 
