@@ -279,7 +279,7 @@ def test_a_replayed_segment_is_all_duplicates(tmp_path: Path) -> None:
         assert store.count_events() == 300
 
 
-def test_small_row_groups_let_a_session_scan_skip_most_of_the_table(tmp_path: Path) -> None:
+def test_the_file_keeps_its_small_row_groups_after_reopening(tmp_path: Path) -> None:
     with DuckDBStore(tmp_path / "stumble.duckdb") as store:
         segment = _segment_of_sessions(tmp_path / "seg-1.ndjson", 1000, 66, BASE_MS)
         store.load_segment(segment)
