@@ -61,6 +61,8 @@ empty table (10 segments)             0.43 (paired per segment 0.47)     0.67 (p
 at 1.5M rows (10 segments)            0.42 (paired 0.41)                 0.75 (paired 0.70)
 empty table, later run (3 segments)   --                                 0.78 (paired 0.73)
 at 9.9M rows, later run (3 segments)  --                                 0.60 (paired 0.63)
+empty / at 4.0M rows, a third run     --                                 0.67 / 0.53 (paired
+                                                                         0.63 / 0.62)
 quiet machine, empty table            0.43 (116k vs 266k rows/s)         not measured quiet
 ====================================  =================================  ======================
 
@@ -72,12 +74,13 @@ not measured yet (issue 13's notes).
 
 The reference is DuckDB's own ``INSERT INTO events SELECT ... FROM read_json(...)`` of the same
 file with the same columns, one transaction, same row-group size. Where the new load's time
-goes beyond it, per 100k rows: the filtered insert is ~1.1x the reference's insert (dropping ~1%
-of the rows makes DuckDB's batch insert repack its row groups: 0.57 s of insert operator time
-against 0.39 s with no row dropped), the keys read ~15% of the reference, finding duplicates ~5%,
-marking dirty days and recording the segment ~2% (not yet attributed: the lower ratio at 9.9M
-rows, where every stored row is inside the dedupe window, the anti-join's worst case). See
-``docs/decisions.md`` (42).
+goes beyond it, per 100k rows: the filtered insert is 1.1-1.45x the reference's whole load (at
+4.0M rows 603 ms against 415 ms): dropping ~1% of the rows makes DuckDB's batch insert repack
+its row groups (0.57 s of insert operator time against 0.39 s with no row dropped; the table's
+size does not matter: 764 against 747 ms for the same unfiltered insert at 4M and 0 rows). The
+keys read costs ~15% of the reference, finding duplicates 5-17% (it grows with the rows inside
+the dedupe window: every stored row in this benchmark), marking dirty days and recording the
+segment ~2%. See ``docs/decisions.md`` (42).
 
 Encryption at rest (``data_keys``): the file is attached with DuckDB's ``ENCRYPTION_KEY`` and
 spilled temp files are encrypted; encrypted spool segments are decrypted into memory and parsed
