@@ -7,11 +7,28 @@ a recent event, same ``event_id``, received again up to 30 s later) — and load
 one transaction each. Prints rows/s per segment for an empty table and again once the table
 holds ``--prefill-rows`` rows (all inside the dedupe window: the anti-join's worst case).
 
-``--session-scan`` then times ``WHERE session_id = ? ORDER BY ts`` on the loaded table against
-copies of the same rows in arrival order and with DuckDB's default 122,880-row row groups.
+Each measured segment is also loaded by the *reference path*: DuckDB's own ``read_json`` of the
+same file with the same explicit columns, ``INSERT INTO events SELECT ... FROM read_json(...)``
+in one transaction, into a table of the same schema in a file of its own attached with the same
+row-group size, threads and memory limit (no dedupe, no ordering, no bookkeeping). The two run
+back to back on every segment, alternating which goes first; the ratio stumble / reference is
+printed (issue 13's loader target is >= 0.8). The reference table holds only the measured
+segments: an append costs the same whatever the table already holds.
+
+``--profile`` times every statement of stumble's load (stage, summary, dedupe, mark dirty,
+insert, record, commit) and prints the median per statement.
+
+``--rollups`` also rebuilds the rollups of the day each segment touched right after loading it
+(``refresh_rollups_after_loading``) and prints (d) load + that refresh, the worst case, and (e)
+the load with one refresh per ``rollup_interval_s`` of loading, what the server's loader does.
+
+``--session-scan`` then times ``WHERE session_id = ? ORDER BY ts`` on the loaded table (arrival
+order) against copies of the same rows sorted per batch as stumble stored them before issue 13,
+in arrival order with DuckDB's default 122,880-row row groups, and fully sorted.
 Generation time is excluded from every figure. Prints figures; asserts nothing about timing.
 
-    .venv/bin/python benchmarks/loader.py [--prefill-rows 10000000] [--session-scan]
+    .venv/bin/python benchmarks/loader.py [--prefill-rows 10000000] [--session-scan] \
+        [--profile] [--rollups]
 """
 
 from __future__ import annotations
@@ -32,8 +49,12 @@ from typing import Any
 import duckdb
 import msgspec
 
+from stumble.config import Settings
 from stumble.events import StoredEvent
+from stumble.plan.load import default_plan_path, load_plan
+from stumble.rollups import RollupMaintainer
 from stumble.storage import DuckDBStore, LoadResult
+from stumble.storage.dialect import DUCKDB
 from stumble.storage.duckdb_store import ROW_GROUP_SIZE
 
 SCREENS = ("home", "search", "request_list", "request_create", "request_view", "approval_queue")
@@ -209,6 +230,8 @@ class Loads:
     cpu_seconds: float = 0.0
     inserted: int = 0
     duplicates: int = 0
+    reference_seconds: list[float] = field(default_factory=list)
+    rollup_seconds: list[float] = field(default_factory=list)
 
     def add(self, seconds: float, cpu_seconds: float, result: LoadResult) -> None:
         self.seconds.append(seconds)
@@ -217,21 +240,131 @@ class Loads:
         self.duplicates += result.duplicates
 
 
+class ReferenceLoader:
+    """DuckDB's own path: ``INSERT INTO events SELECT <same columns> FROM read_json(...)``."""
+
+    def __init__(self, database: Path, threads: int, memory_limit: str) -> None:
+        config = {
+            "threads": threads,
+            "memory_limit": memory_limit,
+            "preserve_insertion_order": True,  # as stumble's connection
+            "temp_directory": str(database.with_name(database.name + ".tmp")),
+        }
+        self.con = duckdb.connect(":memory:", config=config)
+        self.con.execute(f"ATTACH '{database}' AS ref (ROW_GROUP_SIZE {ROW_GROUP_SIZE})")
+        self.con.execute("USE ref")
+        self.con.execute(DUCKDB.create_events())
+        stage = DUCKDB.stage_segment()
+        prefix = "CREATE OR REPLACE TEMP TABLE staged_events AS "
+        assert stage.startswith(prefix), "the reference reuses stumble's column map"
+        self.sql = "INSERT INTO events " + stage.removeprefix(prefix)
+
+    def load(self, path: Path) -> float:
+        started = time.perf_counter()
+        self.con.execute("BEGIN TRANSACTION")
+        self.con.execute(self.sql, [str(path)])
+        self.con.execute("COMMIT")
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def refresh_rollups_after_loading(store: DuckDBStore) -> float | None:
+    """Issue 13's "with rollup maintenance included": rebuild the rollups of the days the load
+    just marked dirty (every family, the example plan) and return the seconds it took."""
+    started = time.perf_counter()
+    RollupMaintainer(store, load_plan(default_plan_path())).refresh()
+    return time.perf_counter() - started
+
+
+class StatementTimer:
+    """Stands in for the store's writer cursor and times each statement it runs."""
+
+    def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        self.cursor = cursor
+        statements: tuple[tuple[str, dict[str, Any], str], ...] = (
+            ("stage_keys", {}, "keys (read_json of 2 columns)"),
+            ("staged_keys_summary", {}, "keys summary"),
+            ("last_row_id", {}, "last row id"),
+            ("select_duplicate_keys", {}, "duplicate keys (anti-join + in-batch)"),
+            ("insert_segment", {"filtered": True}, "insert read_json minus duplicates"),
+            ("insert_segment", {"filtered": False}, "insert read_json (no duplicates)"),
+            ("mark_appended_days_dirty", {}, "mark dirty days"),
+            ("drop_staged_keys", {}, "drop staged keys"),
+            ("stage_segment", {}, "stage (read_json into temp table)"),
+            ("staged_summary", {}, "staged summary"),
+            ("delete_staged_duplicates", {}, "dedupe (anti-join + in-batch)"),
+            ("mark_staged_days_dirty", {}, "mark dirty days (staged)"),
+            ("insert_staged", {}, "insert staged into events"),
+            ("drop_staged", {}, "drop staged"),
+            ("record_segment", {}, "record segment"),
+            ("is_loaded", {}, "is loaded?"),
+        )
+        # Only what this version of the dialect has: the benchmark also runs on older sources.
+        self.labels = {
+            getattr(DUCKDB, name)(**kwargs): label
+            for name, kwargs, label in statements
+            if hasattr(DUCKDB, name)
+        }
+        self.labels |= {"COMMIT": "commit (checkpoint)", "BEGIN TRANSACTION": "begin"}
+        self.seconds: dict[str, list[float]] = {}
+
+    def execute(self, sql: str, params: Any = None) -> StatementTimer:
+        started = time.perf_counter()
+        self.cursor.execute(sql, params)
+        label = self.labels.get(sql, sql[:40])
+        self.seconds.setdefault(label, []).append(time.perf_counter() - started)
+        return self
+
+    def fetchone(self) -> Any:
+        return self.cursor.fetchone()
+
+    def close(self) -> None:
+        self.cursor.close()
+
+    def report(self) -> None:
+        total = sum(statistics.median(s) for s in self.seconds.values())
+        runs = max(len(s) for s in self.seconds.values())
+        print(f"  per statement (median ms over the segments that ran it, of {runs}):")
+        for label, seconds in self.seconds.items():
+            median = statistics.median(seconds)
+            print(
+                f"    {label:38s} {median * 1000:7.1f} ms {median / total:5.1%} ran {len(seconds)}"
+            )
+        print(f"    {'sum of medians':38s} {total * 1000:7.1f} ms", flush=True)
+
+
 def load_segments(
-    store: DuckDBStore, generator: TrafficGenerator, count: int, rows: int, spool: Path
+    store: DuckDBStore,
+    generator: TrafficGenerator,
+    count: int,
+    rows: int,
+    spool: Path,
+    *,
+    reference: ReferenceLoader | None = None,
+    rollups: bool = False,
 ) -> Loads:
     loads = Loads()
-    for _ in range(count):
+    for number in range(count):
         path = spool / f"seg-{time.monotonic_ns()}.ndjson"
         path.write_bytes(generator.segment(rows))
+        if reference is not None and number % 2 == 1:
+            loads.reference_seconds.append(reference.load(path))
         started, cpu_started = time.perf_counter(), time.process_time()
         result = store.load_segment(path)
         loads.add(time.perf_counter() - started, time.process_time() - cpu_started, result)
+        if rollups:
+            refreshed = refresh_rollups_after_loading(store)
+            if refreshed is not None:
+                loads.rollup_seconds.append(refreshed)
+        if reference is not None and number % 2 == 0:
+            loads.reference_seconds.append(reference.load(path))
         path.unlink()
     return loads
 
 
-def report(label: str, loads: Loads, rows: int) -> None:
+def report(label: str, loads: Loads, rows: int, rollups: bool = False) -> None:
     per_row = [rows / s for s in loads.seconds]
     print(
         f"{label:34s} {len(loads.seconds):4d} segments  "
@@ -240,6 +373,46 @@ def report(label: str, loads: Loads, rows: int) -> None:
         f"(worst {min(per_row):8,.0f}; {rows * len(per_row) / loads.cpu_seconds:8,.0f} rows per "
         f"CPU-second)  inserted {loads.inserted:,} dropped {loads.duplicates:,}",
         flush=True,
+    )
+    if not loads.reference_seconds:
+        return
+    stumble = rows / statistics.median(loads.seconds)
+    reference = rows / statistics.median(loads.reference_seconds)
+    print(
+        f"  (a) stumble load_segment {stumble:10,.0f} rows/s\n"
+        f"  (b) reference read_json  {reference:10,.0f} rows/s  "
+        f"(median {statistics.median(loads.reference_seconds) * 1000:.0f} ms/segment)\n"
+        f"  (c) ratio a/b            {stumble / reference:10.2f}  (median of the per-segment "
+        f"ratios, each pair back to back: {paired_ratio(loads):.2f})",
+        flush=True,
+    )
+    if rollups and loads.rollup_seconds:
+        _report_rollups(loads, rows, reference)
+
+
+def _report_rollups(loads: Loads, rows: int, reference: float) -> None:
+    """(d) the worst case, a refresh after every segment; (e) what the server does, one
+    refresh per ``rollup_interval_s`` of loading, its cost spread over the rows loaded."""
+    both = [a + r for a, r in zip(loads.seconds, loads.rollup_seconds, strict=True)]
+    every = rows / statistics.median(both)
+    refresh = statistics.median(loads.rollup_seconds)
+    load = statistics.median(loads.seconds)
+    interval = Settings().rollup_interval_s
+    amortised = rows / (load * (1 + refresh / interval))
+    print(
+        f"  (d) load + a rollup refresh after every segment {every:10,.0f} rows/s, "
+        f"ratio to (b) {every / reference:.2f} (refresh median {refresh * 1000:.0f} ms)\n"
+        f"  (e) load + one refresh per {interval:.0f} s of loading (the server's cadence) "
+        f"{amortised:10,.0f} rows/s, ratio to (b) {amortised / reference:.2f}",
+        flush=True,
+    )
+
+
+def paired_ratio(loads: Loads) -> float:
+    """Median over segments of reference seconds / stumble seconds: less sensitive to other
+    work on a shared machine than the ratio of two medians."""
+    return statistics.median(
+        r / s for s, r in zip(loads.seconds, loads.reference_seconds, strict=True)
     )
 
 
@@ -250,15 +423,41 @@ def max_rss_mb() -> int:
 def measure_loading(args: argparse.Namespace, database: Path, spool: Path) -> None:
     generator = TrafficGenerator(seed=args.seed, retry_rate=args.retry_rate)
     rows = args.segment_rows
+    reference = ReferenceLoader(
+        database.with_name("reference.duckdb"), args.threads, args.memory_limit
+    )
     with DuckDBStore(database, threads=args.threads, memory_limit=args.memory_limit) as store:
-        report("empty table", load_segments(store, generator, args.segments, rows, spool), rows)
+        timer = None
+        if args.profile:
+            timer = StatementTimer(store._writer)  # the benchmark's own probe
+            store._writer = timer  # type: ignore[assignment]
+        measured = load_segments(
+            store, generator, args.segments, rows, spool, reference=reference, rollups=args.rollups
+        )
+        report("empty table", measured, rows, args.rollups)
+        if timer is not None:
+            timer.report()
+            timer.seconds.clear()
         to_prefill = max(0, args.prefill_rows - store.count_events()) // rows
         if to_prefill:
             prefill = load_segments(store, generator, to_prefill, rows, spool)
             report("filling (not a figure of its own)", prefill, rows)
+            if timer is not None:
+                timer.seconds.clear()
             existing = store.count_events()
-            at_size = load_segments(store, generator, args.segments, rows, spool)
-            report(f"at {existing:,} existing rows", at_size, rows)
+            at_size = load_segments(
+                store,
+                generator,
+                args.segments,
+                rows,
+                spool,
+                reference=reference,
+                rollups=args.rollups,
+            )
+            report(f"at {existing:,} existing rows", at_size, rows, args.rollups)
+            if timer is not None:
+                timer.report()
+    reference.close()
     print(f"max RSS {max_rss_mb()} MB, database {database.stat().st_size >> 20} MB", flush=True)
 
 
@@ -282,34 +481,47 @@ def _time_session_scans(database: Path, row_group_size: int, sessions: list[str]
         started = time.perf_counter()
         con.execute(sql, [session]).fetchall()
         seconds.append(time.perf_counter() - started)
-    scanned = [_row_groups_scanned(con, sql, session) for session in sessions[:20]]
+    profiled = [_row_groups_scanned(con, sql, session) for session in sessions[:20]]
+    scanned = [found for found in profiled if found is not None]
     con.close()
+    groups = (
+        f"median {statistics.median(s for s, _ in scanned):.0f} of {scanned[0][1]}"
+        if scanned
+        else "not in the profile"
+    )
     return (
         f"median {statistics.median(seconds) * 1000:5.1f} ms  "
-        f"p90 {sorted(seconds)[int(len(seconds) * 0.9)] * 1000:5.1f} ms  "
-        f"row groups read: median {statistics.median(s for s, _ in scanned):.0f} of {scanned[0][1]}"
+        f"p90 {sorted(seconds)[int(len(seconds) * 0.9)] * 1000:5.1f} ms  row groups read: {groups}"
     )
 
 
-def _row_groups_scanned(con: duckdb.DuckDBPyConnection, sql: str, session: str) -> tuple[int, int]:
+def _row_groups_scanned(
+    con: duckdb.DuckDBPyConnection, sql: str, session: str
+) -> tuple[int, int] | None:
     plan = con.execute("EXPLAIN ANALYZE " + sql, [session]).fetchall()[0][1]
     found = re.search(r"Row Groups Scanned: (\d+) / (\d+)", plan)
-    assert found is not None, "DuckDB's profile names the row groups a scan read"
+    if found is None:  # DuckDB's profile does not always name them
+        return None
     return int(found.group(1)), int(found.group(2))
 
 
-def measure_session_scans(database: Path, workdir: Path) -> None:
+def measure_session_scans(database: Path, workdir: Path, segment_rows: int) -> None:
     con = duckdb.connect(str(database), read_only=True)
     rows = con.execute("SELECT count(*) FROM events").fetchone()
     sessions = [s for (s,) in con.execute("SELECT DISTINCT session_id FROM events").fetchall()]
     con.close()
     picked = random.Random(3).sample(sessions, min(100, len(sessions)))
     print(f"\nWHERE session_id = ? ORDER BY ts over {rows[0] if rows else 0:,} rows:")
+    batch = f"rowid // {segment_rows}"  # the per-batch sort stumble did before issue 13
     variants = [
-        ("loaded: batch-sorted, 16k groups", database, ROW_GROUP_SIZE, None),
-        ("arrival order, 16k groups", workdir / "arrival16k.duckdb", ROW_GROUP_SIZE, "received_at"),
-        ("batch-sorted, 122k groups", workdir / "sorted122k.duckdb", 122_880, "rowid"),
-        ("arrival order, 122k groups", workdir / "arrival122k.duckdb", 122_880, "received_at"),
+        ("loaded: arrival order, 16k groups", database, ROW_GROUP_SIZE, None),
+        (
+            "per-batch sorted (old layout), 16k",
+            workdir / "batch16k.duckdb",
+            ROW_GROUP_SIZE,
+            f"{batch}, environment, session_id, ts",
+        ),
+        ("arrival order, 122k groups", workdir / "arrival122k.duckdb", 122_880, "rowid"),
         ("fully sorted (bound), 122k", workdir / "full122k.duckdb", 122_880, "session_id, ts"),
     ]
     for label, path, row_group_size, order in variants:
@@ -328,6 +540,12 @@ def main() -> None:
     parser.add_argument("--memory-limit", default="4GB")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--session-scan", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="time each statement of a load")
+    parser.add_argument(
+        "--rollups",
+        action="store_true",
+        help="also time rollups refreshed after loading (hook: refresh_rollups_after_loading)",
+    )
     parser.add_argument("--dir", type=Path, help="work directory (default: a temporary one)")
     args = parser.parse_args()
 
@@ -338,7 +556,7 @@ def main() -> None:
         spool.mkdir()
         measure_loading(args, database, spool)
         if args.session_scan:
-            measure_session_scans(database, workdir)
+            measure_session_scans(database, workdir, args.segment_rows)
 
 
 if __name__ == "__main__":

@@ -120,9 +120,6 @@ def derive_columns(struct: type[msgspec.Struct]) -> tuple[Column, ...]:
 EVENT_COLUMNS: Final[tuple[Column, ...]] = derive_columns(StoredEvent)
 EVENT_COLUMN_NAMES: Final[tuple[str, ...]] = tuple(c.name for c in EVENT_COLUMNS)
 
-SESSION_LAYOUT: Final[tuple[str, ...]] = ("environment", "session_id", "ts")
-"""Each loaded batch is inserted in this order, so zone maps on ``session_id`` stay narrow."""
-
 
 class DuckDBDialect:
     """DuckDB: type names, NDJSON reading, epoch conversion, dedupe and upsert syntax."""
@@ -218,12 +215,101 @@ class DuckDBDialect:
 
     # --- loading ------------------------------------------------------------------------------
 
-    def stage_segment(self) -> str:
-        """Parse one NDJSON file (parameter: its path) into the ``staged_events`` temp table.
+    # The fast path reads the segment twice: once for the dedupe keys only, once straight
+    # into ``events``. Rows to drop are named by their key (event_id and receive time, as
+    # spelled in the file) and filtered out by a plain expression: a bit per key hash in a
+    # bitmap, then an exact look-up in a short list for the few rows whose bit is set. Any
+    # join in the insert's plan would turn DuckDB's parallel, order-keeping batch insert into
+    # a row-by-row one (measured: +60-80 ms per 100k rows, a fifth of the whole load).
+    DUPLICATE_BITMAP_BITS: Final = 1 << 18
 
-        ``read_json`` parses columnar with an explicit schema: no type sniffing, no Python
-        object per row, and a mistyped value is an error instead of a silent NULL.
+    def stage_keys(self) -> str:
+        """Parse only ``event_id`` and ``received_at`` (epoch ms) of one NDJSON file (parameter:
+        its path) into the ``staged_keys`` temp table, in their wire types."""
+        columns = {"event_id": ColumnType.UUID, "received_at": ColumnType.INT64}
+        wire = ", ".join(f"'{name}': '{self.wire_type_names[t]}'" for name, t in columns.items())
+        return (
+            "CREATE OR REPLACE TEMP TABLE staged_keys AS SELECT event_id, received_at "  # noqa: S608
+            f"FROM read_json(?, format = 'newline_delimited', columns = {{{wire}}})"
+        )
+
+    def staged_keys_summary(self) -> str:
+        """Rows, earliest receive time (epoch ms) and how many rows repeat an earlier row's
+        (event_id, received_at) exactly: such copies cannot be told apart by key, so a batch
+        holding any takes the staged path."""
+        return (
+            "SELECT count(*), min(received_at), "
+            "count(*) - count(DISTINCT (event_id, received_at)) FROM staged_keys"
+        )
+
+    def select_duplicate_keys(self) -> str:
+        """The keys of the staged rows to drop, as a bitmap of their hashes and a list.
+
+        Parameter: the earliest ``received_at`` (epoch ms) a stored duplicate may have (a
+        constant bound, so the scan of ``events`` skips row groups received before it). A row
+        is dropped when its ``event_id`` is stored inside that window, or when the batch holds
+        an earlier-received copy of it. Returns (count, bitmap as text or NULL, keys).
         """
+        bits = self.DUPLICATE_BITMAP_BITS
+        return (
+            f"SELECT count(*), CAST(bitstring_agg({self._key_bit('event_id', 'received_at')}, "  # noqa: S608
+            f"0, {bits - 1}) AS VARCHAR), list({self._key_text('event_id', 'received_at')}) "
+            "FROM (SELECT s.event_id, s.received_at FROM staged_keys AS s SEMI JOIN events AS e "
+            "ON e.event_id = s.event_id AND e.received_at >= epoch_ms(CAST(? AS BIGINT)) "
+            "UNION ALL SELECT event_id, received_at FROM (SELECT event_id, received_at, "
+            "min(received_at) OVER (PARTITION BY event_id) AS first FROM staged_keys) "
+            "WHERE received_at > first)"
+        )
+
+    def insert_segment(self, *, filtered: bool) -> str:
+        """Parse one NDJSON file straight into ``events``, in file order.
+
+        Parameters: the path; if ``filtered``, also the bitmap and the key list of
+        ``select_duplicate_keys``, whose rows are left out. ``read_json`` parses columnar
+        with an explicit schema: no type sniffing, no Python object per row, and a mistyped
+        value is an error instead of a silent NULL.
+        """
+        names = ", ".join(EVENT_COLUMN_NAMES)
+        where = ""
+        if filtered:
+            where = (
+                f" WHERE get_bit(CAST(? AS BIT), {self._key_bit('r.event_id', 'r.received_at')})"
+                f" = 0 OR NOT list_contains(?, {self._key_text('r.event_id', 'r.received_at')})"
+            )
+        return (
+            f"INSERT INTO events ({names}) "  # noqa: S608
+            f"SELECT {', '.join(self._from_wire(c) for c in EVENT_COLUMNS)} "
+            f"FROM read_json(?, format = 'newline_delimited', columns = {self._wire_columns()})"
+            f" AS r{where}"
+        )
+
+    def _key_bit(self, event_id: str, received_at: str) -> str:
+        bits = self.DUPLICATE_BITMAP_BITS
+        return f"CAST(hash({event_id}, {received_at}) % {bits} AS INTEGER)"
+
+    def _key_text(self, event_id: str, received_at: str) -> str:
+        return f"CAST({event_id} AS VARCHAR) || '@' || CAST({received_at} AS VARCHAR)"
+
+    def last_row_id(self) -> str:
+        """The highest row id stored: rows appended afterwards have higher ones."""
+        return "SELECT coalesce(max(rowid), -1) FROM events"
+
+    def mark_appended_days_dirty(self) -> str:
+        """The (environment, UTC day) of every row appended after row id ``?`` needs its
+        rollups rebuilt."""
+        return (
+            "INSERT OR IGNORE INTO rollup_dirty SELECT DISTINCT environment, CAST(ts AS DATE) "
+            "FROM events WHERE rowid > ?"
+        )
+
+    def drop_staged_keys(self) -> str:
+        return "DROP TABLE IF EXISTS staged_keys"
+
+    # The staged path, for a batch the fast path cannot filter by key: exact repeats of a
+    # row's key, or more duplicates than a short list holds (a replayed segment).
+
+    def stage_segment(self) -> str:
+        """Parse one NDJSON file (parameter: its path) into the ``staged_events`` temp table."""
         return (
             "CREATE OR REPLACE TEMP TABLE staged_events AS "  # noqa: S608
             f"SELECT {', '.join(self._from_wire(c) for c in EVENT_COLUMNS)} "
@@ -237,11 +323,9 @@ class DuckDBDialect:
     def delete_staged_duplicates(self) -> str:
         """Drop staged rows whose ``event_id`` is already stored or staged earlier.
 
-        Parameter: the earliest ``received_at`` (epoch ms) a stored duplicate may have. A
-        constant bound lets the scan of ``events`` skip every row group whose receive-time zone
-        map ends before it, so the anti-join costs the rows in the window, not the table. Within
-        the batch the copy received first wins, ties going to the earlier line (``rowid`` of the
-        staged table follows file order).
+        Parameter: the earliest ``received_at`` (epoch ms) a stored duplicate may have, as in
+        ``select_duplicate_keys``. Within the batch the copy received first wins, ties going
+        to the earlier line (``rowid`` of the staged table follows file order).
 
         Only row ids travel through the join and the window: DuckDB rewrites a
         ``QUALIFY row_number() = 1`` over wide rows into an ``arg_min`` of a 47-field struct,
@@ -264,12 +348,9 @@ class DuckDBDialect:
         )
 
     def insert_staged(self) -> str:
-        """Append the (deduplicated) staged batch sorted for per-session scans."""
+        """Append the (deduplicated) staged batch, in file order (``preserve_insertion_order``)."""
         names = ", ".join(EVENT_COLUMN_NAMES)
-        return (
-            f"INSERT INTO events ({names}) SELECT {names} FROM staged_events "  # noqa: S608
-            f"ORDER BY {', '.join(SESSION_LAYOUT)}"
-        )
+        return f"INSERT INTO events ({names}) SELECT {names} FROM staged_events"  # noqa: S608
 
     def drop_staged(self) -> str:
         return "DROP TABLE IF EXISTS staged_events"

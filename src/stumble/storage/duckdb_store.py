@@ -1,10 +1,24 @@
 """The embedded backend: one DuckDB file, ``<data>/stumble.duckdb``, or ``":memory:"``.
 
-Loading. A segment is parsed columnar by ``read_json`` with an explicit column map into a temp
-table (never ``executemany``); duplicates are deleted there by row id; the rest is appended
-sorted by (environment, session_id, ts); the segment's name goes into ``loaded_segments``; all
-in one transaction. ``write_rows`` encodes its rows to a temporary NDJSON file with msgspec and
-takes the very same path, so both entry points share every conversion and dedupe rule.
+Loading. A segment is parsed columnar by ``read_json`` with an explicit column map (never
+``executemany``), twice: first only ``event_id`` and ``received_at`` into a temp table, from which
+the keys of the rows to drop are found; then all columns straight into ``events``, in file
+order, those keys filtered out by a plain expression (a bit per key hash in a bitmap, then an
+exact look-up in a short list for the few rows whose bit is set). The (environment, day) pairs of
+the appended rows are marked dirty for the rollups, and the segment's name goes into
+``loaded_segments``; all in one transaction. ``write_rows`` encodes its rows to an in-memory
+NDJSON file with msgspec and takes the very same path, so both entry points share every
+conversion and dedupe rule. A batch whose copies cannot be told apart by key (the same
+``event_id`` received twice in one millisecond, e.g. repeated inside one request) or that holds
+more than ``_MAX_FILTERED_DUPLICATES`` duplicates (a replayed segment) takes the staged path
+instead: the whole batch into a temp table, duplicates deleted there by row id, the rest
+appended.
+
+Why two reads and no join: the keys-only read costs ~50 ms per 100k rows, while materialising
+the 47-column batch in a temp table and copying it into ``events`` cost ~150 ms more than
+DuckDB's own ``INSERT ... SELECT FROM read_json``. A join in that insert (``ANTI JOIN``,
+``NOT EXISTS``, ``NOT IN (SELECT ...)``) is correct too but turns DuckDB's parallel, order-keeping
+``BATCH_INSERT`` into a plain ``INSERT`` (+60-80 ms per 100k rows); the scalar filter keeps it.
 
 Deduplication: an anti-join over a receive-time window, not a unique index. Both were measured
 on this machine (2 vCPU shared with other jobs, on-disk file, the same staging and sorted insert,
@@ -29,18 +43,44 @@ most of the rest), so its cost is bounded by the window and memory stays flat. W
 a retry that reaches storage more than ``dedupe_window_ms`` after the first copy is stored
 twice. Client retries stop long before the default of seven days.
 
-Layout. Rows are appended per batch in (environment, session_id, ts) order and the file is
-attached with 16,384-row row groups (DuckDB's default is 122,880, and a 100k-row batch inside
-one such group spans every session, so its zone map prunes nothing). With small groups a batch
-spans several, each with a narrow ``session_id`` range. At 5.2M rows,
-``WHERE session_id = ? ORDER BY ts`` read a median 106 of 371 row groups in 24 ms, against all
-of them and 61 ms in arrival order (37 ms with default groups); a fully sorted table would read
-1 group in 4 ms. Row-group size is not persisted by DuckDB, so every connection attaches the
-file with it.
+Layout. Rows are appended in arrival (file) order, unsorted, so zone maps on ``received_at``
+and ``ts`` stay narrow; the file is attached with 16,384-row row groups (DuckDB's default is
+122,880). Row-group size is not persisted by DuckDB, so every connection attaches the file with
+it. Until issue 13 each batch was sorted by (environment, session_id, ts) so that a
+``WHERE session_id = ?`` read could skip row groups; that sort of 47-column rows, after the
+batch had been materialised for deduplication, was more than half of the load time. Measured
+with ``benchmarks/loader.py`` (2 vCPU shared with other jobs, load average 6-12 during the
+before/after runs, so the ratios, each pair measured back to back, are the figures to read;
+100k-row segments, 1% retries):
 
-Throughput (``benchmarks/loader.py``): ~120k rows per CPU-second whether the table is empty or
-holds 10M rows; per 100k rows, parsing takes ~270 ms of CPU, deduplication ~30 ms, the sorted
-append ~260 ms and the commit (DuckDB compresses and writes the row groups) ~270 ms.
+====================================  =================================  ======================
+stumble rows/s / reference rows/s     before: staged, sorted per batch   after: keys + filtered
+                                                                         insert, arrival order
+====================================  =================================  ======================
+empty table (10 segments)             0.43 (paired per segment 0.47)     0.67 (paired 0.63)
+at 1.5M rows (10 segments)            0.42 (paired 0.41)                 0.75 (paired 0.70)
+empty table, later run (3 segments)   --                                 0.78 (paired 0.73)
+at 9.9M rows, later run (3 segments)  --                                 0.60 (paired 0.63)
+empty / at 4.0M rows, a third run     --                                 0.67 / 0.53 (paired
+                                                                         0.63 / 0.62)
+quiet machine, empty table            0.43 (116k vs 266k rows/s)         not measured quiet
+====================================  =================================  ======================
+
+``WHERE session_id = ? ORDER BY ts`` at 10.2M rows (``--session-scan``, median of 100 sessions,
+warm): arrival order with 16k groups 164 ms (p90 185), the old per-batch sort 24 ms, arrival
+order with 122,880-row groups 53 ms, fully sorted 6 ms. The row-group size is left at 16k here:
+whether 122,880 (which brings the timeline under 100 ms) costs the reports' time-range scans is
+not measured yet (issue 13's notes).
+
+The reference is DuckDB's own ``INSERT INTO events SELECT ... FROM read_json(...)`` of the same
+file with the same columns, one transaction, same row-group size. Where the new load's time
+goes beyond it, per 100k rows: the filtered insert is 1.1-1.45x the reference's whole load (at
+4.0M rows 603 ms against 415 ms): dropping ~1% of the rows makes DuckDB's batch insert repack
+its row groups (0.57 s of insert operator time against 0.39 s with no row dropped; the table's
+size does not matter: 764 against 747 ms for the same unfiltered insert at 4M and 0 rows). The
+keys read costs ~15% of the reference, finding duplicates 5-17% (it grows with the rows inside
+the dedupe window: every stored row in this benchmark), marking dirty days and recording the
+segment ~2%. See ``docs/decisions.md`` (42).
 
 Encryption at rest (``data_keys``): the file is attached with DuckDB's ``ENCRYPTION_KEY`` and
 spilled temp files are encrypted; encrypted spool segments are decrypted into memory and parsed
@@ -104,6 +144,10 @@ ROW_GROUP_SIZE: Final = 16_384
 MEMORY: Final = ":memory:"
 _COMPACT_SUFFIX: Final = ".compact"
 _COMPACT_CATALOG: Final = "stumble_compact"
+
+# More duplicates than this in one batch (a replayed segment) take the staged path: the fast
+# path looks up each row whose bitmap bit is set in a list of this many keys.
+_MAX_FILTERED_DUPLICATES: Final = 4_096
 
 # Counters per upsert statement: 7 parameters each keeps one statement well under limits.
 _INGEST_COUNTS_PER_STATEMENT: Final = 500
@@ -189,7 +233,8 @@ class DuckDBStore(EventStore):
     # --- connections --------------------------------------------------------------------------
 
     def _connect(self, threads: int | None, memory_limit: str | None) -> duckdb.DuckDBPyConnection:
-        # The session layout relies on INSERT ... ORDER BY keeping its order.
+        # Rows are appended in file (arrival) order, so zone maps on received_at and ts stay
+        # narrow; it also keeps DuckDB's parallel batch insert (see the module doc).
         config: dict[str, Any] = {"preserve_insertion_order": True}
         if threads is not None:
             config["threads"] = threads
@@ -300,23 +345,48 @@ class DuckDBStore(EventStore):
 
     def _load_file(self, con: duckdb.DuckDBPyConnection, path: str, label: str) -> LoadResult:
         try:
-            con.execute(self._sql.stage_segment(), [path])
-            result = self._insert_staged(con)
+            result = self._insert_file(con, path)
         except _SEGMENT_ERRORS as exc:
-            # The caller's rollback also discards the staged table.
+            # The caller's rollback also discards the staged tables.
             raise SegmentError(_describe_segment_error(label, exc)) from None
+        con.execute(self._sql.drop_staged_keys())
         con.execute(self._sql.drop_staged())
         return result
 
-    def _insert_staged(self, con: duckdb.DuckDBPyConnection) -> LoadResult:
-        staged, earliest_ms = _one_row(con.execute(self._sql.staged_summary()))
-        if staged == 0:
+    def _insert_file(self, con: duckdb.DuckDBPyConnection, path: str) -> LoadResult:
+        """Keys first, then the rows straight from the file minus the duplicates' keys."""
+        sql = self._sql
+        con.execute(sql.stage_keys(), [path])
+        rows, earliest_ms, repeated_keys = _one_row(con.execute(sql.staged_keys_summary()))
+        if rows == 0:
             return LoadResult()
         window_start = earliest_ms - self.dedupe_window_ms
-        (duplicates,) = _one_row(con.execute(self._sql.delete_staged_duplicates(), [window_start]))
-        con.execute(self._sql.mark_staged_days_dirty())
-        (inserted,) = _one_row(con.execute(self._sql.insert_staged()))
+        (last_row_id,) = _one_row(con.execute(sql.last_row_id()))
+        duplicates, bitmap, keys = _one_row(
+            con.execute(sql.select_duplicate_keys(), [window_start])
+        )
+        if repeated_keys or duplicates > _MAX_FILTERED_DUPLICATES:
+            inserted, duplicates = self._insert_staged(con, path, window_start)
+        elif duplicates == rows:
+            inserted = 0
+        elif duplicates:
+            (inserted,) = _one_row(
+                con.execute(sql.insert_segment(filtered=True), [path, bitmap, keys])
+            )
+        else:
+            (inserted,) = _one_row(con.execute(sql.insert_segment(filtered=False), [path]))
+        if inserted:
+            con.execute(sql.mark_appended_days_dirty(), [last_row_id])
         return LoadResult(inserted=int(inserted), duplicates=int(duplicates))
+
+    def _insert_staged(
+        self, con: duckdb.DuckDBPyConnection, path: str, window_start: int
+    ) -> tuple[int, int]:
+        """The whole batch staged, duplicates deleted by row id, the rest appended."""
+        con.execute(self._sql.stage_segment(), [path])
+        (duplicates,) = _one_row(con.execute(self._sql.delete_staged_duplicates(), [window_start]))
+        (inserted,) = _one_row(con.execute(self._sql.insert_staged()))
+        return int(inserted), int(duplicates)
 
     def is_loaded(self, segment_name: str) -> bool:
         with _storage_errors(), self.reader() as cursor:
