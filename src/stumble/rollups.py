@@ -7,12 +7,14 @@ as it was or fully rebuilt, and still dirty in the first case. Rebuilding a whol
 than adding the new rows is what keeps the funnel exact: a session's step 3 arriving in a later
 segment moves that session from one cell to another.
 
-The loader calls ``refresh_if_due`` after loading, at most every ``interval_s`` (a day's
-rebuild costs about a second at 10M stored events; doing it after every half-second load
-would cost the loader most of its time), so rollups are at most about a minute behind the raw
-rows. Days built under another version of the plan's definitions are rebuilt too, as long as
-their raw rows are all there: a *sealed* day (retention began deleting its rows) keeps the
-rollups it has. ``rebuild`` (``stumble rollups rebuild``) rebuilds every unsealed day at once.
+The loader calls ``refresh_if_due`` after loading, at most every ``interval_s``, and never
+more often than keeps rollups under ``UPKEEP_SHARE`` of its time (a day's rebuild costs
+seconds: ~1 s per 100k events of the day, so after every half-second load it would cost the
+loader most of its time). Rollups are thus about a minute behind the raw rows, longer on a day
+of millions of events. Days built under another version of the plan's definitions are rebuilt
+too, as long as their raw rows are all there: a *sealed* day (retention began deleting its
+rows) keeps the rollups it has. ``rebuild`` (``stumble rollups rebuild``) rebuilds every
+unsealed day at once.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from stumble.storage.base import EventStore, RollupStatement
 
 log = logging.getLogger("stumble.rollups")
 DEFAULT_INTERVAL_S = 60.0
+UPKEEP_SHARE = 0.1
+"""At most this share of the loader's time goes to rollups: a refresh that took 16 s (a day
+of 2.5M events) waits 160 s before the next, whatever the interval says."""
 
 
 @dataclass
@@ -60,16 +65,18 @@ class RollupMaintainer:
         self.interval_s = interval_s
         self.clock = clock
         self._last_refresh: float | None = None
+        self._wait_s = interval_s
 
     def refresh_if_due(self) -> RefreshReport | None:
         """Refresh unless one built something less than ``interval_s`` ago (a refresh that
         found nothing to do costs two small queries and does not start the interval)."""
         now = self.clock()
-        if self._last_refresh is not None and now - self._last_refresh < self.interval_s:
+        if self._last_refresh is not None and now - self._last_refresh < self._wait_s:
             return None
         report = self.refresh()
         if report.days_built or report.days_sealed_skipped:
             self._last_refresh = now
+            self._wait_s = max(self.interval_s, report.seconds / UPKEEP_SHARE)
         return report
 
     def refresh(self) -> RefreshReport:
