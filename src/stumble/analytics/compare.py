@@ -44,7 +44,7 @@ import msgspec
 
 from stumble.analytics import sketch
 from stumble.analytics.common import Row, dialect_of, fetch, merge_sampling, sampling_of
-from stumble.analytics.field_errors import field_errors_sql
+from stumble.analytics.field_errors import field_error_rows
 from stumble.analytics.funnels import step_durations_sql
 from stumble.analytics.queries import (
     Arm,
@@ -91,7 +91,7 @@ from stumble.analytics.stats import (
     two_proportion_test,
     verdict,
 )
-from stumble.analytics.timings import timings_sql
+from stumble.analytics.timings import timing_rows
 from stumble.storage.base import EventStore
 
 Overall = Literal["improved", "regressed", "mixed", "no significant change"]
@@ -285,8 +285,8 @@ def _collect(
         else:
             _funnel_metrics(store, dialect, funnel, prefix, arms)
     if forms:
-        _field_error_rates(store, dialect, FieldErrorQuery(scope, tuple(forms)), arms)
-    _operation_failure_rates(store, dialect, scope, arms)
+        _field_error_rates(store, FieldErrorQuery(scope, tuple(forms)), arms, source)
+    _operation_failure_rates(store, scope, arms, source)
     _session_error_rates(store, dialect, scope, arms, source)
     return dict(arms)
 
@@ -355,11 +355,12 @@ def _rolled_funnel_metrics(
 
 def _field_error_rates(
     store: EventStore,
-    dialect: SqlDialect,
     query: FieldErrorQuery,
     arms: defaultdict[str | None, ArmData],
+    source: SourceAsked,
 ) -> None:
-    for row in fetch(store, field_errors_sql(query, dialect)):
+    _, rows = field_error_rows(store, query, source)
+    for row in rows:
         if row["row_kind"] != "error" or bool(row["is_total"]) != (query.scope.by is None):
             continue
         subject = f"{row['form_id']} step {row['step']} {row['field_id']} {row['error_type']}"
@@ -368,10 +369,11 @@ def _field_error_rates(
 
 
 def _operation_failure_rates(
-    store: EventStore, dialect: SqlDialect, scope: Scope, arms: defaultdict[str | None, ArmData]
+    store: EventStore, scope: Scope, arms: defaultdict[str | None, ArmData], source: SourceAsked
 ) -> None:
     # No checkpoints: only the outcomes of each operation are needed here.
-    for row in fetch(store, timings_sql(TimingQuery(scope), dialect, ())):
+    _, _, rows = timing_rows(store, TimingQuery(scope), source, with_checkpoints=False)
+    for row in rows:
         if bool(row["is_total"]) != (scope.by is None):
             continue
         failed = int(row["fail"]) + int(row["timeout"])

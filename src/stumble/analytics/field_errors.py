@@ -393,13 +393,10 @@ def run_field_errors(
     source: SourceAsked = "auto",
 ) -> Report[FieldErrorResult]:
     """``source``: ``auto`` picks daily rollups when they can answer (``rollup_read``)."""
-    dialect = dialect_of(store)
-    choice = _choose_source(store, query, source)
+    choice, rows = field_error_rows(store, query, source)
     if choice.slice is not None:
-        rows = _rollup_rows(store, query, choice.slice) if query.forms else []
         sampling = rollup_sampling(store, query.scope.filters.environment, choice.slice)
     else:
-        rows = fetch(store, field_errors_sql(query, dialect)) if query.forms else []
         sampling = sampling_of(store, query.scope)
     order = ("form_id", "step", "field_id", "error_type")
     error_rows = _by_impact(
@@ -461,6 +458,18 @@ def run_field_errors(
 
 
 # --- from daily rollups -------------------------------------------------------------------
+
+
+def field_error_rows(
+    store: EventStore, query: FieldErrorQuery, source: SourceAsked = "auto"
+) -> tuple[SourceChoice, list[Row]]:
+    """The rows of ``field_errors_sql`` (from rollups when they answer) and where from."""
+    choice = _choose_source(store, query, source)
+    if not query.forms:
+        return choice, []
+    if choice.slice is not None:
+        return choice, _rollup_rows(store, query, choice.slice)
+    return choice, fetch(store, field_errors_sql(query, dialect_of(store)))
 
 
 def _choose_source(store: EventStore, query: FieldErrorQuery, source: SourceAsked) -> SourceChoice:

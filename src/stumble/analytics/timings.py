@@ -51,6 +51,7 @@ from stumble.analytics.rollup_read import (
     MergedCell,
     RollupSlice,
     SourceAsked,
+    SourceChoice,
     choose_source,
     merged_cells,
     raw_asked,
@@ -402,21 +403,10 @@ def run_timings(
     source: SourceAsked = "auto",
 ) -> Report[TimingResult]:
     """``source``: ``auto`` picks daily rollups when they can answer (``rollup_read``)."""
-    dialect = dialect_of(store)
-    choice = choose_source(
-        store,
-        query.scope,
-        family=Family.TIMING,
-        key=ROLLUP_KEY,
-        definition=definition_hash(ROLLUP_DEFINITION),
-        needs_raw=raw_asked(source),
-    )
+    choice, checkpoints, rows = timing_rows(store, query, source)
     if choice.slice is not None:
-        checkpoints, rows = _rollup_rows(store, query, choice.slice)
         sampling = rollup_sampling(store, query.scope.filters.environment, choice.slice)
     else:
-        checkpoints = [row["step_name"] for row in fetch(store, checkpoints_sql(query, dialect))]
-        rows = fetch(store, timings_sql(query, dialect, checkpoints))
         sampling = sampling_of(store, query.scope)
     phase_names = [*checkpoints, END_CHECKPOINT, UNANSWERED_CHECKPOINT]
     aliases = [*(f"p{i}" for i in range(len(checkpoints))), "end", "unanswered"]
@@ -471,6 +461,35 @@ def run_timings(
 
 
 # --- from daily rollups -------------------------------------------------------------------
+
+
+def timing_rows(
+    store: EventStore,
+    query: TimingQuery,
+    source: SourceAsked = "auto",
+    *,
+    with_checkpoints: bool = True,
+) -> tuple[SourceChoice, list[str], list[Row]]:
+    """The checkpoints and rows of ``timings_sql`` (from rollups when they answer) and where
+    from; ``with_checkpoints=False``: outcomes only (no phase columns from raw rows)."""
+    choice = choose_source(
+        store,
+        query.scope,
+        family=Family.TIMING,
+        key=ROLLUP_KEY,
+        definition=definition_hash(ROLLUP_DEFINITION),
+        needs_raw=raw_asked(source),
+    )
+    if choice.slice is not None:
+        checkpoints, rows = _rollup_rows(store, query, choice.slice)
+        return choice, checkpoints, rows
+    dialect = dialect_of(store)
+    checkpoints = (
+        [row["step_name"] for row in fetch(store, checkpoints_sql(query, dialect))]
+        if with_checkpoints
+        else []
+    )
+    return choice, checkpoints, fetch(store, timings_sql(query, dialect, checkpoints))
 
 
 def _rollup_rows(
