@@ -97,3 +97,11 @@ def test_the_bootstrap_draws_the_same_on_counts_as_on_the_values() -> None:
     counted = bootstrap_diff_ci(a, b, stat=stat, n_resamples=300, seed=9)
     written = bootstrap_diff_ci(list(a), list(b), stat=stat, n_resamples=300, seed=9)
     assert counted == written
+
+
+def test_whole_numbers_come_back_whole() -> None:
+    attempts = {sketch.bucket_key(float(v)): 0 for v in (1, 2, 3, 4)}
+    for value, count in ((1, 5), (2, 9), (3, 4), (4, 1)):
+        attempts[sketch.bucket_key(float(value))] += count
+    assert sketch.quantiles(attempts, [0.5], integral=True) == [2.0]
+    assert sketch.quantiles(attempts, [0.5]) != [2.0]  # 1.99...: the bucket's value

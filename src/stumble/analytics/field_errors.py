@@ -595,7 +595,7 @@ def _error_cells_row(steps: Cells, errors: Cells, at: CellKey, keys: tuple[str |
         "w_with_error": with_error.weighted,
         "done_with": done_with.sessions,
         "done_without": completed.sessions - done_with.sessions,
-        "attempts_q": attempts.quantiles((0.5,)),
+        "attempts_q": attempts.quantiles((0.5,), integral=True),
         "attempts_mean": attempts.mean(),
         "q_with": done_with.quantiles(LEVELS),
         "q_without": without,

@@ -214,8 +214,8 @@ class MergedCell:
     value_sum: float | None = None
     sketch: dict[int, int] = field(default_factory=dict)
 
-    def quantiles(self, levels: Sequence[float]) -> list[float] | None:
-        return sketch.quantiles(self.sketch, levels)
+    def quantiles(self, levels: Sequence[float], *, integral: bool = False) -> list[float] | None:
+        return sketch.quantiles(self.sketch, levels, integral=integral)
 
     def mean(self) -> float | None:
         if self.value_sum is None or not self.sessions:

@@ -65,12 +65,16 @@ def from_lists(keys: Sequence[int] | None, counts: Sequence[int] | None) -> dict
     return {int(key): int(count) for key, count in zip(keys, counts, strict=True)}
 
 
-def quantiles(sketch: Mapping[int, int], levels: Sequence[float]) -> list[float] | None:
+def quantiles(
+    sketch: Mapping[int, int], levels: Sequence[float], *, integral: bool = False
+) -> list[float] | None:
     """The values at ``levels`` (0..1), interpolated as ``quantile_cont`` does; None if empty.
 
     Rank ``q * (n - 1)`` (0-based) falls between two order statistics; each is read from its
     bucket (within ``ALPHA``) and the two are interpolated linearly, so the result is within
-    ``ALPHA`` of what the raw rows' ``quantile_cont`` gives (above 1 ms)."""
+    ``ALPHA`` of what the raw rows' ``quantile_cont`` gives (above 1 ms). ``integral``: the
+    values are whole numbers (attempts), so each order statistic is rounded to one, which is
+    exact below 50 (1% of 50 is half a unit)."""
     total = sum(sketch.values())
     if total <= 0:
         return None
@@ -81,6 +85,8 @@ def quantiles(sketch: Mapping[int, int], levels: Sequence[float]) -> list[float]
         low = math.floor(rank)
         low_value = _order_statistic(ordered, low)
         high_value = _order_statistic(ordered, min(low + 1, total - 1))
+        if integral:
+            low_value, high_value = float(round(low_value)), float(round(high_value))
         values.append(low_value + (rank - low) * (high_value - low_value))
     return values
 

@@ -17,7 +17,7 @@ fewer than k sessions.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 import msgspec
 
@@ -57,6 +57,12 @@ WEIGHTS: Final[dict[str, float]] = {
     "slow_operation": 0.4,
 }
 MAX_EXCEEDANCE: Final = 2.0
+ResultT = TypeVar("ResultT")
+SOURCE_NOTES: Final = {
+    "rollups": "from daily rollups: durations within 1% of the raw value",
+    "raw": "from raw events",
+    "mixed": "from daily rollups where they answer, raw events for the rest",
+}
 DEFAULT_LIMIT: Final = 10
 
 
@@ -178,9 +184,10 @@ class _Finder:
         self.store = store
         self.query = query
         self.k = k
-        self.field_errors: FieldErrorResult = run_field_errors(
-            store, FieldErrorQuery(query.scope, query.forms), min_group_size=k
-        ).data
+        self.sources: set[str] = set()
+        self.field_errors: FieldErrorResult = self._read(
+            run_field_errors(store, FieldErrorQuery(query.scope, query.forms), min_group_size=k)
+        )
         judged = tuple(
             sorted(
                 {
@@ -192,8 +199,17 @@ class _Finder:
         )
         self.timing_query = TimingQuery(query.scope, judged)
         self.timings: TimingResult | None = (
-            run_timings(store, self.timing_query, min_group_size=k).data if judged else None
+            self._read(run_timings(store, self.timing_query, min_group_size=k)) if judged else None
         )
+
+    def _read(self, report: Report[ResultT]) -> ResultT:
+        """A report's data, noting where it came from (raw rows or rollups)."""
+        self.sources.add(report.meta.source)
+        return report.data
+
+    def source(self) -> str:
+        """``rollups`` or ``raw`` when every report read one of them, else ``mixed``."""
+        return next(iter(self.sources)) if len(self.sources) == 1 else "mixed"
 
     def all(self) -> list[Problem]:
         problems = self.field_error_problems()
@@ -248,7 +264,7 @@ class _Finder:
     def funnel_problems(self, scenario: ScenarioSpec) -> list[Problem]:
         limits = scenario.thresholds
         funnel = FunnelQuery(self.query.scope, scenario, limits.max_step_p95_ms)
-        total = run_funnel(self.store, funnel, min_group_size=self.k).data.total()
+        total = self._read(run_funnel(self.store, funnel, min_group_size=self.k)).total()
         problems = self._drop_offs(scenario, total) + self._conversion(scenario, total)
         if limits.max_step_p95_ms is not None:
             problems += self._slow_steps(scenario, total, limits.max_step_p95_ms)
@@ -400,9 +416,11 @@ class _Finder:
         judged = [s for s in self.query.scenarios if s.thresholds.max_error_rate is not None]
         if not judged:
             return []
-        failures = run_failures(
-            self.store, FailureQuery(self.query.scope, tuple(judged)), min_group_size=self.k
-        ).data
+        failures = self._read(
+            run_failures(
+                self.store, FailureQuery(self.query.scope, tuple(judged)), min_group_size=self.k
+            )
+        )
         problems = []
         for scenario in judged:
             row = failures.scenario(scenario.name)
@@ -553,7 +571,8 @@ def _regression(metric: MetricComparison, previous: str, latest: str) -> Problem
 def run_top_problems(
     store: EventStore, query: TopProblemsQuery, *, min_group_size: int = 5
 ) -> Report[TopProblemsResult]:
-    found = _Finder(store, query, max(min_group_size, 1)).all()
+    finder = _Finder(store, query, max(min_group_size, 1))
+    found = finder.all()
     ranked = sorted(found, key=lambda p: (-p.impact, p.kind, p.subject))
     problems = [
         msgspec.structs.replace(problem, rank=rank)
@@ -572,6 +591,8 @@ def run_top_problems(
                 "or a regression between the two most recent ui_versions"
             ),
             "impact = sessions affected x severity (kind weight x how far past the threshold)",
+            SOURCE_NOTES[finder.source()],
         ],
+        source=finder.source(),
     )
     return Report(meta=meta, data=TopProblemsResult(problems=problems, considered=len(found)))
