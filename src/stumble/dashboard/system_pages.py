@@ -180,13 +180,14 @@ def admin_page(
     retention = Facts(
         [
             *(
-                (f"raw events, {env}", f"{days} days")
+                (f"raw events, {env}", _days(days))
                 for env, days in sorted(settings.retention_raw_days.items())
             ),
-            ("raw events, other environments", f"{settings.retention_raw_default_days} days"),
+            ("raw events, other environments", _days(settings.retention_raw_default_days)),
             ("daily rollups", f"{settings.retention_rollup_months} months before this one"),
-            ("quarantine counters", f"{settings.retention_quarantine_days} days"),
-            ("raw reads reach back", f"{settings.raw_access_days} days (engineers, audited)"),
+            ("quarantine counters", _days(settings.retention_quarantine_days)),
+            ("audit log kept", _days(settings.retention_audit_days)),
+            ("raw reads reach back", f"{_days(settings.raw_access_days)} (engineers, audited)"),
             ("audit log signed every", f"{settings.audit_digest_interval_s / 60:g} minutes"),
             (
                 "encryption at rest",
@@ -217,6 +218,10 @@ def admin_page(
         ],
         uses_filters=False,
     )
+
+
+def _days(count: int) -> str:
+    return "1 day" if count == 1 else f"{count} days"
 
 
 def _key_actions(keys: Sequence[WriteKey]) -> list[RowAction | None]:
