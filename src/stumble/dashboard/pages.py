@@ -678,7 +678,7 @@ def _field_error_chart(rows: Sequence[FieldErrorRow]) -> Chart:
         category="error",
         value="minutes",
         value_title="session-minutes lost",
-        value_format=",.0f",
+        value_format=",.1~f",
         label="label",
     )
     return Chart(
