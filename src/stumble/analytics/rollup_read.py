@@ -11,6 +11,8 @@ session's path), raw rows. The choice and its consequences go into the report's 
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal, NamedTuple
@@ -156,7 +158,45 @@ def days_missing(  # noqa: PLR0917 - the identity of what is asked, all six
     return _coverage(store, environment, chosen, family, key, definition)
 
 
+_coverage_cache: weakref.WeakKeyDictionary[EventStore, dict[tuple[object, ...], Coverage]] = (
+    weakref.WeakKeyDictionary()
+)
+_coverage_lock = threading.Lock()
+Coverage = tuple[int, int]
+
+
 def _coverage(  # noqa: PLR0917 - the identity of what is asked, all six
+    store: EventStore,
+    environment: str | None,
+    chosen: RollupSlice,
+    family: Family,
+    key: str,
+    definition: str,
+) -> Coverage:
+    """``_uncached_coverage``, remembered until the store next commits a write: a report like
+    top problems asks the same question a dozen times, and only a write can change it."""
+    asked = (
+        store.write_count,
+        environment,
+        chosen.first_day,
+        chosen.last_day,
+        family,
+        key,
+        definition,
+    )
+    with _coverage_lock:
+        known = _coverage_cache.setdefault(store, {})
+        if asked in known:
+            return known[asked]
+    answer = _uncached_coverage(store, environment, chosen, family, key, definition)
+    with _coverage_lock:
+        if len(known) > 1_000:
+            known.clear()
+        known[asked] = answer
+    return answer
+
+
+def _uncached_coverage(  # noqa: PLR0917 - the identity of what is asked, all six
     store: EventStore,
     environment: str | None,
     chosen: RollupSlice,

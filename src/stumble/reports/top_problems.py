@@ -416,9 +416,13 @@ class _Finder:
         judged = [s for s in self.query.scenarios if s.thresholds.max_error_rate is not None]
         if not judged:
             return []
+        # Every scenario, as the failures report counts them (and as its rollups are built):
+        # an error belongs to the scenario the session was in, judged or not.
         failures = self._read(
             run_failures(
-                self.store, FailureQuery(self.query.scope, tuple(judged)), min_group_size=self.k
+                self.store,
+                FailureQuery(self.query.scope, self.query.scenarios),
+                min_group_size=self.k,
             )
         )
         problems = []

@@ -187,6 +187,8 @@ class EventStore(abc.ABC):
 
     dialect: str
     """The SQL dialect ``query()`` speaks, for the analytics compiler (``"duckdb"``, …)."""
+    write_count: int = 0
+    """Grows with every committed write: what a reader may cache keys on (rollup coverage)."""
 
     @abc.abstractmethod
     def migrate(self) -> int:

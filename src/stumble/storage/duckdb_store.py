@@ -288,6 +288,7 @@ class DuckDBStore(EventStore):
                 self._writer.execute("ROLLBACK")
                 raise
             self._writer.execute("COMMIT")
+            self.write_count += 1
 
     # --- schema -------------------------------------------------------------------------------
 
