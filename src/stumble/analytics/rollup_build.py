@@ -306,7 +306,7 @@ class RollupPlan:
         )
 
 
-CELLS_REVISION: Final = 2
+CELLS_REVISION: Final = 3
 """Raise it when a builder's cells change meaning (every unsealed day is then rebuilt)."""
 
 
@@ -382,23 +382,21 @@ def report_cells(
 
 
 def field_error_statement(
-    forms: tuple[FormSpec, ...],
-    environment: str,
-    day: dt.date,
-    dim: Dimension | None,
-    dialect: SqlDialect,
+    forms: tuple[FormSpec, ...], environment: str, day: dt.date, dialect: SqlDialect
 ) -> Sql:
-    """The ``field_error`` and ``form_step`` cells of a day by one dimension (or none), from
-    the report's own CTEs over every stored form (the plan's forms give the entries)."""
-    query = FieldErrorQuery(day_scope(environment, day, dim), forms, restricted=False)
+    """The ``field_error`` and ``form_step`` cells of a day at every level, from the report's
+    own CTEs over every stored form (the plan's forms give the entries), whose ``grp`` is the
+    struct of every rolled dimension (a session's value of each is its only one)."""
+    query = FieldErrorQuery(day_scope(environment, day), forms, restricted=False)
     on_step = dialect.ms_between("entered_at", "done_at")
     completed = "done_at IS NOT NULL"
     error_keys = ("form_id", "step", "field_id", "error_type")
     step_keys = ("form_id", "step", NO_KEY, NO_KEY)
-    errors = _head(environment, day, Family.FIELD_ERROR, dim)
+    errors = CellTarget(environment, day, Family.FIELD_ERROR)
+    steps = CellTarget(environment, day, Family.FORM_STEP)
     parts = [
         CellPart(
-            CellSource(Sql(""), "with_errors", error_keys),
+            _all_levels("with_errors", error_keys),
             (
                 Measure("with_error"),
                 Measure("done_with", completed, on_step),
@@ -409,9 +407,9 @@ def field_error_statement(
             errors,
         ),
         # Per event: its ``sessions`` is the number of error events.
-        CellPart(CellSource(Sql(""), "error_events", error_keys), (Measure("events"),), errors),
+        CellPart(_all_levels("error_events", error_keys), (Measure("events"),), errors),
         CellPart(
-            CellSource(Sql(""), "done", step_keys),
+            _all_levels("done", step_keys),
             (
                 Measure("entered"),
                 Measure("any_error", "any_error"),
@@ -423,15 +421,23 @@ def field_error_statement(
                     dialect.ms_between("first_submit_at", "done_at"),
                 ),
             ),
-            _head(environment, day, Family.FORM_STEP, dim),
+            steps,
         ),
+        # ``seen`` says a step was seen at a level and value; its count is not read.
         CellPart(
-            CellSource(Sql(""), "seen_by", step_keys, weight="CAST(NULL AS DOUBLE)"),
+            _all_levels("seen_by", step_keys, weight="CAST(NULL AS DOUBLE)"),
             (Measure("seen"),),
-            _head(environment, day, Family.FORM_STEP, dim),
+            steps,
         ),
     ]
-    return shared_cells(field_errors_ctes(query, dialect), parts)
+    return shared_cells(field_errors_ctes(query, dialect, group=dimensions_struct()), parts)
+
+
+def _all_levels(
+    table: str, keys: tuple[Sql | str, Sql | str, Sql | str, Sql | str], weight: str = "weight"
+) -> CellSource:
+    """A table of shared CTEs (``shared_cells``) whose ``grp`` carries every dimension."""
+    return CellSource(Sql(""), table, keys, weight=weight, all_dimensions=True)
 
 
 def _head(environment: str, day: dt.date, family: Family, dim: Dimension | None) -> CellTarget:
@@ -468,10 +474,7 @@ def field_error_cells(
         if not entry_shared(form, plan.forms)
     ]
     if plan.forms:
-        statements += [
-            field_error_statement(plan.forms, environment, day, dim, dialect)
-            for dim in (None, *ROLLED_DIMENSIONS)
-        ]
+        statements.append(field_error_statement(plan.forms, environment, day, dialect))
     return statements
 
 
