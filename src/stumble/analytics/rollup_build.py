@@ -58,7 +58,6 @@ from stumble.analytics.queries import (
     form_specs,
 )
 from stumble.analytics.rollup_cells import (
-    ROLLED_DIMENSIONS,
     SESSION_ERROR_KINDS,
     TOTAL_STEP,
     VOLUME_DEFINITION,
@@ -440,10 +439,6 @@ def _all_levels(
     return CellSource(Sql(""), table, keys, weight=weight, all_dimensions=True)
 
 
-def _head(environment: str, day: dt.date, family: Family, dim: Dimension | None) -> CellTarget:
-    return CellTarget(environment, day, family, dim)
-
-
 def entry_shared(form: FormSpec, forms: Sequence[FormSpec]) -> bool:
     """Whether an event could enter ``form`` and another form: the report gives it to the
     first such form of its query, so a query of a subset could count it elsewhere."""
@@ -481,24 +476,23 @@ def field_error_cells(
 # --- operation timings ----------------------------------------------------------------------
 
 
-def timing_statement(
-    environment: str, day: dt.date, dim: Dimension | None, dialect: SqlDialect
-) -> Sql:
-    """The ``timing`` and ``timing_phase`` cells of a day by one dimension (or none): every
-    operation (k1), its phases by checkpoint name (k2), from the report's own instances."""
-    query = TimingQuery(day_scope(environment, day, dim))
+def timing_statement(environment: str, day: dt.date, dialect: SqlDialect) -> Sql:
+    """The ``timing`` and ``timing_phase`` cells of a day at every level: every operation
+    (k1), its phases by checkpoint name (k2), from the report's own instances, whose ``grp``
+    is the struct of every rolled dimension."""
+    query = TimingQuery(day_scope(environment, day))
     operation = ("operation", NO_KEY, NO_KEY, NO_KEY)
     phase = ("operation", "name", NO_KEY, NO_KEY)
     no_weight = "CAST(NULL AS DOUBLE)"
-    timing = _head(environment, day, Family.TIMING, dim)
-    phases = _head(environment, day, Family.TIMING_PHASE, dim)
+    timing = CellTarget(environment, day, Family.TIMING)
+    phases = CellTarget(environment, day, Family.TIMING_PHASE)
     statuses = tuple(
         Measure(status, f"status = '{status}'", "duration" if status == "success" else None)
         for status in OPERATION_STATUSES
     )
     parts = [
         CellPart(
-            CellSource(Sql(""), "ops", operation),
+            _all_levels("ops", operation),
             (
                 Measure("instances"),
                 Measure("ended", "status IS NOT NULL"),
@@ -509,22 +503,22 @@ def timing_statement(
             timing,
         ),
         CellPart(
-            CellSource(Sql(""), "per_session", operation, weight=no_weight),
+            _all_levels("per_session", operation, weight=no_weight),
             (Measure("sessions", "has_ended"), Measure("retries", value="retries")),
             timing,
         ),
         CellPart(
-            CellSource(Sql(""), "phase_rows", phase),
+            _all_levels("phase_rows", phase),
             (Measure("seen", "seen"), Measure("gap", "g IS NOT NULL", "g", "g")),
             phases,
         ),
         CellPart(
-            CellSource(Sql(""), "phase_sessions", phase, weight=no_weight),
+            _all_levels("phase_sessions", phase, weight=no_weight),
             (Measure("sessions", "has"),),
             phases,
         ),
     ]
-    return shared_cells(timings_ctes(query, dialect), parts)
+    return shared_cells(timings_ctes(query, dialect, dimensions_struct()), parts)
 
 
 def timing_cells(
@@ -534,10 +528,7 @@ def timing_cells(
     marker = built_marker(
         environment, day, Family.TIMING, TIMING_KEY, definition_hash(TIMING_DEFINITION)
     )
-    return [
-        marker,
-        *(timing_statement(environment, day, dim, dialect) for dim in (None, *ROLLED_DIMENSIONS)),
-    ]
+    return [marker, timing_statement(environment, day, dialect)]
 
 
 FAMILY_BUILDERS: Final[tuple[FamilyBuilder, ...]] = (
