@@ -47,7 +47,7 @@ from stumble.analytics.rollup_build import (
     day_scope,
     measure_cells,
 )
-from stumble.analytics.rollup_cells import ROLLED_DIMENSIONS, Family
+from stumble.analytics.rollup_cells import ROLLED_DIMENSIONS, Family, dimensions_struct
 from stumble.analytics.sql import (
     Sql,
     SqlDialect,
@@ -62,22 +62,18 @@ from stumble.analytics.usage import USAGE_KEY, per_session_cte, usage_definition
 # --- active sessions ----------------------------------------------------------------------
 
 
-def active_statement(
-    environment: str, day: dt.date, dim: Dimension | None, dialect: SqlDialect
-) -> Sql:
-    scope = day_scope(environment, day, dim)
+def active_statement(environment: str, day: dt.date, dialect: SqlDialect) -> Sql:
+    """Sessions with any event, at every level (``grp`` carries every rolled dimension)."""
     ctes = render(
         "WITH a AS (SELECT {sid} AS sid, {grp} AS grp, {weight} AS weight FROM events "
         "WHERE {scope} GROUP BY sid, grp)",
         sid=dialect.session_key("session_id"),
-        grp=dimension_expr(dim, dialect),
+        grp=dimensions_struct(),
         weight=dialect.weight("min(sample_rate)"),
-        scope=scope_filter(scope, dialect),
+        scope=scope_filter(day_scope(environment, day), dialect),
     )
-    source = CellSource(ctes, "a", (NO_KEY, NO_KEY, NO_KEY, NO_KEY))
-    return measure_cells(
-        source, [Measure("active")], CellTarget(environment, day, Family.ACTIVE, dim)
-    )
+    source = CellSource(ctes, "a", (NO_KEY, NO_KEY, NO_KEY, NO_KEY), all_dimensions=True)
+    return measure_cells(source, [Measure("active")], CellTarget(environment, day, Family.ACTIVE))
 
 
 # --- failures -----------------------------------------------------------------------------
@@ -211,15 +207,17 @@ def vitals_statement(
 # --- usage --------------------------------------------------------------------------------
 
 
-def usage_statement(
-    environment: str, day: dt.date, dim: Dimension | None, dialect: SqlDialect
-) -> Sql:
-    query = UsageQuery(day_scope(environment, day, dim))
+def usage_statement(environment: str, day: dt.date, dialect: SqlDialect) -> Sql:
+    """Per feature, at every level (``grp`` carries every rolled dimension)."""
+    query = UsageQuery(day_scope(environment, day))
     source = CellSource(
-        per_session_cte(query, dialect), "u", ("event_name", NO_KEY, NO_KEY, NO_KEY)
+        per_session_cte(query, dialect, dimensions_struct()),
+        "u",
+        ("event_name", NO_KEY, NO_KEY, NO_KEY),
+        all_dimensions=True,
     )
     return measure_cells(
-        source, [Measure("used", value="events")], CellTarget(environment, day, Family.USAGE, dim)
+        source, [Measure("used", value="events")], CellTarget(environment, day, Family.USAGE)
     )
 
 
@@ -288,13 +286,13 @@ def report_cells(
         built_marker(environment, day, Family.USAGE, USAGE_KEY, usage_definition()),
         built_marker(environment, day, Family.HEALTH, HEALTH_KEY, health_definition(plan.closed)),
         health_statement(plan.closed, environment, day, dialect),
+        active_statement(environment, day, dialect),
+        usage_statement(environment, day, dialect),
     ]
     for dim in dims:
         statements += [
-            active_statement(environment, day, dim, dialect),
             errors_statement(environment, day, dim, dialect),
             vitals_statement(environment, day, dim, dialect),
-            usage_statement(environment, day, dim, dialect),
         ]
         if plan.scenarios:
             statements.append(scenarios_statement(plan.scenarios, environment, day, dim, dialect))
