@@ -162,42 +162,45 @@ def shared_cells(ctes: Sql, parts: Sequence[CellPart]) -> Sql:
 def _measure_ctes(
     source: CellSource, measures: Sequence[Measure], target: CellTarget, suffix: str
 ) -> Sql:
-    """``rollup_d``: every level of a row (when the source carries all dimensions);
-    ``rollup_x``: a row per source row, level and measure; ``rollup_h``: counted per bucket."""
+    """``rollup_x``: a row per source row and measure; ``rollup_g``: counted per group, key,
+    measure and bucket; ``rollup_h``: the same per level (when the source carries all
+    dimensions, each ``rollup_g`` row once per level: no dimension, then each one)."""
     structs = ", ".join(
         f"{{'m': '{m.name}', 'ok': {m.condition}, "
         f"'ms': CAST({m.duration or 'NULL'} AS DOUBLE), 'v': CAST({m.value or 'NULL'} AS DOUBLE)}}"
         for m in measures
     )
     keys = [as_sql(k) for k in source.keys]
-    if source.all_dimensions:
-        levels = render(
-            ",\nrollup_d{s} AS (SELECT *, unnest({levels}) AS rollup_level FROM {table})",
-            s=suffix,
-            levels=dimensions_unnest(source.group),
-            table=source.table,
-        )
-        table, dim, group = f"rollup_d{suffix}", Sql("rollup_level.dim"), "rollup_level.v"
-    else:
-        levels, table, group = Sql(""), source.table, source.group
-        dim = param(target.dim or "")
-    return levels + render(
-        ",\nrollup_x{s} AS (SELECT {dim} AS dim, {group} AS grp, {k1} AS k1, {k2} AS k2, "
-        "{k3} AS k3, {k4} AS k4, {weight} AS weight, unnest([{structs}]) AS u FROM {table}),\n"
-        "rollup_h{s} AS (SELECT dim, grp, k1, k2, k3, k4, u.m AS measure, "
+    rows = render(
+        ",\nrollup_x{s} AS (SELECT {group} AS grp, {k1} AS k1, {k2} AS k2, {k3} AS k3, "
+        "{k4} AS k4, {weight} AS weight, unnest([{structs}]) AS u FROM {table}),\n"
+        "rollup_g{s} AS (SELECT grp, k1, k2, k3, k4, u.m AS measure, "
         "CASE WHEN u.ms IS NULL THEN NULL ELSE {bucket} END AS key, count(*) AS c, "
         "sum(weight) AS w, sum(u.v) AS v FROM rollup_x{s} WHERE u.ok GROUP BY ALL)",
+        group=source.group,
+        weight=source.weight,
+        structs=structs,
+        table=source.table,
+        bucket=bucket_key_sql("u.ms"),
         s=suffix,
-        dim=dim,
-        group=group,
         k1=keys[0],
         k2=keys[1],
         k3=keys[2],
         k4=keys[3],
-        weight=source.weight,
-        structs=structs,
-        table=table,
-        bucket=bucket_key_sql("u.ms"),
+    )
+    if not source.all_dimensions:
+        return rows + render(
+            ",\nrollup_h{s} AS (SELECT {dim} AS dim, * FROM rollup_g{s})",
+            dim=param(target.dim or ""),
+            s=suffix,
+        )
+    # Counted per group (the struct) first, then per level: far fewer rows to unnest.
+    return rows + render(
+        ",\nrollup_h{s} AS (SELECT rollup_level.dim AS dim, rollup_level.v AS grp, k1, k2, k3, "
+        "k4, measure, key, sum(c) AS c, sum(w) AS w, sum(v) AS v FROM (SELECT *, "
+        "unnest({levels}) AS rollup_level FROM rollup_g{s}) AS rollup_d GROUP BY ALL)",
+        levels=dimensions_unnest("grp"),
+        s=suffix,
     )
 
 
