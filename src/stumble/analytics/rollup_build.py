@@ -24,9 +24,10 @@ Families (the ``k`` keys):
   entered its step and had it, those of them that completed it (sketch: time on step), their
   successful attempt number (sketch and sum), and ``events`` (one per error event).
   ``form_step``: k1 form, k2 step; entered, with any error, completed (time on step), input
-  and fixing times, and ``seen`` (the step was submitted or got an error). Built by the field
-  error report's own CTEs over every stored form with the plan's forms; markers ``*`` (the
-  plan's forms) and per form (its spec) say which queries the cells answer.
+  and fixing times, and ``seen`` (the step was submitted or got an error: read as present,
+  its count is of groups). Built by the field error report's own CTEs over every stored form
+  with the plan's forms; markers ``*`` (the plan's forms) and per form (its spec) say which
+  queries the cells answer.
 * ``timing``: k1 operation; instances, ended (weights), started, per status (success: its
   durations), every duration, and per session ``sessions`` and ``retries`` (a sum).
   ``timing_phase``: k1 operation, k2 checkpoint or end; gaps (sketch and sum), ``seen`` and
@@ -194,7 +195,7 @@ def _measure_ctes(
             dim=param(target.dim or ""),
             s=suffix,
         )
-    # Counted per group (the struct) first, then per level: far fewer rows to unnest.
+    # Counted per group (the struct) first, then per level: fewer rows to unnest.
     return rows + render(
         ",\nrollup_h{s} AS (SELECT rollup_level.dim AS dim, rollup_level.v AS grp, k1, k2, k3, "
         "k4, measure, key, sum(c) AS c, sum(w) AS w, sum(v) AS v FROM (SELECT *, "
@@ -425,7 +426,8 @@ def field_error_statement(
             ),
             steps,
         ),
-        # ``seen`` says a step was seen at a level and value; its count is not read.
+        # ``seen`` says a step was seen at a level and value; its count (of the groups it was
+        # seen in, one struct of every dimension each) is not read.
         CellPart(
             _all_levels("seen_by", step_keys, weight="CAST(NULL AS DOUBLE)"),
             (Measure("seen"),),
