@@ -83,13 +83,15 @@ def failures_definition(scenarios: tuple[ScenarioSpec, ...]) -> str:
     return definition_hash((ROLLUP_VERSION, scenarios))
 
 
-def errors_cte(query: FailureQuery, dialect: SqlDialect) -> Sql:
+def errors_cte(query: FailureQuery, dialect: SqlDialect, group: str | None = None) -> Sql:
+    """CTE ``e``: the error events in scope. ``group``: an expression replacing the
+    breakdown dimension as ``grp`` (rollups: the struct of every rolled dimension)."""
     return render(
         "WITH e AS (SELECT {sid} AS session_id, error_kind, error_type, fingerprint, module, "
         "route, http_status, CAST(http_status // 100 AS VARCHAR) || 'xx' AS status_class, "
         "{grp} AS grp, {weight} AS weight FROM events WHERE {scope} AND kind = 'error')",
         sid=dialect.session_key("session_id"),
-        grp=dimension_expr(query.scope.by, dialect),
+        grp=group or dimension_expr(query.scope.by, dialect),
         weight=dialect.weight("sample_rate"),
         scope=scope_filter(query.scope, dialect),
     )

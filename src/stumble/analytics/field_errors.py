@@ -79,7 +79,13 @@ ALL_FORMS: Final = "*"
 """The rollup marker key of cells built for every stored form (an unrestricted query)."""
 
 
-def _pipeline(query: FieldErrorQuery, dialect: SqlDialect, *, every_step: bool = False) -> Sql:
+def _pipeline(
+    query: FieldErrorQuery,
+    dialect: SqlDialect,
+    *,
+    every_step: bool = False,
+    group: str | None = None,
+) -> Sql:
     """CTEs ``base`` (the form events and form entries in scope, read once), ``done`` (one row
     per session and form step entered, with its times) and ``errs`` (per session, form step
     and error key: the error events).
@@ -90,6 +96,9 @@ def _pipeline(query: FieldErrorQuery, dialect: SqlDialect, *, every_step: bool =
 
     ``every_step``: ``done`` keeps steps nobody submitted or got an error on (rollups: a step
     may be seen on another day of the range read).
+
+    ``group``: an expression replacing the breakdown dimension as ``grp`` (rollups: the struct
+    of every rolled dimension, ``rollup_cells.dimensions_struct``).
     """
     forms = [form.form_id for form in query.forms]
     entries = [form for form in query.forms if form.entry is not None]
@@ -150,7 +159,7 @@ def _pipeline(query: FieldErrorQuery, dialect: SqlDialect, *, every_step: bool =
         "FROM entered AS e {seen_join}LEFT JOIN outcomes AS o USING (sid, form_id, step))",
         base_cte=dialect.materialized("base"),
         sid=dialect.session_key("session_id"),
-        grp=dimension_expr(query.scope.by, dialect),
+        grp=group or dimension_expr(query.scope.by, dialect),
         entry_form=entry_form,
         scope=scope_filter(query.scope, dialect),
         form_filter=form_filter,
@@ -225,7 +234,9 @@ def field_errors_sql(query: FieldErrorQuery, dialect: SqlDialect) -> Sql:
     )
 
 
-def rollup_sources_sql(query: FieldErrorQuery, dialect: SqlDialect) -> Sql:
+def rollup_sources_sql(
+    query: FieldErrorQuery, dialect: SqlDialect, group: str | None = None
+) -> Sql:
     """The report's CTEs for a day's rollups (``rollup_build.field_error_cells``), plus
     ``with_errors`` (a row per session, form step and error key it had, with the session's
     times on the step) and ``error_events`` (the error events, one row each).
@@ -234,8 +245,9 @@ def rollup_sources_sql(query: FieldErrorQuery, dialect: SqlDialect) -> Sql:
     range read, which a single day cannot know. Those figures are the step's (``done``) less
     the sessions with the error, so a reader takes them from the step cells. For the same
     reason ``done`` keeps every step entered, and ``seen_by`` says which steps were submitted
-    or got an error (per group), so a reader keeps the steps seen in the range read."""
-    return _pipeline(query, dialect, every_step=True) + render(
+    or got an error (per group), so a reader keeps the steps seen in the range read.
+    ``group``: as ``_pipeline``'s."""
+    return _pipeline(query, dialect, every_step=True, group=group) + render(
         ", with_errors AS (SELECT x.form_id, x.step, x.field_id, x.error_type, d.grp, d.weight, "
         "d.entered_at, d.done_at, d.attempts FROM errs AS x JOIN done AS d "
         "ON d.sid = x.sid AND d.form_id = x.form_id AND d.step = x.step), "

@@ -24,9 +24,10 @@ Families (the ``k`` keys):
   entered its step and had it, those of them that completed it (sketch: time on step), their
   successful attempt number (sketch and sum), and ``events`` (one per error event).
   ``form_step``: k1 form, k2 step; entered, with any error, completed (time on step), input
-  and fixing times, and ``seen`` (the step was submitted or got an error). Built by the field
-  error report's own CTEs over every stored form with the plan's forms; markers ``*`` (the
-  plan's forms) and per form (its spec) say which queries the cells answer.
+  and fixing times, and ``seen`` (the step was submitted or got an error: read as present,
+  its count is of groups). Built by the field error report's own CTEs over every stored form
+  with the plan's forms; markers ``*`` (the plan's forms) and per form (its spec) say which
+  queries the cells answer.
 * ``timing``: k1 operation; instances, ended (weights), started, per status (success: its
   durations), every duration, and per session ``sessions`` and ``retries`` (a sum).
   ``timing_phase``: k1 operation, k2 checkpoint or end; gaps (sketch and sum), ``seen`` and
@@ -58,7 +59,6 @@ from stumble.analytics.queries import (
     form_specs,
 )
 from stumble.analytics.rollup_cells import (
-    ROLLED_DIMENSIONS,
     SESSION_ERROR_KINDS,
     TOTAL_STEP,
     VOLUME_DEFINITION,
@@ -163,42 +163,45 @@ def shared_cells(ctes: Sql, parts: Sequence[CellPart]) -> Sql:
 def _measure_ctes(
     source: CellSource, measures: Sequence[Measure], target: CellTarget, suffix: str
 ) -> Sql:
-    """``rollup_d``: every level of a row (when the source carries all dimensions);
-    ``rollup_x``: a row per source row, level and measure; ``rollup_h``: counted per bucket."""
+    """``rollup_x``: a row per source row and measure; ``rollup_g``: counted per group, key,
+    measure and bucket; ``rollup_h``: the same per level (when the source carries all
+    dimensions, each ``rollup_g`` row once per level: no dimension, then each one)."""
     structs = ", ".join(
         f"{{'m': '{m.name}', 'ok': {m.condition}, "
         f"'ms': CAST({m.duration or 'NULL'} AS DOUBLE), 'v': CAST({m.value or 'NULL'} AS DOUBLE)}}"
         for m in measures
     )
     keys = [as_sql(k) for k in source.keys]
-    if source.all_dimensions:
-        levels = render(
-            ",\nrollup_d{s} AS (SELECT *, unnest({levels}) AS rollup_level FROM {table})",
-            s=suffix,
-            levels=dimensions_unnest(source.group),
-            table=source.table,
-        )
-        table, dim, group = f"rollup_d{suffix}", Sql("rollup_level.dim"), "rollup_level.v"
-    else:
-        levels, table, group = Sql(""), source.table, source.group
-        dim = param(target.dim or "")
-    return levels + render(
-        ",\nrollup_x{s} AS (SELECT {dim} AS dim, {group} AS grp, {k1} AS k1, {k2} AS k2, "
-        "{k3} AS k3, {k4} AS k4, {weight} AS weight, unnest([{structs}]) AS u FROM {table}),\n"
-        "rollup_h{s} AS (SELECT dim, grp, k1, k2, k3, k4, u.m AS measure, "
+    rows = render(
+        ",\nrollup_x{s} AS (SELECT {group} AS grp, {k1} AS k1, {k2} AS k2, {k3} AS k3, "
+        "{k4} AS k4, {weight} AS weight, unnest([{structs}]) AS u FROM {table}),\n"
+        "rollup_g{s} AS (SELECT grp, k1, k2, k3, k4, u.m AS measure, "
         "CASE WHEN u.ms IS NULL THEN NULL ELSE {bucket} END AS key, count(*) AS c, "
         "sum(weight) AS w, sum(u.v) AS v FROM rollup_x{s} WHERE u.ok GROUP BY ALL)",
+        group=source.group,
+        weight=source.weight,
+        structs=structs,
+        table=source.table,
+        bucket=bucket_key_sql("u.ms"),
         s=suffix,
-        dim=dim,
-        group=group,
         k1=keys[0],
         k2=keys[1],
         k3=keys[2],
         k4=keys[3],
-        weight=source.weight,
-        structs=structs,
-        table=table,
-        bucket=bucket_key_sql("u.ms"),
+    )
+    if not source.all_dimensions:
+        return rows + render(
+            ",\nrollup_h{s} AS (SELECT {dim} AS dim, * FROM rollup_g{s})",
+            dim=param(target.dim or ""),
+            s=suffix,
+        )
+    # Counted per group (the struct) first, then per level: fewer rows to unnest.
+    return rows + render(
+        ",\nrollup_h{s} AS (SELECT rollup_level.dim AS dim, rollup_level.v AS grp, k1, k2, k3, "
+        "k4, measure, key, sum(c) AS c, sum(w) AS w, sum(v) AS v FROM (SELECT *, "
+        "unnest({levels}) AS rollup_level FROM rollup_g{s}) AS rollup_d GROUP BY ALL)",
+        levels=dimensions_unnest("grp"),
+        s=suffix,
     )
 
 
@@ -306,7 +309,7 @@ class RollupPlan:
         )
 
 
-CELLS_REVISION: Final = 2
+CELLS_REVISION: Final = 3
 """Raise it when a builder's cells change meaning (every unsealed day is then rebuilt)."""
 
 
@@ -382,23 +385,21 @@ def report_cells(
 
 
 def field_error_statement(
-    forms: tuple[FormSpec, ...],
-    environment: str,
-    day: dt.date,
-    dim: Dimension | None,
-    dialect: SqlDialect,
+    forms: tuple[FormSpec, ...], environment: str, day: dt.date, dialect: SqlDialect
 ) -> Sql:
-    """The ``field_error`` and ``form_step`` cells of a day by one dimension (or none), from
-    the report's own CTEs over every stored form (the plan's forms give the entries)."""
-    query = FieldErrorQuery(day_scope(environment, day, dim), forms, restricted=False)
+    """The ``field_error`` and ``form_step`` cells of a day at every level, from the report's
+    own CTEs over every stored form (the plan's forms give the entries), whose ``grp`` is the
+    struct of every rolled dimension (a session's value of each is its only one)."""
+    query = FieldErrorQuery(day_scope(environment, day), forms, restricted=False)
     on_step = dialect.ms_between("entered_at", "done_at")
     completed = "done_at IS NOT NULL"
     error_keys = ("form_id", "step", "field_id", "error_type")
     step_keys = ("form_id", "step", NO_KEY, NO_KEY)
-    errors = _head(environment, day, Family.FIELD_ERROR, dim)
+    errors = CellTarget(environment, day, Family.FIELD_ERROR)
+    steps = CellTarget(environment, day, Family.FORM_STEP)
     parts = [
         CellPart(
-            CellSource(Sql(""), "with_errors", error_keys),
+            _all_levels("with_errors", error_keys),
             (
                 Measure("with_error"),
                 Measure("done_with", completed, on_step),
@@ -409,9 +410,9 @@ def field_error_statement(
             errors,
         ),
         # Per event: its ``sessions`` is the number of error events.
-        CellPart(CellSource(Sql(""), "error_events", error_keys), (Measure("events"),), errors),
+        CellPart(_all_levels("error_events", error_keys), (Measure("events"),), errors),
         CellPart(
-            CellSource(Sql(""), "done", step_keys),
+            _all_levels("done", step_keys),
             (
                 Measure("entered"),
                 Measure("any_error", "any_error"),
@@ -423,19 +424,24 @@ def field_error_statement(
                     dialect.ms_between("first_submit_at", "done_at"),
                 ),
             ),
-            _head(environment, day, Family.FORM_STEP, dim),
+            steps,
         ),
+        # ``seen`` says a step was seen at a level and value; its count (of the groups it was
+        # seen in, one struct of every dimension each) is not read.
         CellPart(
-            CellSource(Sql(""), "seen_by", step_keys, weight="CAST(NULL AS DOUBLE)"),
+            _all_levels("seen_by", step_keys, weight="CAST(NULL AS DOUBLE)"),
             (Measure("seen"),),
-            _head(environment, day, Family.FORM_STEP, dim),
+            steps,
         ),
     ]
-    return shared_cells(field_errors_ctes(query, dialect), parts)
+    return shared_cells(field_errors_ctes(query, dialect, group=dimensions_struct()), parts)
 
 
-def _head(environment: str, day: dt.date, family: Family, dim: Dimension | None) -> CellTarget:
-    return CellTarget(environment, day, family, dim)
+def _all_levels(
+    table: str, keys: tuple[Sql | str, Sql | str, Sql | str, Sql | str], weight: str = "weight"
+) -> CellSource:
+    """A table of shared CTEs (``shared_cells``) whose ``grp`` carries every dimension."""
+    return CellSource(Sql(""), table, keys, weight=weight, all_dimensions=True)
 
 
 def entry_shared(form: FormSpec, forms: Sequence[FormSpec]) -> bool:
@@ -468,34 +474,30 @@ def field_error_cells(
         if not entry_shared(form, plan.forms)
     ]
     if plan.forms:
-        statements += [
-            field_error_statement(plan.forms, environment, day, dim, dialect)
-            for dim in (None, *ROLLED_DIMENSIONS)
-        ]
+        statements.append(field_error_statement(plan.forms, environment, day, dialect))
     return statements
 
 
 # --- operation timings ----------------------------------------------------------------------
 
 
-def timing_statement(
-    environment: str, day: dt.date, dim: Dimension | None, dialect: SqlDialect
-) -> Sql:
-    """The ``timing`` and ``timing_phase`` cells of a day by one dimension (or none): every
-    operation (k1), its phases by checkpoint name (k2), from the report's own instances."""
-    query = TimingQuery(day_scope(environment, day, dim))
+def timing_statement(environment: str, day: dt.date, dialect: SqlDialect) -> Sql:
+    """The ``timing`` and ``timing_phase`` cells of a day at every level: every operation
+    (k1), its phases by checkpoint name (k2), from the report's own instances, whose ``grp``
+    is the struct of every rolled dimension."""
+    query = TimingQuery(day_scope(environment, day))
     operation = ("operation", NO_KEY, NO_KEY, NO_KEY)
     phase = ("operation", "name", NO_KEY, NO_KEY)
     no_weight = "CAST(NULL AS DOUBLE)"
-    timing = _head(environment, day, Family.TIMING, dim)
-    phases = _head(environment, day, Family.TIMING_PHASE, dim)
+    timing = CellTarget(environment, day, Family.TIMING)
+    phases = CellTarget(environment, day, Family.TIMING_PHASE)
     statuses = tuple(
         Measure(status, f"status = '{status}'", "duration" if status == "success" else None)
         for status in OPERATION_STATUSES
     )
     parts = [
         CellPart(
-            CellSource(Sql(""), "ops", operation),
+            _all_levels("ops", operation),
             (
                 Measure("instances"),
                 Measure("ended", "status IS NOT NULL"),
@@ -506,22 +508,22 @@ def timing_statement(
             timing,
         ),
         CellPart(
-            CellSource(Sql(""), "per_session", operation, weight=no_weight),
+            _all_levels("per_session", operation, weight=no_weight),
             (Measure("sessions", "has_ended"), Measure("retries", value="retries")),
             timing,
         ),
         CellPart(
-            CellSource(Sql(""), "phase_rows", phase),
+            _all_levels("phase_rows", phase),
             (Measure("seen", "seen"), Measure("gap", "g IS NOT NULL", "g", "g")),
             phases,
         ),
         CellPart(
-            CellSource(Sql(""), "phase_sessions", phase, weight=no_weight),
+            _all_levels("phase_sessions", phase, weight=no_weight),
             (Measure("sessions", "has"),),
             phases,
         ),
     ]
-    return shared_cells(timings_ctes(query, dialect), parts)
+    return shared_cells(timings_ctes(query, dialect, dimensions_struct()), parts)
 
 
 def timing_cells(
@@ -531,10 +533,7 @@ def timing_cells(
     marker = built_marker(
         environment, day, Family.TIMING, TIMING_KEY, definition_hash(TIMING_DEFINITION)
     )
-    return [
-        marker,
-        *(timing_statement(environment, day, dim, dialect) for dim in (None, *ROLLED_DIMENSIONS)),
-    ]
+    return [marker, timing_statement(environment, day, dialect)]
 
 
 FAMILY_BUILDERS: Final[tuple[FamilyBuilder, ...]] = (

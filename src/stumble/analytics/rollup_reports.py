@@ -36,7 +36,7 @@ from stumble.analytics.failures import (
     failures_definition,
 )
 from stumble.analytics.health import HEALTH_KEY, health_definition
-from stumble.analytics.queries import Dimension, FailureQuery, ScenarioSpec, UsageQuery
+from stumble.analytics.queries import FailureQuery, ScenarioSpec, UsageQuery
 from stumble.analytics.rollup_build import (
     NO_KEY,
     CellSource,
@@ -47,11 +47,10 @@ from stumble.analytics.rollup_build import (
     day_scope,
     measure_cells,
 )
-from stumble.analytics.rollup_cells import ROLLED_DIMENSIONS, Family
+from stumble.analytics.rollup_cells import Family, dimensions_struct
 from stumble.analytics.sql import (
     Sql,
     SqlDialect,
-    dimension_expr,
     param,
     render,
     scope_filter,
@@ -62,39 +61,36 @@ from stumble.analytics.usage import USAGE_KEY, per_session_cte, usage_definition
 # --- active sessions ----------------------------------------------------------------------
 
 
-def active_statement(
-    environment: str, day: dt.date, dim: Dimension | None, dialect: SqlDialect
-) -> Sql:
-    scope = day_scope(environment, day, dim)
+def active_statement(environment: str, day: dt.date, dialect: SqlDialect) -> Sql:
+    """Sessions with any event, at every level (``grp`` carries every rolled dimension)."""
     ctes = render(
         "WITH a AS (SELECT {sid} AS sid, {grp} AS grp, {weight} AS weight FROM events "
         "WHERE {scope} GROUP BY sid, grp)",
         sid=dialect.session_key("session_id"),
-        grp=dimension_expr(dim, dialect),
+        grp=dimensions_struct(),
         weight=dialect.weight("min(sample_rate)"),
-        scope=scope_filter(scope, dialect),
+        scope=scope_filter(day_scope(environment, day), dialect),
     )
-    source = CellSource(ctes, "a", (NO_KEY, NO_KEY, NO_KEY, NO_KEY))
-    return measure_cells(
-        source, [Measure("active")], CellTarget(environment, day, Family.ACTIVE, dim)
-    )
+    source = CellSource(ctes, "a", (NO_KEY, NO_KEY, NO_KEY, NO_KEY), all_dimensions=True)
+    return measure_cells(source, [Measure("active")], CellTarget(environment, day, Family.ACTIVE))
 
 
 # --- failures -----------------------------------------------------------------------------
 
 
-def errors_statement(
-    environment: str, day: dt.date, dim: Dimension | None, dialect: SqlDialect
-) -> Sql:
-    """Per error table: one row per session and key with its error events."""
-    query = FailureQuery(day_scope(environment, day, dim))
+def errors_statement(environment: str, day: dt.date, dialect: SqlDialect) -> Sql:
+    """Per error table: one row per session and key with its error events, at every level
+    (``grp`` carries every rolled dimension)."""
+    query = FailureQuery(day_scope(environment, day))
     parts = Sql.join(
         " UNION ALL ", (_error_part(name, keys) for name, keys in ERROR_TABLES.items())
     )
-    ctes = errors_cte(query, dialect) + render(", ep AS ({parts})", parts=parts)
-    source = CellSource(ctes, "ep", ("a", "b", "c", "part"))
+    ctes = errors_cte(query, dialect, dimensions_struct()) + render(
+        ", ep AS ({parts})", parts=parts
+    )
+    source = CellSource(ctes, "ep", ("a", "b", "c", "part"), all_dimensions=True)
     return measure_cells(
-        source, [Measure("errors", value="n")], CellTarget(environment, day, Family.FAILURES, dim)
+        source, [Measure("errors", value="n")], CellTarget(environment, day, Family.FAILURES)
     )
 
 
@@ -122,11 +118,11 @@ def scenarios_statement(
     scenarios: tuple[ScenarioSpec, ...],
     environment: str,
     day: dt.date,
-    dim: Dimension | None,
     dialect: SqlDialect,
 ) -> Sql:
-    """``failures.scenarios_sql`` per group: a session's start and its errors in one group."""
-    scope = day_scope(environment, day, dim)
+    """``failures.scenarios_sql`` per group: a session's start and its errors in one group,
+    at every level (``grp`` carries every rolled dimension)."""
+    scope = day_scope(environment, day)
     anchors = Sql.join(
         " UNION ALL ",
         (
@@ -136,7 +132,7 @@ def scenarios_statement(
                 "WHERE {scope} AND {first} GROUP BY 2, 3",
                 name=param(s.name),
                 sid=dialect.session_key("session_id"),
-                grp=dimension_expr(dim, dialect),
+                grp=dimensions_struct(),
                 deadline=dialect.plus_ms("min(ts)", s.window_ms),
                 weight=dialect.weight("min(sample_rate)"),
                 scope=scope_filter(scope, dialect),
@@ -161,20 +157,19 @@ def scenarios_statement(
         "UNION ALL SELECT scenario, error_kind, false, grp, weight FROM hits)",
         anchors=anchors,
         sid=dialect.session_key("session_id"),
-        grp=dimension_expr(dim, dialect),
+        grp=dimensions_struct(),
         scope=scope_filter(scope, dialect),
         latest=dialect.arg_max("s.scenario", "s.t0"),
     )
-    source = CellSource(ctes, "sp", ("scenario", "kind", NO_KEY, "'scenario'"))
+    source = CellSource(ctes, "sp", ("scenario", "kind", NO_KEY, "'scenario'"), all_dimensions=True)
     measures = [Measure("started", "is_start"), Measure("hit", "NOT is_start")]
-    return measure_cells(source, measures, CellTarget(environment, day, Family.FAILURES, dim))
+    return measure_cells(source, measures, CellTarget(environment, day, Family.FAILURES))
 
 
-def vitals_statement(
-    environment: str, day: dt.date, dim: Dimension | None, dialect: SqlDialect
-) -> Sql:
-    """API timings, long tasks and Web Vitals: one row per measurement."""
-    scope = day_scope(environment, day, dim)
+def vitals_statement(environment: str, day: dt.date, dialect: SqlDialect) -> Sql:
+    """API timings, long tasks and Web Vitals: one row per measurement, at every level
+    (``grp`` carries every rolled dimension)."""
+    scope = day_scope(environment, day)
     rated = " ".join(
         f"WHEN metric = '{metric}' THEN CASE WHEN value <= {good} THEN 'good' "
         f"WHEN value > {poor} THEN 'poor' ELSE 'needs-improvement' END"
@@ -194,7 +189,7 @@ def vitals_statement(
         "SELECT part, a, b, grp, any_value(weight), NULL, NULL, true FROM v "
         "GROUP BY part, a, b, grp, sid)",
         sid=dialect.session_key("session_id"),
-        grp=dimension_expr(dim, dialect),
+        grp=dimensions_struct(),
         weight=dialect.weight("sample_rate"),
         scaled=scaled,
         rated=rated,
@@ -204,22 +199,24 @@ def vitals_statement(
     # The rating is a key, not a measure: two rows per measurement instead of five, and the
     # sketches of the three ratings add up to the metric's.
     measures = [Measure("n", "NOT first", duration="ms"), Measure("sessions", "first")]
-    source = CellSource(ctes, "vr", ("a", "b", "r", "part"))
-    return measure_cells(source, measures, CellTarget(environment, day, Family.FAILURES, dim))
+    source = CellSource(ctes, "vr", ("a", "b", "r", "part"), all_dimensions=True)
+    return measure_cells(source, measures, CellTarget(environment, day, Family.FAILURES))
 
 
 # --- usage --------------------------------------------------------------------------------
 
 
-def usage_statement(
-    environment: str, day: dt.date, dim: Dimension | None, dialect: SqlDialect
-) -> Sql:
-    query = UsageQuery(day_scope(environment, day, dim))
+def usage_statement(environment: str, day: dt.date, dialect: SqlDialect) -> Sql:
+    """Per feature, at every level (``grp`` carries every rolled dimension)."""
+    query = UsageQuery(day_scope(environment, day))
     source = CellSource(
-        per_session_cte(query, dialect), "u", ("event_name", NO_KEY, NO_KEY, NO_KEY)
+        per_session_cte(query, dialect, dimensions_struct()),
+        "u",
+        ("event_name", NO_KEY, NO_KEY, NO_KEY),
+        all_dimensions=True,
     )
     return measure_cells(
-        source, [Measure("used", value="events")], CellTarget(environment, day, Family.USAGE, dim)
+        source, [Measure("used", value="events")], CellTarget(environment, day, Family.USAGE)
     )
 
 
@@ -280,7 +277,6 @@ def report_cells(
     plan: RollupPlan, environment: str, day: dt.date, dialect: SqlDialect
 ) -> list[Sql]:
     """Active sessions, failures, usage and health cells of one day, with their markers."""
-    dims = (None, *ROLLED_DIMENSIONS)
     statements = [
         built_marker(
             environment, day, Family.FAILURES, FAILURES_KEY, failures_definition(plan.scenarios)
@@ -288,14 +284,11 @@ def report_cells(
         built_marker(environment, day, Family.USAGE, USAGE_KEY, usage_definition()),
         built_marker(environment, day, Family.HEALTH, HEALTH_KEY, health_definition(plan.closed)),
         health_statement(plan.closed, environment, day, dialect),
+        active_statement(environment, day, dialect),
+        usage_statement(environment, day, dialect),
+        errors_statement(environment, day, dialect),
+        vitals_statement(environment, day, dialect),
     ]
-    for dim in dims:
-        statements += [
-            active_statement(environment, day, dim, dialect),
-            errors_statement(environment, day, dim, dialect),
-            vitals_statement(environment, day, dim, dialect),
-            usage_statement(environment, day, dim, dialect),
-        ]
-        if plan.scenarios:
-            statements.append(scenarios_statement(plan.scenarios, environment, day, dim, dialect))
+    if plan.scenarios:
+        statements.append(scenarios_statement(plan.scenarios, environment, day, dialect))
     return statements

@@ -136,9 +136,15 @@ def _gap_columns(dialect: SqlDialect, checkpoints: Sequence[str]) -> list[str]:
     return columns
 
 
-def instances_sql(query: TimingQuery, dialect: SqlDialect, checkpoints: Sequence[str]) -> Sql:
+def instances_sql(
+    query: TimingQuery,
+    dialect: SqlDialect,
+    checkpoints: Sequence[str],
+    group: str | None = None,
+) -> Sql:
     """CTE ``ops``: one row per operation instance, its outcome, and the gap closed by each
-    checkpoint (see ``_gap_columns``)."""
+    checkpoint (see ``_gap_columns``). ``group``: an expression replacing the breakdown
+    dimension as ``grp`` (rollups: the struct of every rolled dimension)."""
     marks = Sql.join(
         "",
         (
@@ -168,7 +174,7 @@ def instances_sql(query: TimingQuery, dialect: SqlDialect, checkpoints: Sequence
         started=dialect.aggregate_if("min", "ts", "kind = 'operation_start'"),
         ended=dialect.aggregate_if("min", "ts", "kind = 'operation_end'"),
         marks=marks,
-        grp=dimension_expr(query.scope.by, dialect),
+        grp=group or dimension_expr(query.scope.by, dialect),
         where=_operation_events(
             query, dialect, ("operation_start", "operation_step", "operation_end")
         ),
@@ -246,15 +252,16 @@ def _retries(dialect: SqlDialect) -> str:
     )
 
 
-def rollup_sources_sql(query: TimingQuery, dialect: SqlDialect) -> Sql:
+def rollup_sources_sql(query: TimingQuery, dialect: SqlDialect, group: str | None = None) -> Sql:
     """The report's CTEs for a day's rollups (``rollup_build.timing_cells``): ``ops`` (the
     instances, without checkpoint columns: a day cannot know the checkpoints of the range
     read), ``per_session`` (retries, ended), ``phase_rows`` (per instance, a row per
     checkpoint and one for its end, with the gap it closes, measured as ``_gap_columns``
-    does) and ``phase_sessions`` (per session, operation and phase: whether it had one)."""
+    does) and ``phase_sessions`` (per session, operation and phase: whether it had one).
+    ``group``: as ``instances_sql``'s."""
     instance = dialect.session_key("session_id", "operation_id")
     previous = dialect.latest(["o.t_start", "max(m.c) FILTER (WHERE m.c <= o.t_end)"])
-    return instances_sql(query, dialect, ()) + render(
+    return instances_sql(query, dialect, (), group) + render(
         ", marks AS (SELECT {instance} AS instance, step_name AS name, min(ts) AS c "
         "FROM events WHERE {where} AND step_name IS NOT NULL GROUP BY ALL), "
         # EXCLUDE GROUP: the latest checkpoint strictly before this one (same instant: both

@@ -48,8 +48,10 @@ def usage_definition() -> str:
     return definition_hash((ROLLUP_VERSION, USAGE_KEY))
 
 
-def per_session_cte(query: UsageQuery, dialect: SqlDialect) -> Sql:
-    """CTE ``u``: one row per feature, session and day with its event count and weight."""
+def per_session_cte(query: UsageQuery, dialect: SqlDialect, group: str | None = None) -> Sql:
+    """CTE ``u``: one row per feature, session and day with its event count and weight.
+    ``group``: an expression replacing the breakdown dimension as ``grp`` (rollups: the
+    struct of every rolled dimension)."""
     return render(
         "WITH u AS (SELECT event_name, {sid} AS session_id, {day} AS day, {grp} AS grp, "
         "count(*) AS events, {weight} AS weight FROM events "
@@ -57,7 +59,7 @@ def per_session_cte(query: UsageQuery, dialect: SqlDialect) -> Sql:
         "GROUP BY event_name, session_id, day, grp)",
         sid=dialect.session_key("session_id"),
         day=dialect.day("ts"),
-        grp=dimension_expr(query.scope.by, dialect),
+        grp=group or dimension_expr(query.scope.by, dialect),
         weight=dialect.weight("min(sample_rate)"),
         scope=scope_filter(query.scope, dialect),
     )
