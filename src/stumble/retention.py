@@ -40,7 +40,7 @@ only known then, and a record that cannot be written is logged, never a reason t
 past its retention (the loader's rule). A crash between a deletion and its record loses that
 record: the next run has nothing left to delete there.
 
-Space (measured with ``benchmarks/retention.py``, DuckDB 1.5; ``docs/decisions.md`` 42).
+Space (measured with ``benchmarks/retention.py``, DuckDB 1.5; ``docs/decisions.md`` 43).
 DELETE only marks rows; a checkpoint drops row groups whose rows are all deleted (and rewrites
 partly deleted ones) and puts their blocks on the free list. Free blocks are reused by later
 writes, so after the first window the file stops growing, but the file is truncated only when

@@ -80,7 +80,7 @@ its row groups (0.57 s of insert operator time against 0.39 s with no row droppe
 size does not matter: 764 against 747 ms for the same unfiltered insert at 4M and 0 rows). The
 keys read costs ~15% of the reference, finding duplicates 5-17% (it grows with the rows inside
 the dedupe window: every stored row in this benchmark), marking dirty days and recording the
-segment ~2%. See ``docs/decisions.md`` (42).
+segment ~2%. See ``docs/decisions.md`` (45).
 
 Encryption at rest (``data_keys``): the file is attached with DuckDB's ``ENCRYPTION_KEY`` and
 spilled temp files are encrypted; encrypted spool segments are decrypted into memory and parsed
