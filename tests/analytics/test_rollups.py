@@ -141,8 +141,10 @@ def test_compare_from_rollups_reaches_the_raw_verdicts(rolled: Dataset, by_versi
         a = Arm("first half", time=TimeRange.days(START, middle - dt.timedelta(days=1)))
         b = Arm("second half", time=TimeRange.days(middle, START + dt.timedelta(days=DAYS - 1)))
     query = CompareQuery.from_plan(rolled.plan, Scope(WHOLE_DAYS), "create_service_request", a, b)
-    from_rollups = run_compare(rolled.store, query).data
-    from_raw = run_compare(rolled.store, query, source="raw").data
+    rolled_report = run_compare(rolled.store, query)
+    raw_report = run_compare(rolled.store, query, source="raw")
+    assert (rolled_report.meta.source, raw_report.meta.source) == ("rollups", "raw")
+    from_rollups, from_raw = rolled_report.data, raw_report.data
     # (Field-error rows come in the engine's order: compare the metrics by name.)
     raw_metrics = {(m.metric, m.subject): m for m in from_raw.metrics}
     assert {(m.metric, m.subject) for m in from_rollups.metrics} == set(raw_metrics)

@@ -37,7 +37,7 @@ from __future__ import annotations
 import zlib
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
 import msgspec
@@ -219,6 +219,8 @@ class ArmData:
     durations: dict[str, Sequence[float]]
     """Step subject -> the time from the previous step, per session that reached it (a
     counted sample when read from rollups)."""
+    sources: set[str] = field(default_factory=set)
+    """Where its parts came from: ``raw``, ``rollups`` or both."""
 
 
 def collect_arm(
@@ -266,6 +268,7 @@ def _collect(
     """Arm data per breakdown group of ``scope`` (the key None when it has no breakdown).
     Each part reads daily rollups when they answer it (``rollup_read``), both arms alike."""
     dialect = dialect_of(store)
+    used: set[str] = set()
     arms: defaultdict[str | None, ArmData] = defaultdict(
         lambda: ArmData(started={}, rates={}, durations={})
     )
@@ -284,10 +287,13 @@ def _collect(
             _rolled_funnel_metrics(store, funnel, choice.slice, prefix, arms)
         else:
             _funnel_metrics(store, dialect, funnel, prefix, arms)
+        used.add(choice.source)
     if forms:
-        _field_error_rates(store, FieldErrorQuery(scope, tuple(forms)), arms, source)
-    _operation_failure_rates(store, scope, arms, source)
-    _session_error_rates(store, dialect, scope, arms, source)
+        used.add(_field_error_rates(store, FieldErrorQuery(scope, tuple(forms)), arms, source))
+    used.add(_operation_failure_rates(store, scope, arms, source))
+    used.add(_session_error_rates(store, dialect, scope, arms, source))
+    for arm in arms.values():
+        arm.sources |= used
     return dict(arms)
 
 
@@ -358,27 +364,31 @@ def _field_error_rates(
     query: FieldErrorQuery,
     arms: defaultdict[str | None, ArmData],
     source: SourceAsked,
-) -> None:
-    _, rows = field_error_rows(store, query, source)
+) -> str:
+    """Field-error shares per arm; returns where they came from."""
+    choice, rows = field_error_rows(store, query, source)
     for row in rows:
         if row["row_kind"] != "error" or bool(row["is_total"]) != (query.scope.by is None):
             continue
         subject = f"{row['form_id']} step {row['step']} {row['field_id']} {row['error_type']}"
         rate = _Rate(int(row["with_error"]), int(row["entered"]))
         arms[_group(row, query.scope)].rates["field_error_share", subject] = rate
+    return choice.source
 
 
 def _operation_failure_rates(
     store: EventStore, scope: Scope, arms: defaultdict[str | None, ArmData], source: SourceAsked
-) -> None:
+) -> str:
+    """Operation failure rates per arm; returns where they came from."""
     # No checkpoints: only the outcomes of each operation are needed here.
-    _, _, rows = timing_rows(store, TimingQuery(scope), source, with_checkpoints=False)
+    choice, _, rows = timing_rows(store, TimingQuery(scope), source, with_checkpoints=False)
     for row in rows:
         if bool(row["is_total"]) != (scope.by is None):
             continue
         failed = int(row["fail"]) + int(row["timeout"])
         rate = _Rate(failed, int(row["ended"]))
         arms[_group(row, scope)].rates["operation_failure_rate", row["operation"]] = rate
+    return choice.source
 
 
 def session_errors_sql(scope: Scope, dialect: SqlDialect) -> Sql:
@@ -403,7 +413,8 @@ def _session_error_rates(
     scope: Scope,
     arms: defaultdict[str | None, ArmData],
     source: SourceAsked,
-) -> None:
+) -> str:
+    """Session error rates per arm; returns where they came from."""
     chosen, _ = rollup_slice(scope)
     environment = scope.filters.environment
     if (
@@ -412,11 +423,12 @@ def _session_error_rates(
         and volume_covers(store, environment, chosen.first_day, chosen.last_day)
     ):
         _rolled_session_error_rates(store, scope, chosen, arms)
-        return
+        return "rollups"
     for row in fetch(store, session_errors_sql(scope, dialect)):
         arm = arms[_group(row, scope)]
         for kind in SESSION_ERROR_KINDS:
             arm.rates["session_error_rate", kind] = _Rate(int(row[kind]), int(row["sessions"]))
+    return "raw"
 
 
 def _rolled_session_error_rates(
@@ -651,10 +663,24 @@ def run_compare(
                 "bootstrap interval"
             ),
             "tests use observed (unweighted) sessions",
+            SOURCE_NOTES[_source_of(arm_a, arm_b)],
             *result.warnings,
         ],
+        source=_source_of(arm_a, arm_b),
     )
     return Report(meta=meta, data=result)
+
+
+SOURCE_NOTES: Final = {
+    "rollups": "from daily rollups: durations (and the bootstrap's values) within 1% of raw",
+    "raw": "from raw events",
+    "mixed": "from daily rollups where they answer, raw events for the rest",
+}
+
+
+def _source_of(*arms: ArmData) -> str:
+    used = set().union(*(arm.sources for arm in arms))
+    return next(iter(used)) if len(used) == 1 else "mixed" if used else "raw"
 
 
 # --- comparability ------------------------------------------------------------------------
