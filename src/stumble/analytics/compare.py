@@ -61,6 +61,7 @@ from stumble.analytics.results import Column, Format, Report, Table, at_least, m
 from stumble.analytics.rollup_cells import SESSION_ERROR_KINDS, Family, definition_hash
 from stumble.analytics.rollup_read import (
     CellKey,
+    CombinedSource,
     MergedCell,
     RollupSlice,
     SourceAsked,
@@ -663,24 +664,12 @@ def run_compare(
                 "bootstrap interval"
             ),
             "tests use observed (unweighted) sessions",
-            SOURCE_NOTES[_source_of(arm_a, arm_b)],
+            CombinedSource.of(arm_a.sources | arm_b.sources).note,
             *result.warnings,
         ],
-        source=_source_of(arm_a, arm_b),
+        source=CombinedSource.of(arm_a.sources | arm_b.sources).source,
     )
     return Report(meta=meta, data=result)
-
-
-SOURCE_NOTES: Final = {
-    "rollups": "from daily rollups: durations (and the bootstrap's values) within 1% of raw",
-    "raw": "from raw events",
-    "mixed": "from daily rollups where they answer, raw events for the rest",
-}
-
-
-def _source_of(*arms: ArmData) -> str:
-    used = set().union(*(arm.sources for arm in arms))
-    return next(iter(used)) if len(used) == 1 else "mixed" if used else "raw"
 
 
 # --- comparability ------------------------------------------------------------------------

@@ -108,6 +108,27 @@ def rollup_slice(scope: Scope) -> tuple[RollupSlice | None, str]:  # noqa: PLR09
     return RollupSlice(days[0], days[1], column, values, group_by), ""
 
 
+@dataclass(frozen=True, slots=True)
+class CombinedSource:
+    """Where a report made of several parts got its numbers, and the note saying so."""
+
+    source: str
+    note: str
+
+    @classmethod
+    def of(cls, used: set[str]) -> CombinedSource:
+        """``rollups`` or ``raw`` when every part read the same, else ``mixed``."""
+        source = next(iter(used)) if len(used) == 1 else "mixed" if used else "raw"
+        return cls(source, COMBINED_NOTES[source])
+
+
+COMBINED_NOTES: Final = {
+    "rollups": ROLLUP_NOTE.format(alpha=sketch.ALPHA),
+    "raw": "from raw events",
+    "mixed": "from daily rollups where they answer, raw events for the rest",
+}
+
+
 def raw_asked(source: SourceAsked) -> str | None:
     """The reason to read raw rows when the caller asked for them."""
     return "raw rows asked for" if source == "raw" else None

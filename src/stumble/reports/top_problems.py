@@ -40,7 +40,7 @@ from stumble.analytics.queries import (
 )
 from stumble.analytics.results import Column, Report, Table, meta_for
 from stumble.analytics.rollup_cells import Family
-from stumble.analytics.rollup_read import rollup_slice, volume_covers
+from stumble.analytics.rollup_read import CombinedSource, rollup_slice, volume_covers
 from stumble.analytics.sql import Sql, dialect_for, param, render, scope_filter
 from stumble.analytics.timings import TimingResult, run_timings, slow_sessions
 from stumble.plan.model import TrackingPlan
@@ -58,11 +58,6 @@ WEIGHTS: Final[dict[str, float]] = {
 }
 MAX_EXCEEDANCE: Final = 2.0
 ResultT = TypeVar("ResultT")
-SOURCE_NOTES: Final = {
-    "rollups": "from daily rollups: durations within 1% of the raw value",
-    "raw": "from raw events",
-    "mixed": "from daily rollups where they answer, raw events for the rest",
-}
 DEFAULT_LIMIT: Final = 10
 
 
@@ -207,9 +202,8 @@ class _Finder:
         self.sources.add(report.meta.source)
         return report.data
 
-    def source(self) -> str:
-        """``rollups`` or ``raw`` when every report read one of them, else ``mixed``."""
-        return next(iter(self.sources)) if len(self.sources) == 1 else "mixed"
+    def source(self) -> CombinedSource:
+        return CombinedSource.of(self.sources)
 
     def all(self) -> list[Problem]:
         problems = self.field_error_problems()
@@ -595,8 +589,8 @@ def run_top_problems(
                 "or a regression between the two most recent ui_versions"
             ),
             "impact = sessions affected x severity (kind weight x how far past the threshold)",
-            SOURCE_NOTES[finder.source()],
+            finder.source().note,
         ],
-        source=finder.source(),
+        source=finder.source().source,
     )
     return Report(meta=meta, data=TopProblemsResult(problems=problems, considered=len(found)))
