@@ -18,7 +18,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from stumble.cli.common import CommandError, add_data_options, require_data_dir, settings_from
+from stumble.cli.common import (
+    CommandError,
+    add_data_options,
+    plan_of,
+    require_data_dir,
+    settings_from,
+)
 
 if TYPE_CHECKING:
     from stumble.config import Settings
@@ -156,7 +162,6 @@ def _previews(settings: Settings, data_dir: Path, env: str | None) -> list[Previ
     from stumble.access.audit import AuditLog  # noqa: PLC0415
     from stumble.analytics.queries import DEFAULT_ENVIRONMENT  # noqa: PLC0415
     from stumble.encryption import load_data_keys  # noqa: PLC0415
-    from stumble.plan.load import default_plan_path, load_plan  # noqa: PLC0415
     from stumble.review.alerts import AlertJob  # noqa: PLC0415
     from stumble.storage import DuckDBStore, database_path  # noqa: PLC0415
     from stumble.storage.base import DatabaseInUseError  # noqa: PLC0415
@@ -164,7 +169,7 @@ def _previews(settings: Settings, data_dir: Path, env: str | None) -> list[Previ
     path = database_path(data_dir)
     if not path.exists():
         raise CommandError(f"no database at {path}; run `stumble serve` or `stumble simulate`")
-    plan = load_plan(Path(settings.plan) if settings.plan else default_plan_path())
+    plan = plan_of(settings)
     keys = load_data_keys(settings.data_key_file, data_dir)
     try:
         store = DuckDBStore(path, threads=settings.duckdb_threads, migrate=False, data_keys=keys)

@@ -4,8 +4,10 @@ failure (bad settings, a database held by a running server, no data directory) i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,6 +59,48 @@ def require_data_dir(settings: Settings) -> Path:
     return data_dir
 
 
+def plan_of(settings: Settings) -> TrackingPlan:
+    """The tracking plan the settings name (the example plan when they name none)."""
+    from stumble.plan.load import default_plan_path, load_plan  # noqa: PLC0415
+
+    return load_plan(Path(settings.plan) if settings.plan else default_plan_path())
+
+
+@contextlib.contextmanager
+def open_database(
+    settings: Settings, *, migrate: bool = True, in_use: str = ""
+) -> Iterator[DuckDBStore]:
+    """The data directory's database, opened directly, closed on exit. A running server holds
+    the file: that is one line naming it (``in_use`` says what to do instead)."""
+    from stumble.encryption import load_data_keys  # noqa: PLC0415
+    from stumble.storage import DuckDBStore, database_path  # noqa: PLC0415
+    from stumble.storage.base import DatabaseInUseError  # noqa: PLC0415
+
+    data_dir = require_data_dir(settings)
+    path = database_path(data_dir)
+    if not path.exists():
+        raise CommandError(f"no database at {path}; run `stumble serve` or `stumble simulate`")
+    try:
+        store = DuckDBStore(
+            path,
+            threads=settings.duckdb_threads,
+            memory_limit=settings.duckdb_memory_limit,
+            migrate=migrate,
+            data_keys=load_data_keys(settings.data_key_file, data_dir),
+        )
+    except DatabaseInUseError as error:
+        if not in_use:
+            raise
+        holder = error.holder or "another process"
+        raise CommandError(
+            f"the database is in use by a running server ({holder}); {in_use}"
+        ) from None
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 def expected_failure(error: Exception) -> CommandError | None:  # noqa: PLR0911 - one per kind
     """The one-line form of a failure the user can meet and fix; None for anything else (a
     bug keeps its traceback)."""
@@ -87,6 +131,8 @@ def expected_failure(error: Exception) -> CommandError | None:  # noqa: PLR0911 
 if TYPE_CHECKING:  # the audit module is imported only when a change is made
     from stumble.access.audit import AuditAction, AuditDetail, Outcome
     from stumble.encryption import DataKeyRing
+    from stumble.plan.model import TrackingPlan
+    from stumble.storage import DuckDBStore
 
 TOKEN_VARIABLE = "STUMBLE_TOKEN"  # noqa: S105 - the variable's name, not a token
 

@@ -16,7 +16,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stumble.cli.common import CommandError, add_data_options, require_data_dir, settings_from
+from stumble.cli.common import (
+    CommandError,
+    add_data_options,
+    plan_of,
+    require_data_dir,
+    settings_from,
+)
 
 if TYPE_CHECKING:
     from stumble.config import Settings
@@ -73,11 +79,10 @@ def _week(text: str | None, settings: Settings) -> Week:
 
 
 def _build(settings: Settings, data_dir: Path, week: Week, env: str | None) -> Digest:
-    from stumble.plan.load import default_plan_path, load_plan  # noqa: PLC0415
     from stumble.review.digest import build_digest, load_fixes  # noqa: PLC0415
     from stumble.review.fixes import FixError  # noqa: PLC0415
 
-    plan = load_plan(Path(settings.plan) if settings.plan else default_plan_path())
+    plan = plan_of(settings)
     try:
         fixes = load_fixes(data_dir)
     except FixError as error:

@@ -13,7 +13,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stumble.cli.common import add_data_options, refused_by_server, server_headers, settings_from
+from stumble.cli.common import (
+    add_data_options,
+    plan_of,
+    refused_by_server,
+    server_headers,
+    settings_from,
+)
 
 if TYPE_CHECKING:
     from stumble.analytics.results import Report
@@ -106,7 +112,6 @@ class ReportError(Exception):
 
 
 def _from_files(args: argparse.Namespace, name: str, params: dict[str, str]) -> Report[Any]:
-    from stumble.plan.load import default_plan_path, load_plan  # noqa: PLC0415
     from stumble.reports.catalog import (  # noqa: PLC0415
         ReportDefaults,
         ReportParamError,
@@ -118,7 +123,7 @@ def _from_files(args: argparse.Namespace, name: str, params: dict[str, str]) -> 
     path = database_path(Path(settings.data_dir))
     if not path.exists():
         raise ReportError(f"no database at {path}; run `stumble serve` or `stumble simulate`")
-    plan = load_plan(Path(settings.plan) if settings.plan else default_plan_path())
+    plan = plan_of(settings)
     from stumble.encryption import load_data_keys  # noqa: PLC0415
     from stumble.storage.duckdb_encryption import DatabaseKeyError  # noqa: PLC0415
 

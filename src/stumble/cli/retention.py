@@ -14,11 +14,17 @@ import argparse
 import contextlib
 import datetime as dt
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stumble.cli.common import CommandError, add_data_options, require_data_dir, settings_from
+from stumble.cli.common import (
+    add_data_options,
+    open_database,
+    plan_of,
+    require_data_dir,
+    settings_from,
+)
 from stumble.encryption import load_data_keys
 
 if TYPE_CHECKING:
@@ -31,6 +37,9 @@ if TYPE_CHECKING:
         RetentionStatus,
     )
     from stumble.storage import DuckDBStore
+
+
+SERVER_RUNS_IT = "it runs retention itself every hour; stop it to run retention by hand"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -69,7 +78,7 @@ def _run(args: argparse.Namespace) -> int:
         digest_interval_s=settings.audit_digest_interval_s,
         data_keys=load_data_keys(settings.data_key_file, data_dir),
     )
-    with _open_store(data_dir, settings, migrate=not args.dry_run) as store:
+    with open_database(settings, migrate=not args.dry_run, in_use=SERVER_RUNS_IT) as store:
         if args.dry_run:
             report = preview_retention(
                 store, policy, now_ms, RetentionAudit(audit_log, Actor.cli())
@@ -93,11 +102,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def _rollup_refresh(store: DuckDBStore, settings: Settings) -> Callable[[], object]:
     """The days loads dirtied are rolled up before anything is deleted, as in the server."""
-    from stumble.plan.load import default_plan_path, load_plan  # noqa: PLC0415
     from stumble.rollups import RollupMaintainer  # noqa: PLC0415
 
-    plan = load_plan(Path(settings.plan) if settings.plan else default_plan_path())
-    return RollupMaintainer(store, plan).refresh
+    return RollupMaintainer(store, plan_of(settings)).refresh
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -106,7 +113,7 @@ def _status(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     data_dir = require_data_dir(settings)
     policy = RetentionPolicy.from_settings(settings)
-    with _open_store(data_dir, settings, migrate=False) as store:
+    with open_database(settings, migrate=False, in_use=SERVER_RUNS_IT) as store:
         status = retention_status(store)
     lines = status_lines(status, policy)
     lines.insert(-1, _archives_line(data_dir, policy))
@@ -124,33 +131,6 @@ def _archives_line(data_dir: Path, policy: RetentionPolicy) -> str:
         f"audit: {_plural(len(archives), 'archived log')}{oldest} "
         f"({_plural(policy.audit_days, 'day')} kept; the live log is archived monthly)"
     )
-
-
-@contextlib.contextmanager
-def _open_store(data_dir: Path, settings: Settings, *, migrate: bool) -> Iterator[DuckDBStore]:
-    from stumble.storage import DuckDBStore, database_path  # noqa: PLC0415
-    from stumble.storage.base import DatabaseInUseError  # noqa: PLC0415
-
-    path = database_path(data_dir)
-    if not path.exists():
-        raise CommandError(f"no database at {path}; run `stumble serve` or `stumble simulate`")
-    try:
-        store = DuckDBStore(
-            path,
-            threads=settings.duckdb_threads,
-            memory_limit=settings.duckdb_memory_limit,
-            migrate=migrate,
-            data_keys=load_data_keys(settings.data_key_file, data_dir),
-        )
-    except DatabaseInUseError as error:
-        raise CommandError(
-            f"the database is in use by a running server ({error.holder or 'another process'}), "
-            "which runs retention itself every hour; stop it to run retention by hand"
-        ) from None
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 # --- what is printed ----------------------------------------------------------------------

@@ -10,21 +10,16 @@ they run while no server holds it.
 from __future__ import annotations
 
 import argparse
-import contextlib
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stumble.cli.common import CommandError, add_data_options, require_data_dir, settings_from
+from stumble.cli.common import add_data_options, open_database, plan_of, settings_from
 
 if TYPE_CHECKING:
     import datetime as dt
-    from collections.abc import Iterator
 
-    from stumble.config import Settings
-    from stumble.plan.model import TrackingPlan
-    from stumble.storage import DuckDBStore, RollupDay
+    from stumble.storage import RollupDay
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -73,8 +68,8 @@ def _status(args: argparse.Namespace) -> int:
     from stumble.rollups import RollupMaintainer  # noqa: PLC0415
 
     settings = settings_from(args)
-    with _store(settings) as store:
-        fingerprint = RollupMaintainer(store, _plan(settings)).fingerprint
+    with open_database(settings) as store:
+        fingerprint = RollupMaintainer(store, plan_of(settings)).fingerprint
         summaries: dict[str, _Summary] = defaultdict(_Summary)
         for state in store.rollup_days(args.env):
             summaries[state.environment].add(state, fingerprint)
@@ -93,8 +88,8 @@ def _rebuild(args: argparse.Namespace) -> int:
     from stumble.rollups import RollupMaintainer  # noqa: PLC0415
 
     settings = settings_from(args)
-    with _store(settings) as store:
-        maintainer = RollupMaintainer(store, _plan(settings))
+    with open_database(settings) as store:
+        maintainer = RollupMaintainer(store, plan_of(settings))
         report = maintainer.refresh() if args.dirty_only else maintainer.rebuild(args.env)
     print(
         f"rebuilt {report.days_built} day(s), {report.cells} cells, in {report.seconds:.1f} s"
@@ -105,27 +100,3 @@ def _rebuild(args: argparse.Namespace) -> int:
         )
     )
     return 0
-
-
-def _plan(settings: Settings) -> TrackingPlan:
-    from stumble.plan.load import default_plan_path, load_plan  # noqa: PLC0415
-
-    return load_plan(Path(settings.plan) if settings.plan else default_plan_path())
-
-
-@contextlib.contextmanager
-def _store(settings: Settings) -> Iterator[DuckDBStore]:
-    """The data directory's database, opened directly (refused while a server holds it)."""
-    from stumble.encryption import load_data_keys  # noqa: PLC0415
-    from stumble.storage import DuckDBStore, database_path  # noqa: PLC0415
-
-    data_dir = require_data_dir(settings)
-    path = database_path(data_dir)
-    if not path.exists():
-        raise CommandError(f"no database at {path}; run `stumble serve` or `stumble simulate`")
-    keys = load_data_keys(settings.data_key_file, data_dir)
-    store = DuckDBStore(path, threads=settings.duckdb_threads, data_keys=keys)
-    try:
-        yield store
-    finally:
-        store.close()

@@ -15,10 +15,9 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Final, TextIO
 
-from stumble.cli.common import add_data_options, settings_from
+from stumble.cli.common import add_data_options, plan_of, settings_from
 
 if TYPE_CHECKING:
     from stumble.access.keys import WriteKey
@@ -129,13 +128,12 @@ def _simulate(args: argparse.Namespace) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    from stumble.plan.load import default_plan_path, load_plan  # noqa: PLC0415
     from stumble.simulate import Simulation, SimulationParams  # noqa: PLC0415
 
     params = _params(args)
     assert isinstance(params, SimulationParams)
     settings = settings_from(args)
-    plan = load_plan(Path(settings.plan) if settings.plan else default_plan_path())
+    plan = plan_of(settings)
     try:
         simulation = Simulation(params, plan)
     except ValueError as error:
