@@ -75,6 +75,7 @@ from stumble.access.audit import (
     archived_logs,
 )
 from stumble.storage import EventStore, SpaceReclaimed
+from stumble.storage.base import utc_day
 
 if TYPE_CHECKING:
     from stumble.config import Settings
@@ -410,7 +411,3 @@ def _count(store: EventStore, sql: str, *params: object) -> int:
 def _environments(store: EventStore, policy: RetentionPolicy) -> list[str]:
     """Listed environments, and any other one that has rows (it gets the default days)."""
     return sorted(set(policy.raw_days) | set(store.environments()))
-
-
-def utc_day(now_ms: int) -> dt.date:
-    return (dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=now_ms)).date()

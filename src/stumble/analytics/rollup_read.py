@@ -333,22 +333,18 @@ def merged_cells(
         group=chosen.group_expr(),
         where=where,
     )
-    cells: Cells = {}
-    for row in _rows(store, counts, chosen):
-        cell = cells.setdefault(_key(row), MergedCell())
-        cell.sessions += int(row["n"] or 0)
-        cell.weighted = _add(cell.weighted, row["w"])
-        cell.value_sum = _add(cell.value_sum, row["v"])
+    # Each (group, keys, measure) comes once from each statement: the grouping sets merge days.
+    cells: Cells = {
+        _key(row): MergedCell(
+            sessions=int(row["n"] or 0),
+            weighted=None if row["w"] is None else float(row["w"]),
+            value_sum=None if row["v"] is None else float(row["v"]),
+        )
+        for row in _rows(store, counts, chosen)
+    }
     for row in _rows(store, buckets, chosen):
-        cell = cells.setdefault(_key(row), MergedCell())
-        cell.sketch = sketch.merge((cell.sketch, sketch.from_lists(row["ks"], row["cs"])))
+        cells.setdefault(_key(row), MergedCell()).sketch = sketch.from_lists(row["ks"], row["cs"])
     return cells
-
-
-def _add(total: float | None, value: object) -> float | None:
-    if value is None:
-        return total
-    return (total or 0.0) + float(value)  # type: ignore[arg-type]
 
 
 def _rows(store: EventStore, statement: Sql, chosen: RollupSlice) -> list[Row]:

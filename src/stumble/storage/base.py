@@ -15,7 +15,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Literal, Self
@@ -304,6 +304,11 @@ class EventStore(abc.ABC):
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def utc_day(epoch_ms: int) -> date:
+    """The UTC day of an epoch-milliseconds instant: the day rollups and retention count in."""
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC).date()
 
 
 def sum_ingest_counts(rows: Sequence[IngestCount]) -> list[IngestCount]:

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Final
 
@@ -33,6 +33,7 @@ from stumble.storage.base import (
     SegmentError,
     StorageError,
     sum_ingest_counts,
+    utc_day,
 )
 from stumble.storage.dialect import EVENT_COLUMNS, ColumnType
 from stumble.storage.migrations import LATEST_VERSION
@@ -116,7 +117,7 @@ class MemoryStore(EventStore):
             if not any(r >= window_start for r in self._received_by_id.get(row.event_id, ()))
         ]
         self._rows.extend(fresh)
-        self._dirty.update((row.environment, _utc_day(row.ts)) for row in fresh)
+        self._dirty.update((row.environment, utc_day(row.ts)) for row in fresh)
         for row in fresh:
             self._received_by_id.setdefault(row.event_id, []).append(row.received_at)
         return LoadResult(inserted=len(fresh), duplicates=len(rows) - len(fresh))
@@ -192,7 +193,7 @@ class MemoryStore(EventStore):
         with self._lock:
             self._require_open()
             days = {
-                _utc_day(row.ts)
+                utc_day(row.ts)
                 for row in self._rows
                 if row.environment == environment and row.received_at < received_before_ms
             }
@@ -343,10 +344,6 @@ def _first_copies(rows: Iterable[StoredEvent]) -> list[StoredEvent]:
         if kept is None or row.received_at < kept.received_at:
             first[row.event_id] = row
     return list(first.values())
-
-
-def _utc_day(ts_ms: int) -> date:
-    return datetime.fromtimestamp(ts_ms / 1000, UTC).date()
 
 
 def _now_ms() -> int:
