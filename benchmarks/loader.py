@@ -295,7 +295,6 @@ class StatementTimer:
             ("stage_segment", {}, "stage (read_json into temp table)"),
             ("staged_summary", {}, "staged summary"),
             ("delete_staged_duplicates", {}, "dedupe (anti-join + in-batch)"),
-            ("mark_staged_days_dirty", {}, "mark dirty days (staged)"),
             ("insert_staged", {}, "insert staged into events"),
             ("drop_staged", {}, "drop staged"),
             ("record_segment", {}, "record segment"),

@@ -66,6 +66,7 @@ class RollupMaintainer:
         self.clock = clock
         self._last_refresh: float | None = None
         self._wait_s = interval_s
+        self._outdated_checked = False
 
     def refresh_if_due(self) -> RefreshReport | None:
         """Refresh unless one built something less than ``interval_s`` ago (a refresh that
@@ -93,11 +94,15 @@ class RollupMaintainer:
         return self._build(days)
 
     def _days_due(self) -> list[tuple[str, dt.date]]:
+        """The dirty days, and once per process the days an older definition built: the plan
+        and the builders do not change while it runs, so no day becomes outdated later."""
         due = set(self.store.dirty_rollup_days())
-        for state in self.store.rollup_days():
-            outdated = state.plan_fingerprint not in (None, self.fingerprint)
-            if outdated and not state.sealed:
-                due.add((state.environment, state.day))
+        if not self._outdated_checked:
+            due.update(
+                (state.environment, state.day)
+                for state in self.store.rollup_days()
+                if state.plan_fingerprint not in (None, self.fingerprint) and not state.sealed
+            )
         return sorted(due)
 
     def _build(self, days: list[tuple[str, dt.date]]) -> RefreshReport:
@@ -116,6 +121,7 @@ class RollupMaintainer:
             report.days_built += 1
             report.cells += cells
             report.built.append((environment, day))
+        self._outdated_checked = True  # only once every day asked for was built
         report.seconds = time.perf_counter() - started
         if report.days_built:
             log.info(

@@ -340,13 +340,6 @@ class DuckDBDialect:
             "WHERE copy > 1)"
         )
 
-    def mark_staged_days_dirty(self) -> str:
-        """The (environment, UTC day) of every staged row needs its rollups rebuilt."""
-        return (
-            "INSERT OR IGNORE INTO rollup_dirty SELECT DISTINCT environment, CAST(ts AS DATE) "
-            "FROM staged_events"
-        )
-
     def insert_staged(self) -> str:
         """Append the (deduplicated) staged batch, in file order (``preserve_insertion_order``)."""
         names = ", ".join(EVENT_COLUMN_NAMES)
