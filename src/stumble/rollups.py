@@ -15,6 +15,11 @@ of millions of events. Days built under another version of the plan's definition
 too, as long as their raw rows are all there: a *sealed* day (retention began deleting its
 rows) keeps the rollups it has. ``rebuild`` (``stumble rollups rebuild``) rebuilds every
 unsealed day at once.
+
+Each past month is then added up once from its days (``EventStore.replace_rollup_month``), so a
+read of a year sums twelve months of cells and a few days rather than 365 days of them. A month
+is built again whenever one of its days is (a late event, a plan change) or is deleted;
+readers use a month only while it matches its days, and the days otherwise.
 """
 
 from __future__ import annotations
@@ -28,10 +33,13 @@ from dataclasses import dataclass, field
 from stumble.analytics.rollup_build import RollupPlan, day_statements
 from stumble.analytics.sql import dialect_for
 from stumble.plan.model import TrackingPlan
-from stumble.storage.base import EventStore, RollupStatement
+from stumble.storage.base import EventStore, RollupStatement, month_start
 
 log = logging.getLogger("stumble.rollups")
 DEFAULT_INTERVAL_S = 60.0
+MONTHS_PER_REFRESH = 2
+"""A month takes about as long as a big day: the first start after an upgrade spreads a year
+of them over several refreshes instead of holding the loader for all of them at once."""
 UPKEEP_SHARE = 0.1
 """At most this share of the loader's time goes to rollups: a refresh that took 16 s (a day
 of 2.5M events) waits 160 s before the next, whatever the interval says."""
@@ -43,6 +51,8 @@ class RefreshReport:
 
     days_built: int = 0
     days_sealed_skipped: int = 0
+    months_built: int = 0
+    clustered: bool = False
     cells: int = 0
     seconds: float = 0.0
     built: list[tuple[str, dt.date]] = field(default_factory=list)
@@ -58,12 +68,14 @@ class RollupMaintainer:
         *,
         interval_s: float = DEFAULT_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
+        today: Callable[[], dt.date] = lambda: dt.datetime.now(dt.UTC).date(),
     ) -> None:
         self.store = store
         self.definitions = RollupPlan.from_plan(plan)
         self.fingerprint = self.definitions.fingerprint
         self.interval_s = interval_s
         self.clock = clock
+        self.today = today
         self._last_refresh: float | None = None
         self._wait_s = interval_s
         self._outdated_checked = False
@@ -75,14 +87,19 @@ class RollupMaintainer:
         if self._last_refresh is not None and now - self._last_refresh < self._wait_s:
             return None
         report = self.refresh()
-        if report.days_built or report.days_sealed_skipped:
+        if report.days_built or report.days_sealed_skipped or report.months_built:
             self._last_refresh = now
             self._wait_s = max(self.interval_s, report.seconds / UPKEEP_SHARE)
         return report
 
-    def refresh(self) -> RefreshReport:
-        """Rebuild the dirty days and the unsealed days built under another definition."""
-        return self._build(self._days_due())
+    def refresh(self, *, max_months: int = MONTHS_PER_REFRESH) -> RefreshReport:
+        """Rebuild the dirty days and the unsealed days built under another definition, then
+        up to ``max_months`` past months whose cells no longer match their days."""
+        report = self._build(self._days_due())
+        self._build_months(report, max_months)
+        if report.days_built or report.months_built:
+            self._cluster_daily(report)
+        return report
 
     def rebuild(self, environment: str | None = None) -> RefreshReport:
         """Rebuild every unsealed day known to the rollups (after a plan change)."""
@@ -91,7 +108,35 @@ class RollupMaintainer:
             for state in self.store.rollup_days(environment)
             if not state.sealed
         ]
-        return self._build(days)
+        report = self._build(days)
+        self._build_months(report, max_months=None)
+        self._cluster_daily(report)
+        return report
+
+    def _cluster_daily(self, report: RefreshReport) -> None:
+        """Once a UTC day, the daily cells put back in the order reads filter by: what the
+        day's rebuilds appended since sits at the end, unordered, until then."""
+        today = self.today()
+        clustered_on = self.store.rollups_clustered_on()
+        if clustered_on is not None and clustered_on >= today:
+            return
+        started = time.perf_counter()
+        self.store.cluster_rollups(today)
+        seconds = time.perf_counter() - started
+        report.seconds += seconds
+        report.clustered = True
+        log.info("ordered the daily rollups in %.2f s", seconds)
+
+    def _build_months(self, report: RefreshReport, max_months: int | None) -> None:
+        started = time.perf_counter()
+        due = self.store.rollup_months_due(month_start(self.today()))
+        for environment, month in due[:max_months]:
+            self.store.replace_rollup_month(environment, month)
+            report.months_built += 1
+        if report.months_built:
+            seconds = time.perf_counter() - started
+            report.seconds += seconds
+            log.info("added up %d month(s) in %.2f s", report.months_built, seconds)
 
     def _days_due(self) -> list[tuple[str, dt.date]]:
         """The dirty days, and once per process the days an older definition built: the plan

@@ -106,3 +106,93 @@ def test_a_rollup_statement_must_be_a_select() -> None:
     store = DuckDBStore(":memory:")
     with pytest.raises(Exception, match="SELECT"):
         store.replace_rollup_day("production", DAY, [RollupStatement("DELETE FROM events")], "p")
+
+
+# --- monthly cells ------------------------------------------------------------------------
+
+MONTH = DAY.replace(day=1)
+NEXT_MONTH = dt.date(2024, 7, 1)
+SKETCH_CELL = (
+    "SELECT 'production' AS environment, CAST(? AS DATE) AS day, 'timing' AS family, "
+    "'' AS dim, NULL AS dim_value, 'save' AS k1, NULL AS k2, NULL AS k3, NULL AS k4, "
+    "'duration' AS measure, ? AS sessions, ? AS events, ? AS weighted, NULL AS value_sum, "
+    "CAST(? AS INTEGER[]) AS sketch_keys, CAST(? AS BIGINT[]) AS sketch_counts"
+)
+
+
+def _sketch_day(store: DuckDBStore, day: dt.date, sessions: int, keys: list[int]) -> None:
+    statement = RollupStatement(
+        SKETCH_CELL, (day, sessions, sessions, float(sessions), keys, [1] * len(keys))
+    )
+    store.replace_rollup_day("production", day, [statement], "plan1")
+
+
+def _month_cells(store: DuckDBStore) -> list[tuple[object, ...]]:
+    return store.query(
+        "SELECT day, sessions, events, weighted, value_sum, sketch_keys, sketch_counts "
+        "FROM rollup_months ORDER BY day"
+    ).rows
+
+
+def test_a_past_month_adds_up_its_days_cells() -> None:
+    store = DuckDBStore(":memory:")
+    _sketch_day(store, DAY, 2, [3, 5])
+    _sketch_day(store, DAY + dt.timedelta(days=1), 3, [5, 9])
+    assert store.rollup_months_due(NEXT_MONTH) == [("production", MONTH)]
+    assert store.rollup_months_due(MONTH) == []  # the current month waits until it is over
+    assert store.replace_rollup_month("production", MONTH) == 1
+    assert _month_cells(store) == [(MONTH, 5, 5, 5.0, None, [3, 5, 9], [1, 2, 1])]
+    assert store.rollup_months_due(NEXT_MONTH) == []
+
+
+def test_a_month_is_due_again_when_a_day_of_it_changes_and_not_while_one_is_dirty() -> None:
+    store = DuckDBStore(":memory:")
+    _sketch_day(store, DAY, 2, [3])
+    store.replace_rollup_month("production", MONTH)
+    store.write_rows([make_event(ts=BASE_MS + 10)])  # a late event for DAY
+    assert store.dirty_rollup_days() == [("production", DAY)]
+    assert store.rollup_months_due(NEXT_MONTH) == []  # its day is rebuilt first
+    _sketch_day(store, DAY, 4, [3])
+    assert store.rollup_months_due(NEXT_MONTH) == [("production", MONTH)]
+    store.replace_rollup_month("production", MONTH)
+    assert _month_cells(store) == [(MONTH, 4, 4, 4.0, None, [3], [1])]
+
+
+def test_deleting_old_rollups_drops_the_months_they_began_in() -> None:
+    store = DuckDBStore(":memory:")
+    _sketch_day(store, DAY, 2, [3])
+    _sketch_day(store, DAY + dt.timedelta(days=20), 1, [4])
+    store.replace_rollup_month("production", MONTH)
+    store.delete_rollups_before(DAY + dt.timedelta(days=10))
+    assert _month_cells(store) == []
+    # What is left of the month is added up again.
+    assert store.rollup_months_due(NEXT_MONTH) == [("production", MONTH)]
+    store.replace_rollup_month("production", MONTH)
+    assert _month_cells(store) == [(MONTH, 1, 1, 1.0, None, [4], [1])]
+
+
+def test_a_memory_store_has_no_month_to_build() -> None:
+    assert MemoryStore().rollup_months_due(NEXT_MONTH) == []
+
+
+def test_clustering_puts_the_daily_cells_in_family_order_and_keeps_every_one() -> None:
+    store = DuckDBStore(":memory:")
+    for offset in range(3):
+        day = DAY + dt.timedelta(days=offset)
+        store.replace_rollup_day(
+            "production", day, [_cell("production", day), _sketch_statement(day)], "plan1"
+        )
+    before = sorted(store.query("SELECT * FROM rollups").rows, key=repr)
+    assert store.rollups_clustered_on() is None
+    store.cluster_rollups(DAY)
+    assert store.rollups_clustered_on() == DAY
+    ordered = store.query("SELECT family, day FROM rollups").rows
+    assert ordered == sorted(ordered)
+    assert sorted(store.query("SELECT * FROM rollups").rows, key=repr) == before
+    # The table is the same table: days still replace their cells in it.
+    store.replace_rollup_day("production", DAY, [_cell("production", DAY)], "plan2")
+    assert store.query("SELECT count(*) FROM rollups WHERE day = ?", [DAY]).rows == [(1,)]
+
+
+def _sketch_statement(day: dt.date) -> RollupStatement:
+    return RollupStatement(SKETCH_CELL, (day, 1, 1, 1.0, [2], [1]))

@@ -92,7 +92,8 @@ def _rebuild(args: argparse.Namespace) -> int:
         maintainer = RollupMaintainer(store, plan_of(settings))
         report = maintainer.refresh() if args.dirty_only else maintainer.rebuild(args.env)
     print(
-        f"rebuilt {report.days_built} day(s), {report.cells} cells, in {report.seconds:.1f} s"
+        f"rebuilt {report.days_built} day(s), {report.cells} cells, and added up "
+        f"{report.months_built} month(s), in {report.seconds:.1f} s"
         + (
             f"; {report.days_sealed_skipped} sealed day(s) kept"
             if report.days_sealed_skipped

@@ -15,7 +15,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Literal, Self
@@ -279,6 +279,25 @@ class EventStore(abc.ABC):
         """Delete every rollup cell (and day record) of days before ``day``; returns cells."""
 
     @abc.abstractmethod
+    def rollup_months_due(self, current_month: date) -> list[tuple[str, date]]:
+        """(environment, first day) of the months before ``current_month`` whose monthly cells
+        are missing or no longer match their days, none of which is dirty."""
+
+    @abc.abstractmethod
+    def replace_rollup_month(self, environment: str, month: date) -> int:
+        """In one transaction: the month's cells replaced by the sum of its daily cells, and
+        the state of its days they were built from recorded. Returns the cells written."""
+
+    def rollups_clustered_on(self) -> date | None:
+        """The day the daily cells were last put in order (None: never, or no such order)."""
+        return None
+
+    def cluster_rollups(self, today: date) -> None:
+        """Put the daily cells in the order reads filter by (a backend whose reads gain
+        nothing from it does nothing)."""
+        del today
+
+    @abc.abstractmethod
     def rollup_days(self, environment: str | None = None) -> list[RollupDay]:
         """The state of every day known to the rollups (built or dirty), by environment, day."""
 
@@ -309,6 +328,17 @@ class EventStore(abc.ABC):
 def utc_day(epoch_ms: int) -> date:
     """The UTC day of an epoch-milliseconds instant: the day rollups and retention count in."""
     return datetime.fromtimestamp(epoch_ms / 1000, UTC).date()
+
+
+def month_start(day: date) -> date:
+    """The first day of ``day``'s month: the key of a month's rollups."""
+    return day.replace(day=1)
+
+
+def month_end(month: date) -> date:
+    """The last day of ``month``'s month."""
+    following = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return following - timedelta(days=1)
 
 
 def sum_ingest_counts(rows: Sequence[IngestCount]) -> list[IngestCount]:

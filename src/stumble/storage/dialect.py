@@ -118,6 +118,27 @@ def derive_columns(struct: type[msgspec.Struct]) -> tuple[Column, ...]:
 
 
 EVENT_COLUMNS: Final[tuple[Column, ...]] = derive_columns(StoredEvent)
+
+# A month's state: how many of its days are recorded and the newest of their build times. Any
+# rebuilt, sealed-unbuilt or deleted day changes it, and with it whether the month's cells hold.
+
+
+def _rollup_cells_table(name: str) -> str:
+    """A table of rollup cells (the daily ``rollups`` and the monthly ``rollup_months``)."""
+    return (
+        f"CREATE TABLE IF NOT EXISTS {name} (environment VARCHAR NOT NULL, "
+        "day DATE NOT NULL, family VARCHAR NOT NULL, dim VARCHAR NOT NULL, "
+        "dim_value VARCHAR, k1 VARCHAR, k2 VARCHAR, k3 VARCHAR, k4 VARCHAR, "
+        "measure VARCHAR NOT NULL, sessions BIGINT NOT NULL, events BIGINT NOT NULL, "
+        "weighted DOUBLE, value_sum DOUBLE, sketch_keys INTEGER[], "
+        "sketch_counts BIGINT[])"
+    )
+
+
+_MONTH_DAYS: Final = (
+    "SELECT environment, CAST(date_trunc('month', day) AS DATE) AS month, count(*) AS days, "
+    "max(built_at) AS newest FROM rollup_days"
+)
 EVENT_COLUMN_NAMES: Final[tuple[str, ...]] = tuple(c.name for c in EVENT_COLUMNS)
 
 
@@ -180,14 +201,7 @@ class DuckDBDialect:
         durations as a log-bucket sketch (parallel lists of bucket keys and counts). No cell
         holds a session id."""
         return (
-            (
-                "CREATE TABLE IF NOT EXISTS rollups (environment VARCHAR NOT NULL, "
-                "day DATE NOT NULL, family VARCHAR NOT NULL, dim VARCHAR NOT NULL, "
-                "dim_value VARCHAR, k1 VARCHAR, k2 VARCHAR, k3 VARCHAR, k4 VARCHAR, "
-                "measure VARCHAR NOT NULL, sessions BIGINT NOT NULL, events BIGINT NOT NULL, "
-                "weighted DOUBLE, value_sum DOUBLE, sketch_keys INTEGER[], "
-                "sketch_counts BIGINT[])"
-            ),
+            _rollup_cells_table("rollups"),
             (
                 "CREATE TABLE IF NOT EXISTS rollup_days (environment VARCHAR NOT NULL, "
                 "day DATE NOT NULL, built_at TIMESTAMP NOT NULL, "
@@ -200,6 +214,44 @@ class DuckDBDialect:
                 "day DATE NOT NULL, PRIMARY KEY (environment, day))"
             ),
         )
+
+    def create_rollup_month_tables(self) -> tuple[str, ...]:
+        """Monthly rollups: the daily cells of a whole past month added up (``rollups``' columns,
+        ``day`` the month's first day), so a year reads twelve months of cells instead of 365
+        days of them; per month what it was built from (the number of its days and the newest
+        of their build times), which tells a reader whether it still matches them; and the
+        day the daily cells were last put in order (``cluster_rollups``)."""
+        return (
+            _rollup_cells_table("rollup_months"),
+            (
+                "CREATE TABLE IF NOT EXISTS rollup_month_days (environment VARCHAR NOT NULL, "
+                "month DATE NOT NULL, days BIGINT NOT NULL, newest_built TIMESTAMP NOT NULL, "
+                "built_at TIMESTAMP NOT NULL, cells BIGINT NOT NULL, "
+                "PRIMARY KEY (environment, month))"
+            ),
+            "CREATE TABLE IF NOT EXISTS rollup_layout (clustered_on DATE NOT NULL)",
+        )
+
+    def cluster_rollups(self) -> tuple[str, ...]:
+        """Parameter (last statement): today. The daily cells rewritten in (environment,
+        family, dimension, day) order: cells are appended a day at a time, so every row group
+        holds every family and a read of one family scans them all; in this order DuckDB's
+        zone maps skip the row groups of other families and days."""
+        return (
+            "DROP TABLE IF EXISTS rollups_clustered",
+            _rollup_cells_table("rollups_clustered"),
+            (
+                "INSERT INTO rollups_clustered SELECT * FROM rollups "
+                "ORDER BY environment, family, dim, day, k1"
+            ),
+            "DROP TABLE rollups",
+            "ALTER TABLE rollups_clustered RENAME TO rollups",
+            "DELETE FROM rollup_layout",
+            "INSERT INTO rollup_layout VALUES (?)",
+        )
+
+    def select_rollups_clustered_on(self) -> str:
+        return "SELECT max(clustered_on) FROM rollup_layout"
 
     def events_schema(self) -> str:
         """(column name, type name) of the stored ``events`` table, for the drift check."""
@@ -498,12 +550,74 @@ class DuckDBDialect:
         )
 
     def delete_rollups_before(self) -> tuple[str, ...]:
-        """Parameter: the first day kept (each statement takes it)."""
+        """Parameter: the first day kept (each statement takes it). A month that began before
+        it goes too: what is left of it is built again from its remaining days."""
         return (
             "DELETE FROM rollups WHERE day < ?",
             "DELETE FROM rollup_days WHERE day < ?",
             "DELETE FROM rollup_dirty WHERE day < ?",
+            "DELETE FROM rollup_months WHERE day < ?",
+            "DELETE FROM rollup_month_days WHERE month < ?",
         )
+
+    def select_rollup_months_due(self) -> str:
+        """Parameter: the first day of the current month. Past months whose cells are missing
+        or older than their days, and none of whose days waits to be rebuilt."""
+        return (
+            f"WITH d AS ({_MONTH_DAYS} WHERE day < ? GROUP BY ALL) "  # noqa: S608
+            "SELECT d.environment, d.month FROM d LEFT JOIN rollup_month_days AS m "
+            "ON m.environment = d.environment AND m.month = d.month "
+            "WHERE (m.month IS NULL OR m.days <> d.days OR m.newest_built <> d.newest) "
+            "AND NOT EXISTS (SELECT 1 FROM rollup_dirty AS x WHERE x.environment = d.environment "
+            "AND CAST(date_trunc('month', x.day) AS DATE) = d.month) "
+            "ORDER BY d.environment, d.month"
+        )
+
+    def select_month_state(self) -> str:
+        """Parameters: environment, first day, last day of the month."""
+        return f"{_MONTH_DAYS} WHERE environment = ? AND day BETWEEN ? AND ? GROUP BY ALL"
+
+    def delete_rollup_month(self) -> tuple[str, ...]:
+        """Parameters: environment, month (each statement takes them)."""
+        return (
+            "DELETE FROM rollup_months WHERE environment = ? AND day = ?",
+            "DELETE FROM rollup_month_days WHERE environment = ? AND month = ?",
+        )
+
+    def insert_rollup_month(self) -> str:
+        """Parameters: environment, first day, last day, environment, month. Every daily cell
+        of the month but the ``built`` markers (readers ask the days for those), added up per
+        cell: counts and sums summed, sketches merged key by key. Sorted by family, so a read
+        of one family touches few row groups."""
+        cell = "family, dim, dim_value, k1, k2, k3, k4, measure"
+        same = " AND ".join(
+            f"c.{column} IS NOT DISTINCT FROM b.{column}" for column in cell.split(", ")
+        )
+        return (
+            "INSERT INTO rollup_months WITH base AS (SELECT * FROM rollups "  # noqa: S608
+            "WHERE environment = ? AND day BETWEEN ? AND ? AND family <> 'built'), "
+            f"cells AS (SELECT {cell}, CAST(sum(sessions) AS BIGINT) AS sessions, "
+            "CAST(sum(events) AS BIGINT) AS events, sum(weighted) AS weighted, "
+            "sum(value_sum) AS value_sum FROM base GROUP BY ALL), "
+            f"buckets AS (SELECT {cell}, list(key ORDER BY key) AS ks, "
+            "CAST(list(c ORDER BY key) AS BIGINT[]) AS cs "
+            f"FROM (SELECT {cell}, key, sum(c) AS c FROM (SELECT {cell}, "
+            "unnest(sketch_keys) AS key, unnest(sketch_counts) AS c FROM base "
+            "WHERE sketch_keys IS NOT NULL) GROUP BY ALL) GROUP BY ALL) "
+            "SELECT ?, CAST(? AS DATE), c.family, c.dim, c.dim_value, c.k1, c.k2, c.k3, c.k4, "
+            "c.measure, c.sessions, c.events, c.weighted, c.value_sum, b.ks, b.cs "
+            f"FROM cells AS c LEFT JOIN buckets AS b ON {same} "
+            "ORDER BY c.family, c.dim, c.k1, c.dim_value"
+        )
+
+    def record_rollup_month(self) -> str:
+        """Parameters: environment, month, days, newest build (timestamp), built_at (epoch
+        ms), cells."""
+        return "INSERT INTO rollup_month_days VALUES (?, ?, ?, ?, epoch_ms(CAST(? AS BIGINT)), ?)"
+
+    def count_rollup_month(self) -> str:
+        """Parameters: environment, month."""
+        return "SELECT count(*) FROM rollup_months WHERE environment = ? AND day = ?"
 
     def select_rollup_days(self, *, by_environment: bool) -> str:
         where = " WHERE environment = ?" if by_environment else ""

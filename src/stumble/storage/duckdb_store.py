@@ -94,9 +94,11 @@ DuckDB runs concurrently with the writer under MVCC.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -130,6 +132,7 @@ from stumble.storage.base import (
     SegmentError,
     SpaceReclaimed,
     StorageError,
+    month_end,
     sum_ingest_counts,
 )
 from stumble.storage.dialect import DUCKDB, EVENT_COLUMN_NAMES
@@ -137,6 +140,14 @@ from stumble.storage.duckdb_encryption import attach, enable_encrypted_writes, m
 from stumble.storage.migrations import apply_migrations, verify_events_schema
 
 logger = logging.getLogger(__name__)
+
+if importlib.util.find_spec("pandas") is None:
+    # DuckDB's Python client tries ``import pandas`` on every statement that takes parameters
+    # (to recognise data frames among them). Python does not remember a failed import, so
+    # without pandas each statement searched sys.path again: ~0.12 ms of a 0.25 ms query,
+    # a tenth of a report that runs a hundred small statements. ``None`` in ``sys.modules``
+    # is Python's own way of saying "not importable", answered at once.
+    sys.modules.setdefault("pandas", None)  # type: ignore[arg-type]
 
 DATABASE_FILENAME: Final = "stumble.duckdb"
 CATALOG: Final = "stumble"
@@ -494,6 +505,38 @@ class DuckDBStore(EventStore):
                 (count,) = _one_row(con.execute(statement, [day]))
                 deleted += int(count) if number == 0 else 0
         return deleted
+
+    def rollup_months_due(self, current_month: date) -> list[tuple[str, date]]:
+        with _storage_errors(), self.reader() as cursor:
+            rows = cursor.execute(self._sql.select_rollup_months_due(), [current_month]).fetchall()
+        return [(str(environment), month) for environment, month in rows]
+
+    def replace_rollup_month(self, environment: str, month: date) -> int:
+        last = month_end(month)
+        key = [environment, month]
+        with _storage_errors(), self._transaction() as con:
+            state = con.execute(self._sql.select_month_state(), [environment, month, last])
+            (_, _, days, newest) = _one_row(state)
+            for statement in self._sql.delete_rollup_month():
+                con.execute(statement, key)
+            con.execute(self._sql.insert_rollup_month(), [environment, month, last, *key])
+            (cells,) = _one_row(con.execute(self._sql.count_rollup_month(), key))
+            con.execute(
+                self._sql.record_rollup_month(), [*key, days, newest, _now_ms(), int(cells)]
+            )
+        return int(cells)
+
+    def rollups_clustered_on(self) -> date | None:
+        with _storage_errors(), self.reader() as cursor:
+            (day,) = _one_row(cursor.execute(self._sql.select_rollups_clustered_on()))
+        return day if isinstance(day, date) else None
+
+    def cluster_rollups(self, today: date) -> None:
+        statements = self._sql.cluster_rollups()
+        with _storage_errors(), self._transaction() as con:
+            for statement in statements[:-1]:
+                con.execute(statement)
+            con.execute(statements[-1], [today])
 
     def rollup_days(self, environment: str | None = None) -> list[RollupDay]:
         sql = self._sql.select_rollup_days(by_environment=environment is not None)

@@ -200,6 +200,12 @@ class MemoryStore(EventStore):
             self._sealed.update((environment, day) for day in days)
             return sorted(days)
 
+    def rollup_months_due(self, current_month: date) -> list[tuple[str, date]]:
+        return []  # no daily cells here, so no month is ever built from them
+
+    def replace_rollup_month(self, environment: str, month: date) -> int:
+        raise NotImplementedError("rollups need a SQL backend; use DuckDBStore(':memory:')")
+
     def delete_rollups_before(self, day: date) -> int:
         with self._lock:
             self._require_open()

@@ -54,9 +54,16 @@ def _create_rollup_tables(con: duckdb.DuckDBPyConnection, sql: DuckDBDialect) ->
     )
 
 
+def _create_rollup_month_tables(con: duckdb.DuckDBPyConnection, sql: DuckDBDialect) -> None:
+    # Built by the next refresh from the daily cells already there (``rollup_months_due``).
+    for statement in sql.create_rollup_month_tables():
+        con.execute(statement)
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "events, loaded_segments and ingest_counts", _create_core_tables),
     Migration(2, "rollups, rollup_days and rollup_dirty", _create_rollup_tables),
+    Migration(3, "rollup_months and rollup_month_days", _create_rollup_month_tables),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1].version
 
