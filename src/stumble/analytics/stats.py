@@ -1,4 +1,4 @@
-"""Statistics for before/after verdicts: pure functions, standard library only.
+"""Statistics for before/after verdicts: pure functions (the bootstrap draws with numpy).
 
 Conventions used throughout:
 
@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import bisect
 import math
-import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from importlib.metadata import version as package_version
 from statistics import NormalDist
 from typing import Final, Literal, NamedTuple, overload
+
+import numpy as np
+from numpy.typing import NDArray
 
 Verdict = Literal["improved", "regressed", "no significant change"]
 IMPROVED: Final = "improved"
@@ -77,14 +79,15 @@ class CountedSample(Sequence[float]):
 
     def __init__(self, pairs: Sequence[tuple[float, int]]) -> None:
         self.pairs = sorted((float(v), int(n)) for v, n in pairs if n > 0)
-        self._ends: list[int] = []
+        self.ends: list[int] = []
+        """How many values are at or below each pair: the rank just past its last copy."""
         seen = 0
         for _, count in self.pairs:
             seen += count
-            self._ends.append(seen)
+            self.ends.append(seen)
 
     def __len__(self) -> int:
-        return self._ends[-1] if self._ends else 0
+        return self.ends[-1] if self.ends else 0
 
     @overload
     def __getitem__(self, index: int) -> float: ...
@@ -97,7 +100,7 @@ class CountedSample(Sequence[float]):
             index += len(self)
         if not 0 <= index < len(self):
             raise IndexError("sample index out of range")
-        return self.pairs[bisect.bisect_right(self._ends, index)][0]
+        return self.pairs[bisect.bisect_right(self.ends, index)][0]
 
     def __iter__(self) -> Iterator[float]:
         for value, count in self.pairs:
@@ -283,39 +286,55 @@ def mann_whitney_u(a: Sequence[float], b: Sequence[float]) -> MannWhitneyResult:
     return MannWhitneyResult(u=u1, p_value=min(1.0, math.erfc(z / _SQRT2)))
 
 
-def _resampled_quantile(sorted_values: Sequence[float], q: float, rng: random.Random) -> float:
-    """One draw of ``quantile(resample, q)`` without building the resample.
+def _resampled_quantiles(
+    sorted_values: Sequence[float], q: float, n_resamples: int, rng: np.random.Generator
+) -> NDArray[np.float64]:
+    """``n_resamples`` draws of ``quantile(resample, q)`` without building a resample.
 
     A resample of size n from the sample is ``F_n^-1(U_i)`` for n uniforms, and that map is
     monotone, so its k-th order statistic is ``F_n^-1(U_(k))`` with ``U_(k) ~ Beta(k, n-k+1)``;
     the next one is the minimum of the ``n - k`` uniforms above it. Two order statistics are
     all ``quantile_cont`` needs, so each draw is O(1) instead of O(n): the same distribution as
-    naive resampling, which makes 2000 resamples of a million durations affordable.
+    naive resampling, which makes 2000 resamples of a million durations affordable. All draws
+    at once with numpy: top problems judges twenty metrics, 40,000 draws, in milliseconds.
     """
     n = len(sorted_values)
     position = (n - 1) * q
     lower = math.floor(position)
     fraction = position - lower
-    u_lower = rng.betavariate(lower + 1, n - lower)
-    lo = sorted_values[min(n - 1, max(0, math.ceil(n * u_lower) - 1))]
+    u_lower = rng.beta(lower + 1, n - lower, size=n_resamples)
+    lo = _order_statistics(sorted_values, u_lower)
     if fraction == 0.0:
-        return float(lo)
+        return lo
     above = n - lower - 1
-    u_upper = u_lower + (1.0 - u_lower) * (1.0 - rng.random() ** (1.0 / above))
-    hi = sorted_values[min(n - 1, max(0, math.ceil(n * u_upper) - 1))]
+    u_upper = u_lower + (1.0 - u_lower) * (1.0 - rng.random(n_resamples) ** (1.0 / above))
     # A resampled quantile is a random draw: the engine-exact rounding of ``_interpolate``
-    # would cost 20x more and change nothing the interval depends on.
-    return float(lo) * (1.0 - fraction) + float(hi) * fraction
+    # would change nothing the interval depends on.
+    return lo * (1.0 - fraction) + _order_statistics(sorted_values, u_upper) * fraction
+
+
+def _order_statistics(
+    sorted_values: Sequence[float], uniforms: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """``F_n^-1(u)`` for each uniform: the sample value of rank ``ceil(n * u)``."""
+    n = len(sorted_values)
+    ranks = np.clip(np.ceil(n * uniforms).astype(np.int64) - 1, 0, n - 1)
+    if isinstance(sorted_values, CountedSample):
+        values = np.array([value for value, _ in sorted_values.pairs])
+        ends = np.array(sorted_values.ends)
+        return values[np.searchsorted(ends, ranks, side="right")]
+    return np.asarray(sorted_values, dtype=np.float64)[ranks]
 
 
 def _bootstrap_draws(
-    values: Sequence[float], stat: Statistic, n_resamples: int, rng: random.Random
-) -> list[float]:
+    values: Sequence[float], stat: Statistic, n_resamples: int, rng: np.random.Generator
+) -> NDArray[np.float64]:
     if isinstance(stat, QuantileStat):
-        ordered = _sorted(values)
-        return [_resampled_quantile(ordered, stat.q, rng) for _ in range(n_resamples)]
-    size = len(values)
-    return [stat(rng.choices(values, k=size)) for _ in range(n_resamples)]
+        return _resampled_quantiles(_sorted(values), stat.q, n_resamples, rng)
+    sample = np.asarray(values, dtype=np.float64)
+    return np.array(
+        [stat(rng.choice(sample, size=len(sample)).tolist()) for _ in range(n_resamples)]
+    )
 
 
 def bootstrap_diff_ci(
@@ -340,10 +359,10 @@ def bootstrap_diff_ci(
     tail = (1.0 - confidence) / 2.0
     if not 0.0 < tail < 0.5:
         raise ValueError("confidence must be within (0, 1)")
-    rng = random.Random(seed)  # noqa: S311 -- resampling, not secrecy: seeded on purpose
+    rng = np.random.default_rng(seed)  # resampling, not secrecy: seeded on purpose
     draws_a = _bootstrap_draws(a, stat, n_resamples, rng)
     draws_b = _bootstrap_draws(b, stat, n_resamples, rng)
-    differences = sorted(after - before for before, after in zip(draws_a, draws_b, strict=True))
+    differences: list[float] = np.sort(draws_b - draws_a).tolist()
     return (quantile_of_sorted(differences, tail), quantile_of_sorted(differences, 1.0 - tail))
 
 

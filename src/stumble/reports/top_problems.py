@@ -21,7 +21,7 @@ from typing import Final, TypeVar
 
 import msgspec
 
-from stumble.analytics.common import fetch, sampling_of
+from stumble.analytics.common import fetch
 from stumble.analytics.compare import MetricComparison, collect_versions, judge_arms
 from stumble.analytics.failures import FailureResult, run_failures
 from stumble.analytics.field_errors import FieldErrorResult, run_field_errors
@@ -38,7 +38,7 @@ from stumble.analytics.queries import (
     form_entries,
     form_specs,
 )
-from stumble.analytics.results import Column, Report, Table, meta_for
+from stumble.analytics.results import Column, Report, Sampling, Table, meta_for
 from stumble.analytics.rollup_cells import Family
 from stumble.analytics.rollup_read import CombinedSource, rollup_slice, volume_covers
 from stumble.analytics.sql import Sql, dialect_for, param, render, scope_filter
@@ -180,6 +180,7 @@ class _Finder:
         self.query = query
         self.k = k
         self.sources: set[str] = set()
+        self.rates: set[float] = set()
         self.field_errors: FieldErrorResult = self._read(
             run_field_errors(store, FieldErrorQuery(query.scope, query.forms), min_group_size=k)
         )
@@ -198,9 +199,14 @@ class _Finder:
         )
 
     def _read(self, report: Report[ResultT]) -> ResultT:
-        """A report's data, noting where it came from (raw rows or rollups)."""
+        """A report's data, noting where it came from (raw rows or rollups) and the sample
+        rates it counted (what the list as a whole is estimated from)."""
         self.sources.add(report.meta.source)
+        self.rates.update(report.meta.sample_rates)
         return report.data
+
+    def sampling(self) -> Sampling:
+        return Sampling(tuple(sorted(self.rates)))
 
     def source(self) -> CombinedSource:
         return CombinedSource.of(self.sources)
@@ -580,7 +586,7 @@ def run_top_problems(
         "top-problems",
         time=query.scope.time,
         scope=query.scope,
-        sampling=sampling_of(store, query.scope),
+        sampling=finder.sampling(),
         min_group_size=min_group_size,
         hidden=0,
         notes=[
