@@ -263,24 +263,27 @@ def _source(run: Callable[..., Any], source: Source) -> dict[str, Any]:
 
 
 def refresh_rollups(data: Path) -> None:
-    """Build the rollups of every day that needs it (after a build, or a plan change)."""
+    """Build the rollups of every day that needs it (after a build, or a plan change), every
+    past month, and put the daily cells in order, as the server's loader does."""
     store = DuckDBStore(data / "stumble.duckdb", threads=2)
     try:
         started = time.perf_counter()
-        report = RollupMaintainer(store, load_plan(default_plan_path())).refresh()
+        report = RollupMaintainer(store, load_plan(default_plan_path())).refresh(max_months=None)
         seconds = time.perf_counter() - started
     finally:
         store.close()
-    if report.days_built:
+    if report.days_built or report.months_built:
+        per_day = f" ({seconds / report.days_built:.2f} s per day)" if report.days_built else ""
         print(
-            f"rollups: {report.days_built} day(s), {report.cells} cells in {seconds:.1f} s "
-            f"({seconds / report.days_built:.2f} s per day)"
+            f"rollups: {report.days_built} day(s), {report.cells} cells, {report.months_built} "
+            f"month(s), ordered: {report.clustered}, in {seconds:.1f} s{per_day}"
         )
 
 
 def extend_history(data: Path, months: int) -> Path:
     """A copy of the database whose rollups cover ``months`` x 28 days: the 28 days' cells
-    repeated further back (what 13 months of rollups cost to read; the raw rows stay 28 days).
+    repeated further back (what 13 months of rollups cost to read; the raw rows stay 28 days,
+    so the older days are sealed, as retention leaves them), with its past months added up.
     """
     target = data.with_name(f"{data.name}-{months}m")
     target.mkdir(exist_ok=True)
@@ -296,11 +299,12 @@ def extend_history(data: Path, months: int) -> Path:
                 [START],
             )
             con.execute(
-                f"INSERT INTO rollup_days SELECT * REPLACE (CAST(day - {shift} AS DATE) AS day) "
-                "FROM rollup_days WHERE day >= ?",
+                f"INSERT INTO rollup_days SELECT * REPLACE (CAST(day - {shift} AS DATE) AS day, "
+                "true AS sealed) FROM rollup_days WHERE day >= ?",
                 [START],
             )
         con.close()
+        refresh_rollups(target)
     return target
 
 

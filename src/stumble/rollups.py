@@ -92,7 +92,7 @@ class RollupMaintainer:
             self._wait_s = max(self.interval_s, report.seconds / UPKEEP_SHARE)
         return report
 
-    def refresh(self, *, max_months: int = MONTHS_PER_REFRESH) -> RefreshReport:
+    def refresh(self, *, max_months: int | None = MONTHS_PER_REFRESH) -> RefreshReport:
         """Rebuild the dirty days and the unsealed days built under another definition, then
         up to ``max_months`` past months whose cells no longer match their days."""
         report = self._build(self._days_due())

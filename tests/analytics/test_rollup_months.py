@@ -8,7 +8,7 @@ month from ``rollup_months`` (the maintainer built it: March is over), the edges
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -91,13 +91,13 @@ def test_march_is_read_from_its_monthly_cells(rolled: Dataset) -> None:
 
 
 @pytest.fixture
-def days_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], None]]:
+def days_only(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
     """Call it to make every reader use daily cells only."""
 
     def switch() -> None:
         monkeypatch.setattr(rollup_read, "_months_built", lambda *_: ())
 
-    yield switch
+    return switch
 
 
 @pytest.mark.parametrize("report", sorted(REPORTS))

@@ -10,10 +10,12 @@ session's path), raw rows. The choice and its consequences go into the report's 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Final, Literal, NamedTuple
 
@@ -389,6 +391,27 @@ Cells = dict[CellKey, MergedCell]
 _CELL_COLUMNS: Final = "k1, k2, k3, k4, measure"
 
 
+_shared_cells: ContextVar[dict[tuple[object, ...], Cells] | None] = ContextVar(
+    "shared_rollup_cells", default=None
+)
+
+
+@contextlib.contextmanager
+def sharing_cells() -> Iterator[None]:
+    """Within the block, a family's cells over one slice are read once, all keys at a time,
+    and every later read of that family and slice is answered from them: top problems asks
+    each scenario's funnel apart, the overview asks them again for its tiles, and a read
+    costs its scan of the range whatever the keys (a few cells in it or all of them)."""
+    if _shared_cells.get() is not None:  # an enclosing block shares already
+        yield
+        return
+    token = _shared_cells.set({})
+    try:
+        yield
+    finally:
+        _shared_cells.reset(token)
+
+
 def merged_cells(
     store: EventStore,
     environment: str,
@@ -400,6 +423,28 @@ def merged_cells(
 ) -> Cells:
     """The family's cells (for ``k1``, ``k3`` when given) per group, keys and measure, with
     the total over the groups."""
+    shared = _shared_cells.get()
+    if shared is None:
+        return _read_cells(store, environment, chosen, family, k1=k1, k3=k3)
+    read = (id(store), store.write_count, environment, chosen, family)
+    if read not in shared:
+        shared[read] = _read_cells(store, environment, chosen, family)
+    return {
+        key: cell
+        for key, cell in shared[read].items()
+        if k1 in (None, key.keys[0]) and k3 in (None, key.keys[2])
+    }
+
+
+def _read_cells(
+    store: EventStore,
+    environment: str,
+    chosen: RollupSlice,
+    family: Family,
+    *,
+    k1: str | None = None,
+    k3: str | None = None,
+) -> Cells:
     where = chosen.cell_filter() + render(" AND family = {f}", f=param(str(family)))
     if k1 is not None:
         where += render(" AND k1 = {k1}", k1=param(k1))

@@ -22,6 +22,7 @@ from stumble.analytics.loops import LoopResult
 from stumble.analytics.queries import DIMENSIONS, form_specs
 from stumble.analytics.rendering import format_value
 from stumble.analytics.results import Column, Table
+from stumble.analytics.rollup_read import sharing_cells
 from stumble.analytics.stats import two_proportion_test
 from stumble.analytics.timings import TimingResult
 from stumble.analytics.usage import UsageResult
@@ -102,8 +103,9 @@ def _scenario_choices(ctx: PageContext) -> dict[str, str]:
 
 
 def overview(ctx: PageContext) -> Page:
-    top = ctx.report("top-problems")
-    tiles, changes = scenario_tiles(ctx)
+    with sharing_cells():  # the tiles' funnels read the cells top problems read
+        top = ctx.report("top-problems")
+        tiles, changes = scenario_tiles(ctx)
     sections = [
         Section(
             "Top problems this period",

@@ -40,7 +40,12 @@ from stumble.analytics.queries import (
 )
 from stumble.analytics.results import Column, Report, Sampling, Table, meta_for
 from stumble.analytics.rollup_cells import Family
-from stumble.analytics.rollup_read import CombinedSource, rollup_slice, volume_covers
+from stumble.analytics.rollup_read import (
+    CombinedSource,
+    rollup_slice,
+    sharing_cells,
+    volume_covers,
+)
 from stumble.analytics.sql import Sql, dialect_for, param, render, scope_filter
 from stumble.analytics.timings import TimingResult, run_timings, slow_sessions
 from stumble.plan.model import TrackingPlan
@@ -575,8 +580,9 @@ def _regression(metric: MetricComparison, previous: str, latest: str) -> Problem
 def run_top_problems(
     store: EventStore, query: TopProblemsQuery, *, min_group_size: int = 5
 ) -> Report[TopProblemsResult]:
-    finder = _Finder(store, query, max(min_group_size, 1))
-    found = finder.all()
+    with sharing_cells():
+        finder = _Finder(store, query, max(min_group_size, 1))
+        found = finder.all()
     ranked = sorted(found, key=lambda p: (-p.impact, p.kind, p.subject))
     problems = [
         msgspec.structs.replace(problem, rank=rank)
