@@ -16,7 +16,7 @@ import pytest
 from tests.analytics.conftest import AFTER, BEFORE, DAYS, START, Dataset
 
 from stumble.analytics import sketch
-from stumble.analytics.compare import run_compare
+from stumble.analytics.compare import _raw_audience_mix, _rolled_audience_mix, run_compare
 from stumble.analytics.funnels import FunnelResult, run_funnel
 from stumble.analytics.queries import (
     Arm,
@@ -26,6 +26,7 @@ from stumble.analytics.queries import (
     FunnelQuery,
     Scope,
     TimeRange,
+    all_scenarios,
 )
 from stumble.rollups import RollupMaintainer
 
@@ -157,3 +158,21 @@ def test_compare_from_rollups_reaches_the_raw_verdicts(rolled: Dataset, by_versi
             assert (x.a, x.b, x.p_value) == (y.a, y.b, y.p_value), (x, y)
         assert x.verdict == y.verdict, (x, y)
     assert from_rollups.overall == from_raw.overall
+
+
+@pytest.mark.parametrize("versions", [(BEFORE,), (AFTER,), (BEFORE, AFTER), None])
+def test_the_audience_of_a_release_from_rollups_equals_raw_rows(
+    rolled: Dataset, versions: tuple[str, ...] | None
+) -> None:
+    scope = Scope(WHOLE_DAYS, Filters(ui_version=versions))
+    for scenario in all_scenarios(rolled.plan):
+        rolled_mix = _rolled_audience_mix(rolled.store, scope, scenario)
+        assert rolled_mix is not None
+        assert rolled_mix == _raw_audience_mix(rolled.store, scope, scenario)
+        assert rolled_mix["role"]
+
+
+def test_the_audience_of_other_arms_reads_raw_rows(rolled: Dataset) -> None:
+    (scenario, *_) = all_scenarios(rolled.plan)
+    by_role = Scope(WHOLE_DAYS, Filters(role=("operator",)))
+    assert _rolled_audience_mix(rolled.store, by_role, scenario) is None

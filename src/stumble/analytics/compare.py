@@ -57,7 +57,7 @@ from stumble.analytics.queries import (
     TimeRange,
     TimingQuery,
 )
-from stumble.analytics.results import Column, Format, Report, Table, at_least, meta_for
+from stumble.analytics.results import Column, Format, Report, Sampling, Table, at_least, meta_for
 from stumble.analytics.rollup_cells import SESSION_ERROR_KINDS, Family, definition_hash
 from stumble.analytics.rollup_read import (
     CellKey,
@@ -69,6 +69,7 @@ from stumble.analytics.rollup_read import (
     groups_of,
     merged_cells,
     raw_asked,
+    rollup_sampling,
     rollup_slice,
     volume_covers,
 )
@@ -655,7 +656,7 @@ def run_compare(
         "compare",
         time=_union_time(query),
         scope=replace(query.scope, by=None),
-        sampling=merge_sampling(sampling_of(store, scope_a), sampling_of(store, scope_b)),
+        sampling=merge_sampling(_sampling(store, scope_a), _sampling(store, scope_b)),
         min_group_size=min_group_size,
         hidden=sum(1 for m in metrics if m.hidden),
         notes=[
@@ -670,6 +671,16 @@ def run_compare(
         source=CombinedSource.of(arm_a.sources | arm_b.sources).source,
     )
     return Report(meta=meta, data=result)
+
+
+def _sampling(store: EventStore, scope: Scope) -> Sampling:
+    """An arm's sample rates: from the days' sampling cells when they cover its range (what
+    every report reading rollups says), else from its raw rows."""
+    chosen, _ = rollup_slice(scope)
+    environment = scope.filters.environment
+    if chosen is not None and volume_covers(store, environment, chosen.first_day, chosen.last_day):
+        return rollup_sampling(store, environment, chosen)
+    return sampling_of(store, scope)
 
 
 # --- comparability ------------------------------------------------------------------------
@@ -701,10 +712,46 @@ def comparability_warnings(store: EventStore, query: CompareQuery) -> list[str]:
     return warnings
 
 
-def audience_mix(
-    store: EventStore, scope: Scope, scenario: ScenarioSpec
-) -> dict[str, dict[str | None, int]]:
-    """Per context dimension, the sessions that started the scenario per value."""
+Mix = dict[str, dict[str | None, int]]
+
+
+def audience_mix(store: EventStore, scope: Scope, scenario: ScenarioSpec) -> Mix:
+    """Per context dimension, the sessions that started the scenario per value: from the
+    ``audience`` rollups when the arm is ui_versions over whole days, else raw rows."""
+    rolled = _rolled_audience_mix(store, scope, scenario)
+    return rolled if rolled is not None else _raw_audience_mix(store, scope, scenario)
+
+
+def _rolled_audience_mix(store: EventStore, scope: Scope, scenario: ScenarioSpec) -> Mix | None:
+    definition = definition_hash(scenario)
+    choice = choose_source(
+        store,
+        replace(scope, by=None),
+        family=Family.AUDIENCE,
+        key=scenario.name,
+        definition=definition,
+    )
+    chosen = choice.slice
+    if chosen is None or chosen.dim not in ("", "ui_version"):
+        return None
+    versions = replace(chosen, dim="ui_version")
+    cells = merged_cells(
+        store,
+        scope.filters.environment,
+        versions,
+        Family.AUDIENCE,
+        k1=scenario.name,
+        k3=definition,
+    )
+    mix: Mix = defaultdict(dict)
+    for key, cell in cells.items():
+        _, dimension, _, value = key.keys
+        if key.is_total and dimension is not None:
+            mix[dimension][value] = cell.sessions
+    return dict(mix)
+
+
+def _raw_audience_mix(store: EventStore, scope: Scope, scenario: ScenarioSpec) -> Mix:
     dialect = dialect_of(store)
     sets = ", ".join(f"({d})" for d in AUDIENCE)
     which = " ".join(f"WHEN grouping({d}) = 0 THEN '{d}'" for d in AUDIENCE)
@@ -719,7 +766,7 @@ def audience_mix(
         start=step_condition(scenario.steps[0]),
         sets=sets,
     )
-    mix: dict[str, dict[str | None, int]] = defaultdict(dict)
+    mix: Mix = defaultdict(dict)
     for row in fetch(store, statement):
         mix[row["dimension"]][row["value"]] = int(row["n"])
     return dict(mix)

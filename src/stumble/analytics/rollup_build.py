@@ -16,6 +16,9 @@ Families (the ``k`` keys):
   Built by the funnel's own engine (``funnels.chain_sql``) on the day, so rollups count
   exactly as the raw report does: sessions reaching each step, their weights, the sketch of
   the time from the previous step (``total``: first to last step, converted sessions).
+* ``audience``: built with the funnel from its ``chain``: level ``ui_version``, k1 scenario,
+  k2 an audience dimension (role, division, ...), k3 the definition hash, k4 its value; the
+  sessions that started the scenario (compare's check that its arms had the same users).
 * ``built``: a marker per family key and definition (k1 family, k2 key, k3 hash), written
   even when the day had no session for it, so a reader knows the day was built with the
   definition it asks about.
@@ -59,6 +62,7 @@ from stumble.analytics.queries import (
     form_specs,
 )
 from stumble.analytics.rollup_cells import (
+    AUDIENCE_DIMENSIONS,
     SESSION_ERROR_KINDS,
     TOTAL_STEP,
     VOLUME_DEFINITION,
@@ -245,7 +249,30 @@ def funnel_statement(
         (param(scenario.name), NO_KEY, param(definition_hash(scenario)), NO_KEY),
         all_dimensions=True,
     )
-    return measure_cells(source, measures, CellTarget(environment, day, Family.FUNNEL))
+    funnel = measure_cells(source, measures, CellTarget(environment, day, Family.FUNNEL))
+    return funnel + "\nUNION ALL " + _audience_select(scenario, environment, day)
+
+
+def _audience_select(scenario: ScenarioSpec, environment: str, day: dt.date) -> Sql:
+    """The ``audience`` cells, from the funnel's own ``chain`` (a row per session that started
+    the scenario): per ui_version (the level), k1 the scenario, k2 an audience dimension, k3
+    the definition hash, k4 its value; ``sessions`` started. Two dimensions in one cell, which
+    no other level holds: compare's arms are ui_versions, and it asks who used each."""
+    levels = ", ".join(
+        f"{{'dim': '{d}', 'v': CAST(grp.{d} AS VARCHAR)}}" for d in AUDIENCE_DIMENSIONS
+    )
+    return render(
+        "SELECT {head}, CAST(grp.ui_version AS VARCHAR) AS dim_value, {scenario} AS k1, "
+        "a.dim AS k2, {hash} AS k3, a.v AS k4, 'started' AS measure, count(*) AS sessions, "
+        "count(*) AS events, sum(weight) AS weighted, CAST(NULL AS DOUBLE) AS value_sum, "
+        "CAST(NULL AS INTEGER[]) AS sketch_keys, CAST(NULL AS BIGINT[]) AS sketch_counts "
+        "FROM (SELECT grp, weight, unnest([{levels}]) AS a FROM chain) AS rollup_a "
+        "GROUP BY grp.ui_version, a.dim, a.v",
+        head=_cell_head(environment, day, Family.AUDIENCE, "ui_version"),
+        scenario=param(scenario.name),
+        hash=param(definition_hash(scenario)),
+        levels=levels,
+    )
 
 
 def built_marker(environment: str, day: dt.date, family: Family, key: str, hash_: str) -> Sql:
@@ -309,7 +336,7 @@ class RollupPlan:
         )
 
 
-CELLS_REVISION: Final = 3
+CELLS_REVISION: Final = 4
 """Raise it when a builder's cells change meaning (every unsealed day is then rebuilt)."""
 
 
@@ -321,12 +348,13 @@ FamilyBuilder = Callable[[RollupPlan, str, dt.date, SqlDialect], list[Sql]]
 def funnel_cells(
     plan: RollupPlan, environment: str, day: dt.date, dialect: SqlDialect
 ) -> list[Sql]:
-    statements = []
+    statements: list[Sql] = []
     for scenario in plan.scenarios:
-        marker = built_marker(
-            environment, day, Family.FUNNEL, scenario.name, definition_hash(scenario)
+        hash_ = definition_hash(scenario)
+        statements.extend(
+            built_marker(environment, day, family, scenario.name, hash_)
+            for family in (Family.FUNNEL, Family.AUDIENCE)
         )
-        statements.append(marker)
         statements.append(funnel_statement(scenario, environment, day, dialect))
     return statements
 

@@ -34,8 +34,17 @@ class Family(StrEnum):
     FORM_STEP = "form_step"
     TIMING = "timing"
     TIMING_PHASE = "timing_phase"
+    AUDIENCE = "audience"
 
 
+AUDIENCE_DIMENSIONS: Final[tuple[Dimension, ...]] = (
+    "role",
+    "division",
+    "device_type",
+    "browser",
+    "region",
+)
+"""Who uses a release: compare warns when their mix moved between its arms."""
 TOTAL_STEP: Final = "total"
 SESSION_ERROR_KINDS: Final = ("js", "network", "unavailable")
 """Error kinds whose sessions the volume cells count (compare's session error rates)."""
