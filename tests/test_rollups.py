@@ -29,9 +29,16 @@ def store() -> DuckDBStore:
     return DuckDBStore(":memory:")
 
 
-def _maintainer(store: DuckDBStore, clock: Clock, today: dt.date = TODAY) -> RollupMaintainer:
+def _maintainer(
+    store: DuckDBStore, clock: Clock, today: dt.date = TODAY, *, days_later: int = 0
+) -> RollupMaintainer:
+    """``today`` for the months; ``days_later``: a wall clock that many days after the real
+    one (the store records when days are built and ordered by the real clock)."""
     plan = load_plan(default_plan_path())
-    return RollupMaintainer(store, plan, interval_s=60, clock=clock, today=lambda: today)
+    noon = dt.datetime.combine(today, dt.time(12), tzinfo=dt.UTC)
+    later = dt.timedelta(days=days_later)
+    wall = (lambda: dt.datetime.now(dt.UTC) + later) if days_later else (lambda: noon)
+    return RollupMaintainer(store, plan, interval_s=60, clock=clock, now=wall)
 
 
 def _load(store: DuckDBStore, *days_after_june_1: int) -> None:
@@ -81,15 +88,24 @@ def test_refresh_if_due_waits_its_interval_and_a_tenth_of_what_it_spent(
 
 
 def test_the_daily_cells_are_put_in_order_once_a_day(store: DuckDBStore) -> None:
-    _load(store, 0)
+    _load(store, *range(8))
     clock = Clock()
     report = _maintainer(store, clock).refresh()
     assert report.clustered
-    assert store.rollups_clustered_on() == TODAY
-    _load(store, 1)
-    assert not _maintainer(store, clock).refresh().clustered  # already today
+    assert store.rollup_layout().cells_since == 0
+    _load(store, 1)  # a day of eight rebuilt: an eighth out of order
+    assert not _maintainer(store, clock).refresh().clustered
+    assert store.rollup_layout().cells_since > 0
     _load(store, 2)
-    tomorrow = _maintainer(store, clock, today=TODAY + dt.timedelta(days=1)).refresh()
+    tomorrow = _maintainer(store, clock, days_later=1).refresh()
     assert tomorrow.clustered
     families = store.query("SELECT environment, family, dim, day FROM rollups").rows
     assert families == sorted(families)
+
+
+def test_the_daily_cells_are_put_in_order_when_many_were_rebuilt(store: DuckDBStore) -> None:
+    _load(store, *range(4))
+    clock = Clock()
+    _maintainer(store, clock).refresh()
+    _load(store, 0, 1)  # half of them rebuilt the same day
+    assert _maintainer(store, clock).refresh().clustered

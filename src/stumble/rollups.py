@@ -33,13 +33,15 @@ from dataclasses import dataclass, field
 from stumble.analytics.rollup_build import RollupPlan, day_statements
 from stumble.analytics.sql import dialect_for
 from stumble.plan.model import TrackingPlan
-from stumble.storage.base import EventStore, RollupStatement, month_start
+from stumble.storage.base import EventStore, RollupStatement, month_start, utc_day
 
 log = logging.getLogger("stumble.rollups")
 DEFAULT_INTERVAL_S = 60.0
 MONTHS_PER_REFRESH = 2
 """A month takes about as long as a big day: the first start after an upgrade spreads a year
 of them over several refreshes instead of holding the loader for all of them at once."""
+UNORDERED_SHARE = 0.25
+"""The daily cells are put in order again when more than this share was appended since."""
 UPKEEP_SHARE = 0.1
 """At most this share of the loader's time goes to rollups: a refresh that took 16 s (a day
 of 2.5M events) waits 160 s before the next, whatever the interval says."""
@@ -68,14 +70,14 @@ class RollupMaintainer:
         *,
         interval_s: float = DEFAULT_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
-        today: Callable[[], dt.date] = lambda: dt.datetime.now(dt.UTC).date(),
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self.store = store
         self.definitions = RollupPlan.from_plan(plan)
         self.fingerprint = self.definitions.fingerprint
         self.interval_s = interval_s
         self.clock = clock
-        self.today = today
+        self.now = now
         self._last_refresh: float | None = None
         self._wait_s = interval_s
         self._outdated_checked = False
@@ -114,14 +116,21 @@ class RollupMaintainer:
         return report
 
     def _cluster_daily(self, report: RefreshReport) -> None:
-        """Once a UTC day, the daily cells put back in the order reads filter by: what the
-        day's rebuilds appended since sits at the end, unordered, until then."""
-        today = self.today()
-        clustered_on = self.store.rollups_clustered_on()
-        if clustered_on is not None and clustered_on >= today:
+        """The daily cells put back in the order reads filter by, once a UTC day and whenever
+        more than ``UNORDERED_SHARE`` of them were appended since (a plan change rebuilds
+        every day): what rebuilds append sits at the end, unordered, until then."""
+        layout = self.store.rollup_layout()
+        now = self.now()
+        if not layout.cells_since:
+            return
+        if (
+            layout.clustered_at_ms is not None
+            and utc_day(layout.clustered_at_ms) >= now.date()
+            and layout.cells_since <= UNORDERED_SHARE * layout.cells
+        ):
             return
         started = time.perf_counter()
-        self.store.cluster_rollups(today)
+        self.store.cluster_rollups()
         seconds = time.perf_counter() - started
         report.seconds += seconds
         report.clustered = True
@@ -129,7 +138,7 @@ class RollupMaintainer:
 
     def _build_months(self, report: RefreshReport, max_months: int | None) -> None:
         started = time.perf_counter()
-        due = self.store.rollup_months_due(month_start(self.today()))
+        due = self.store.rollup_months_due(month_start(self.now().date()))
         for environment, month in due[:max_months]:
             self.store.replace_rollup_month(environment, month)
             report.months_built += 1

@@ -183,9 +183,12 @@ def test_clustering_puts_the_daily_cells_in_family_order_and_keeps_every_one() -
             "production", day, [_cell("production", day), _sketch_statement(day)], "plan1"
         )
     before = sorted(store.query("SELECT * FROM rollups").rows, key=repr)
-    assert store.rollups_clustered_on() is None
-    store.cluster_rollups(DAY)
-    assert store.rollups_clustered_on() == DAY
+    assert store.rollup_layout().clustered_at_ms is None
+    assert store.rollup_layout().cells_since == store.rollup_layout().cells == 6
+    store.cluster_rollups()
+    layout = store.rollup_layout()
+    assert layout.clustered_at_ms is not None
+    assert (layout.cells_since, layout.cells) == (0, 6)
     ordered = store.query("SELECT family, day FROM rollups").rows
     assert ordered == sorted(ordered)
     assert sorted(store.query("SELECT * FROM rollups").rows, key=repr) == before

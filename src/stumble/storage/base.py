@@ -288,14 +288,14 @@ class EventStore(abc.ABC):
         """In one transaction: the month's cells replaced by the sum of its daily cells, and
         the state of its days they were built from recorded. Returns the cells written."""
 
-    def rollups_clustered_on(self) -> date | None:
-        """The day the daily cells were last put in order (None: never, or no such order)."""
-        return None
+    def rollup_layout(self) -> RollupLayout:
+        """How much of the daily cells is out of the order reads filter by."""
+        return RollupLayout()
 
-    def cluster_rollups(self, today: date) -> None:
-        """Put the daily cells in the order reads filter by (a backend whose reads gain
-        nothing from it does nothing)."""
-        del today
+    def cluster_rollups(self) -> None:
+        """Put the daily cells in the order reads filter by, and record when (by the clock
+        that records when days are built). A backend whose reads gain nothing does nothing."""
+        return
 
     @abc.abstractmethod
     def rollup_days(self, environment: str | None = None) -> list[RollupDay]:
@@ -328,6 +328,15 @@ class EventStore(abc.ABC):
 def utc_day(epoch_ms: int) -> date:
     """The UTC day of an epoch-milliseconds instant: the day rollups and retention count in."""
     return datetime.fromtimestamp(epoch_ms / 1000, UTC).date()
+
+
+@dataclass(frozen=True, slots=True)
+class RollupLayout:
+    """When the daily cells were last put in order, and how many were appended since."""
+
+    clustered_at_ms: int | None = None
+    cells_since: int = 0
+    cells: int = 0
 
 
 def month_start(day: date) -> date:

@@ -229,11 +229,11 @@ class DuckDBDialect:
                 "built_at TIMESTAMP NOT NULL, cells BIGINT NOT NULL, "
                 "PRIMARY KEY (environment, month))"
             ),
-            "CREATE TABLE IF NOT EXISTS rollup_layout (clustered_on DATE NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS rollup_layout (clustered_at TIMESTAMP NOT NULL)",
         )
 
     def cluster_rollups(self) -> tuple[str, ...]:
-        """Parameter (last statement): today. The daily cells rewritten in (environment,
+        """Parameter (last statement): now (epoch ms). The daily cells rewritten in (environment,
         family, dimension, day) order: cells are appended a day at a time, so every row group
         holds every family and a read of one family scans them all; in this order DuckDB's
         zone maps skip the row groups of other families and days."""
@@ -247,11 +247,17 @@ class DuckDBDialect:
             "DROP TABLE rollups",
             "ALTER TABLE rollups_clustered RENAME TO rollups",
             "DELETE FROM rollup_layout",
-            "INSERT INTO rollup_layout VALUES (?)",
+            "INSERT INTO rollup_layout VALUES (epoch_ms(CAST(? AS BIGINT)))",
         )
 
-    def select_rollups_clustered_on(self) -> str:
-        return "SELECT max(clustered_on) FROM rollup_layout"
+    def select_rollup_layout(self) -> str:
+        """When the daily cells were last ordered (epoch ms, NULL: never), the cells of the
+        days built since (appended at the end, unordered) and all of them."""
+        return (
+            "WITH l AS (SELECT max(clustered_at) AS at FROM rollup_layout) "
+            "SELECT epoch_ms(any_value(l.at)), coalesce(sum(d.cells) FILTER (WHERE l.at IS NULL "
+            "OR d.built_at > l.at), 0), coalesce(sum(d.cells), 0) FROM rollup_days AS d, l"
+        )
 
     def events_schema(self) -> str:
         """(column name, type name) of the stored ``events`` table, for the drift check."""

@@ -128,6 +128,7 @@ from stumble.storage.base import (
     RawEventQuery,
     ReadOnlyQueryError,
     RollupDay,
+    RollupLayout,
     RollupStatement,
     SegmentError,
     SpaceReclaimed,
@@ -526,17 +527,17 @@ class DuckDBStore(EventStore):
             )
         return int(cells)
 
-    def rollups_clustered_on(self) -> date | None:
+    def rollup_layout(self) -> RollupLayout:
         with _storage_errors(), self.reader() as cursor:
-            (day,) = _one_row(cursor.execute(self._sql.select_rollups_clustered_on()))
-        return day if isinstance(day, date) else None
+            at, since, cells = _one_row(cursor.execute(self._sql.select_rollup_layout()))
+        return RollupLayout(None if at is None else int(at), int(since), int(cells))
 
-    def cluster_rollups(self, today: date) -> None:
+    def cluster_rollups(self) -> None:
         statements = self._sql.cluster_rollups()
         with _storage_errors(), self._transaction() as con:
             for statement in statements[:-1]:
                 con.execute(statement)
-            con.execute(statements[-1], [today])
+            con.execute(statements[-1], [_now_ms()])
 
     def rollup_days(self, environment: str | None = None) -> list[RollupDay]:
         sql = self._sql.select_rollup_days(by_environment=environment is not None)
