@@ -272,7 +272,7 @@ def refresh_rollups(data: Path) -> None:
         seconds = time.perf_counter() - started
     finally:
         store.close()
-    if report.days_built or report.months_built:
+    if report.days_built or report.months_built or report.clustered:
         per_day = f" ({seconds / report.days_built:.2f} s per day)" if report.days_built else ""
         print(
             f"rollups: {report.days_built} day(s), {report.cells} cells, {report.months_built} "

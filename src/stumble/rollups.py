@@ -81,6 +81,7 @@ class RollupMaintainer:
         self._last_refresh: float | None = None
         self._wait_s = interval_s
         self._outdated_checked = False
+        self._layout_checked = False
 
     def refresh_if_due(self) -> RefreshReport | None:
         """Refresh unless one built something less than ``interval_s`` ago (a refresh that
@@ -99,7 +100,7 @@ class RollupMaintainer:
         up to ``max_months`` past months whose cells no longer match their days."""
         report = self._build(self._days_due())
         self._build_months(report, max_months)
-        if report.days_built or report.months_built:
+        if report.days_built or report.months_built or not self._layout_checked:
             self._cluster_daily(report)
         return report
 
@@ -120,6 +121,7 @@ class RollupMaintainer:
         more than ``UNORDERED_SHARE`` of them were appended since (a plan change rebuilds
         every day): what rebuilds append sits at the end, unordered, until then."""
         layout = self.store.rollup_layout()
+        self._layout_checked = True
         now = self.now()
         if not layout.cells_since:
             return
