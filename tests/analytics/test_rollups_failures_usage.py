@@ -16,11 +16,13 @@ from tests.analytics.conftest import BEFORE, DAYS, START, Dataset
 from stumble.analytics import sketch
 from stumble.analytics.failures import FailureResult, run_failures
 from stumble.analytics.health import HealthResult, run_health
+from stumble.analytics.loops import run_loops
 from stumble.analytics.queries import (
     Dimension,
     FailureQuery,
     Filters,
     HealthQuery,
+    LoopQuery,
     Scope,
     TimeRange,
     UsageQuery,
@@ -212,3 +214,24 @@ def test_health_of_part_of_a_day_reads_raw_rows(rolled: Dataset) -> None:
     report = run_health(rolled.store, HealthQuery.from_plan(rolled.plan, PART_OF_A_DAY))
     assert report.meta.source == "raw"
     assert any("whole days" in note for note in report.meta.notes)
+
+
+# --- loops --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("by", BREAKDOWNS)
+def test_loops_from_rollups_equal_raw_rows(rolled: Dataset, by: Dimension | None) -> None:
+    query = LoopQuery(Scope(WHOLE_DAYS, Filters(), by))
+    report = run_loops(rolled.store, query)
+    raw = run_loops(rolled.store, query, source="raw")
+    _sources(report, raw)
+    assert report.data == raw.data
+    assert any(s.navigation["back"].events for s in report.data.screens if not s.hidden)
+
+
+def test_loops_with_one_dimension_filtered_read_rollups(rolled: Dataset) -> None:
+    query = LoopQuery(Scope(WHOLE_DAYS, Filters(ui_version=(BEFORE,)), "ui_version"))
+    report = run_loops(rolled.store, query)
+    raw = run_loops(rolled.store, query, source="raw")
+    _sources(report, raw)
+    assert report.data == raw.data

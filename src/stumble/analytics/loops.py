@@ -8,6 +8,8 @@ than once; ``reopen`` navigation events are counted as well, as the SDK may repo
 
 from __future__ import annotations
 
+from typing import Final
+
 import msgspec
 
 from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, row_group, sampling_of
@@ -22,42 +24,78 @@ from stumble.analytics.results import (
     group_label,
     meta_for,
 )
+from stumble.analytics.rollup_build import Measure
+from stumble.analytics.rollup_cells import Family, definition_hash
+from stumble.analytics.rollup_read import (
+    RollupSlice,
+    SourceAsked,
+    choose_source,
+    merged_cells,
+    raw_asked,
+    rollup_sampling,
+)
 from stumble.analytics.sql import Sql, SqlDialect, dimension_expr, grouping, render, scope_filter
 from stumble.events import NAVIGATION_KINDS
 from stumble.storage.base import EventStore
 
+LOOPS_KEY: Final = "loops"
+ROLLUP_VERSION: Final = "loops-1"
+"""Changes whenever the loops cells change meaning: days built before are not read."""
 
-def loops_sql(query: LoopQuery, dialect: SqlDialect) -> Sql:
-    group_by, is_total = grouping(query.scope.by, "screen_id")
+
+def loops_definition() -> str:
+    return definition_hash((ROLLUP_VERSION, LOOPS_KEY))
+
+
+def per_screen_cte(query: LoopQuery, dialect: SqlDialect, group: str | None = None) -> Sql:
+    """CTEs ending in ``s``: one row per session and screen with its views and its events of
+    each navigation kind. ``group``: an expression replacing the breakdown dimension as
+    ``grp`` (rollups: the struct of every rolled dimension)."""
     per_session = ", ".join(
         dialect.count_if(f"nav = '{nav}'") + f" AS {nav}" for nav in NAVIGATION_KINDS
-    )
-    per_screen = ", ".join(
-        f"{dialect.count_if(f'{nav} > 0')} AS {nav}_sessions, sum({nav}) AS {nav}_events"
-        for nav in NAVIGATION_KINDS
     )
     return render(
         "WITH v AS (SELECT {sid} AS session_id, screen_id, kind, nav, ts, sample_rate, "
         "{grp} AS grp "
         "FROM events WHERE {scope} AND kind IN ('screen_view', 'navigation')), "
         "s AS (SELECT session_id, screen_id, min(grp) AS grp, {weight} AS weight, "
-        "{views} AS views, {per_session} FROM v GROUP BY session_id, screen_id) "
-        "SELECT {is_total} AS is_total, screen_id, grp, count(*) AS sessions, "
-        "sum(weight) AS weighted, sum(views) AS views, {reopened} AS reopened, "
-        "{w_reopened} AS w_reopened, {per_screen} "
-        "FROM s {group_by} ORDER BY screen_id, is_total DESC, grp",
-        grp=dimension_expr(query.scope.by, dialect),
+        "{views} AS views, {per_session} FROM v GROUP BY session_id, screen_id)",
+        grp=group or dimension_expr(query.scope.by, dialect),
         scope=scope_filter(query.scope, dialect),
         sid=dialect.session_key("session_id"),
         weight=dialect.weight("min(sample_rate)"),
         views=dialect.count_if("kind = 'screen_view'"),
         per_session=per_session,
+    )
+
+
+def loops_sql(query: LoopQuery, dialect: SqlDialect) -> Sql:
+    group_by, is_total = grouping(query.scope.by, "screen_id")
+    per_screen = ", ".join(
+        f"{dialect.count_if(f'{nav} > 0')} AS {nav}_sessions, sum({nav}) AS {nav}_events"
+        for nav in NAVIGATION_KINDS
+    )
+    return per_screen_cte(query, dialect) + render(
+        " SELECT {is_total} AS is_total, screen_id, grp, count(*) AS sessions, "
+        "sum(weight) AS weighted, sum(views) AS views, {reopened} AS reopened, "
+        "{w_reopened} AS w_reopened, {per_screen} "
+        "FROM s {group_by} ORDER BY screen_id, is_total DESC, grp",
         is_total=is_total,
         reopened=dialect.count_if("views > 1"),
         w_reopened=dialect.sum_if("weight", "views > 1"),
         per_screen=per_screen,
         group_by=group_by,
     )
+
+
+LOOP_MEASURES: Final = (
+    Measure("sessions", value="views"),
+    Measure("reopened", "views > 1"),
+    *(Measure(f"nav:{nav}", f"{nav} > 0", value=nav) for nav in NAVIGATION_KINDS),
+)
+"""The cells of a screen (``rollup_reports``): its sessions (``value_sum`` views), those that
+reopened it (weights), and per navigation kind the sessions that used it (``value_sum``
+their events of that kind)."""
 
 
 class NavigationUse(msgspec.Struct, frozen=True, kw_only=True):
@@ -112,9 +150,27 @@ class LoopResult(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def run_loops(
-    store: EventStore, query: LoopQuery, *, min_group_size: int = 5
+    store: EventStore,
+    query: LoopQuery,
+    *,
+    min_group_size: int = 5,
+    source: SourceAsked = "auto",
 ) -> Report[LoopResult]:
-    rows = fetch(store, loops_sql(query, dialect_of(store)))
+    """``source``: ``auto`` reads daily rollups when they can answer (``rollup_read``)."""
+    choice = choose_source(
+        store,
+        query.scope,
+        family=Family.LOOPS,
+        key=LOOPS_KEY,
+        definition=loops_definition(),
+        needs_raw=raw_asked(source),
+    )
+    if choice.slice is not None:
+        rows = _rollup_rows(store, query, choice.slice)
+        sampling = rollup_sampling(store, query.scope.filters.environment, choice.slice)
+    else:
+        rows = fetch(store, loops_sql(query, dialect_of(store)))
+        sampling = sampling_of(store, query.scope)
     suppressor = Suppressor(min_group_size)
     tickets = [
         suppressor.add(("screen", r["screen_id"]), row_group(r), int(r["sessions"])) for r in rows
@@ -127,12 +183,53 @@ def run_loops(
         "loops",
         time=query.scope.time,
         scope=query.scope,
-        sampling=sampling_of(store, query.scope),
+        sampling=sampling,
         min_group_size=min_group_size,
         hidden=suppressor.hidden_count,
-        notes=["reopened: viewed more than once in the session"],
+        notes=["reopened: viewed more than once in the session", choice.note],
+        source=choice.source,
     )
     return Report(meta=meta, data=result)
+
+
+def _rollup_rows(store: EventStore, query: LoopQuery, chosen: RollupSlice) -> list[Row]:
+    """The rows of ``loops_sql``, from daily cells, in its order."""
+    cells = merged_cells(store, query.scope.filters.environment, chosen, Family.LOOPS)
+    rows: dict[tuple[str | None, bool, str | None], Row] = {}
+    for key, cell in cells.items():
+        screen = key.keys[0]
+        row = rows.setdefault(
+            (screen, key.is_total, key.group),
+            {"is_total": key.is_total, "screen_id": screen, "grp": key.group},
+        )
+        if key.measure == "sessions":
+            row |= {"sessions": cell.sessions, "weighted": cell.weighted}
+            row["views"] = round(cell.value_sum or 0)
+        elif key.measure == "reopened":
+            row |= {"reopened": cell.sessions, "w_reopened": cell.weighted}
+        else:
+            nav = key.measure.removeprefix("nav:")
+            row |= {f"{nav}_sessions": cell.sessions, f"{nav}_events": round(cell.value_sum or 0)}
+    complete = [_with_zeros(row) for row in rows.values() if "sessions" in row]
+    # As the SQL's ORDER BY screen_id, is_total DESC, grp (NULLs last, as DuckDB sorts them).
+    return sorted(
+        complete,
+        key=lambda r: (
+            r["screen_id"] is None,
+            r["screen_id"] or "",
+            not r["is_total"],
+            r["grp"] is None,
+            r["grp"] or "",
+        ),
+    )
+
+
+def _with_zeros(row: Row) -> Row:
+    """A measure no session had has no cell: the SQL counts it as 0."""
+    defaults: Row = {"reopened": 0, "w_reopened": None}
+    for nav in NAVIGATION_KINDS:
+        defaults |= {f"{nav}_sessions": 0, f"{nav}_events": 0}
+    return defaults | row
 
 
 def _screen(row: Row, hidden: bool) -> ScreenLoops:

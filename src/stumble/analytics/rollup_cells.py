@@ -35,6 +35,7 @@ class Family(StrEnum):
     TIMING = "timing"
     TIMING_PHASE = "timing_phase"
     AUDIENCE = "audience"
+    LOOPS = "loops"
 
 
 AUDIENCE_DIMENSIONS: Final[tuple[Dimension, ...]] = (

@@ -11,6 +11,8 @@ raw report counts on that day. Families (``k4`` names the part of a family):
   (k4 ``api``, ``long_task`` or ``vital``; k1 route or screen, k2 metric): ``n`` with the
   value's sketch (k3 the rating), ``sessions`` (each session's first row, k3 NULL).
 * ``usage``: measure ``used`` per feature (k1): sessions, weights, ``value_sum`` events.
+* ``loops``: per screen (k1) ``loops.LOOP_MEASURES``: its sessions (``value_sum`` views),
+  those that reopened it, and per navigation kind those that used it (``value_sum`` events).
 * ``health`` (no breakdown; k1 the *receive* day, which a report window is about): k4
   ``day``, measures ``events`` (sessions; ``value_sum`` events) and ``redacted``; measure
   ``count`` (events in ``value_sum``) for k4 ``names`` (k2 name, k3 kind) and ``versions``
@@ -36,7 +38,8 @@ from stumble.analytics.failures import (
     failures_definition,
 )
 from stumble.analytics.health import HEALTH_KEY, health_definition
-from stumble.analytics.queries import FailureQuery, ScenarioSpec, UsageQuery
+from stumble.analytics.loops import LOOP_MEASURES, LOOPS_KEY, loops_definition, per_screen_cte
+from stumble.analytics.queries import FailureQuery, LoopQuery, ScenarioSpec, UsageQuery
 from stumble.analytics.rollup_build import (
     NO_KEY,
     CellSource,
@@ -220,6 +223,21 @@ def usage_statement(environment: str, day: dt.date, dialect: SqlDialect) -> Sql:
     )
 
 
+# --- loops --------------------------------------------------------------------------------
+
+
+def loops_statement(environment: str, day: dt.date, dialect: SqlDialect) -> Sql:
+    """Per screen, at every level (``grp`` carries every rolled dimension)."""
+    query = LoopQuery(day_scope(environment, day))
+    source = CellSource(
+        per_screen_cte(query, dialect, dimensions_struct()),
+        "s",
+        ("screen_id", NO_KEY, NO_KEY, NO_KEY),
+        all_dimensions=True,
+    )
+    return measure_cells(source, LOOP_MEASURES, CellTarget(environment, day, Family.LOOPS))
+
+
 # --- health -------------------------------------------------------------------------------
 
 
@@ -282,10 +300,12 @@ def report_cells(
             environment, day, Family.FAILURES, FAILURES_KEY, failures_definition(plan.scenarios)
         ),
         built_marker(environment, day, Family.USAGE, USAGE_KEY, usage_definition()),
+        built_marker(environment, day, Family.LOOPS, LOOPS_KEY, loops_definition()),
         built_marker(environment, day, Family.HEALTH, HEALTH_KEY, health_definition(plan.closed)),
         health_statement(plan.closed, environment, day, dialect),
         active_statement(environment, day, dialect),
         usage_statement(environment, day, dialect),
+        loops_statement(environment, day, dialect),
         errors_statement(environment, day, dialect),
         vitals_statement(environment, day, dialect),
     ]

@@ -337,7 +337,8 @@ def _timings(store: EventStore, plan: TrackingPlan, call: ReportCall) -> Report[
     if operations:
         choices = operation_choices(store, plan, scope.filters.environment)
         _check_choices("operation", operations, choices)
-    return run_timings(store, TimingQuery(scope, operations), min_group_size=k)
+    query = TimingQuery(scope, operations)
+    return run_timings(store, query, min_group_size=k, source=_source(p))
 
 
 def _field_errors(store: EventStore, plan: TrackingPlan, call: ReportCall) -> Report[Any]:
@@ -345,24 +346,27 @@ def _field_errors(store: EventStore, plan: TrackingPlan, call: ReportCall) -> Re
     forms = _values(p.get("form"))
     _check_choices("form", forms, [spec.form_id for spec in form_specs(plan)])
     query = FieldErrorQuery.from_plan(plan, parse_scope(p, now), forms)
-    return run_field_errors(store, query, min_group_size=k)
+    return run_field_errors(store, query, min_group_size=k, source=_source(p))
 
 
 def _loops(store: EventStore, plan: TrackingPlan, call: ReportCall) -> Report[Any]:
     p, k, now = call.params, call.min_group_size, call.now
-    return run_loops(store, LoopQuery(parse_scope(p, now)), min_group_size=k)
+    query = LoopQuery(parse_scope(p, now))
+    return run_loops(store, query, min_group_size=k, source=_source(p))
 
 
 def _usage(store: EventStore, plan: TrackingPlan, call: ReportCall) -> Report[Any]:
     p, k, now = call.params, call.min_group_size, call.now
     query = UsageQuery.from_plan(plan, parse_scope(p, now))
     share = _share(p.get("barely"), query.barely_used_share, "barely")
-    return run_usage(store, UsageQuery(query.scope, query.declared, share), min_group_size=k)
+    query = UsageQuery(query.scope, query.declared, share)
+    return run_usage(store, query, min_group_size=k, source=_source(p))
 
 
 def _failures(store: EventStore, plan: TrackingPlan, call: ReportCall) -> Report[Any]:
     p, k, now = call.params, call.min_group_size, call.now
-    return run_failures(store, FailureQuery.from_plan(plan, parse_scope(p, now)), min_group_size=k)
+    query = FailureQuery.from_plan(plan, parse_scope(p, now))
+    return run_failures(store, query, min_group_size=k, source=_source(p))
 
 
 def _compare(store: EventStore, plan: TrackingPlan, call: ReportCall) -> Report[Any]:
@@ -427,7 +431,7 @@ def _health(store: EventStore, plan: TrackingPlan, call: ReportCall) -> Report[A
     time = parse_time(p, now)
     assert time is not None
     query = HealthQuery.from_plan(plan, time, None if env == ALL_ENVIRONMENTS else env)
-    return run_health(store, query, min_group_size=k)
+    return run_health(store, query, min_group_size=k, source=_source(p))
 
 
 REPORTS: Final[dict[str, ReportSpec]] = {
@@ -436,22 +440,22 @@ REPORTS: Final[dict[str, ReportSpec]] = {
         ReportSpec("funnel", "scenario funnel: reach, drop-off, conversion, step times",
                    ("scenario", "last_actions", SOURCE), FunnelResult, _funnel),
         ReportSpec("timings", "operation durations, outcomes, retries and phases",
-                   ("operation",), TimingResult, _timings),
+                   ("operation", SOURCE), TimingResult, _timings),
         ReportSpec("field-errors", "form errors by field: share, attempts, time on step",
-                   ("form",), FieldErrorResult, _field_errors),
+                   ("form", SOURCE), FieldErrorResult, _field_errors),
         ReportSpec("loops", "back, cancel, close, retry and reopen per screen",
-                   (), LoopResult, _loops),
+                   (SOURCE,), LoopResult, _loops),
         ReportSpec("usage", "sessions per feature per day; features barely touched",
-                   ("barely",), UsageResult, _usage),
+                   ("barely", SOURCE), UsageResult, _usage),
         ReportSpec("failures", "errors by kind, type, fingerprint, route and scenario; "
-                   "API times; Web Vitals", (), FailureResult, _failures),
+                   "API times; Web Vitals", (SOURCE,), FailureResult, _failures),
         ReportSpec("compare", "before/after with intervals, tests and verdicts",
                    ("scenario", SOURCE, *(f"{arm}.{p}" for arm in "ab" for p in ARM_PARAMS)),
                    CompareResult, _compare),
         ReportSpec("top-problems", "problems beyond the plan's thresholds, ranked by impact",
                    ("limit",), TopProblemsResult, _top_problems),
         ReportSpec("health", "volumes, gaps, rejections, redactions, duplicates, skew, "
-                   "timers, plan drift, test data", (), HealthResult, _health),
+                   "timers, plan drift, test data", (SOURCE,), HealthResult, _health),
         ReportSpec("clicks", "clicks by target and position per screen, renamed targets "
                    "merged", ("screen",), ClickResult, _clicks),
         ReportSpec("paths", "next and previous screens of a screen; top paths between two",
