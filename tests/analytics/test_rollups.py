@@ -100,11 +100,23 @@ def test_questions_rollups_cannot_answer_read_raw_rows(
     assert any(reason in note for note in report.meta.notes)
 
 
-def test_last_actions_read_raw_rows(rolled: Dataset) -> None:
-    query = FunnelQuery.from_plan(
-        rolled.plan, Scope(WHOLE_DAYS), "create_service_request", last_actions=True
-    )
-    assert run_funnel(rolled.store, query).meta.source == "raw"
+@pytest.mark.parametrize(
+    "scope",
+    [
+        Scope(WHOLE_DAYS),
+        Scope(WHOLE_DAYS, Filters(), "role"),
+        Scope(WHOLE_DAYS, Filters(ui_version=(AFTER,))),
+    ],
+)
+def test_last_actions_from_rollups_equal_raw_rows(rolled: Dataset, scope: Scope) -> None:
+    for scenario in rolled.plan.scenarios:
+        query = FunnelQuery.from_plan(rolled.plan, scope, scenario, last_actions=True)
+        report = run_funnel(rolled.store, query)
+        raw = run_funnel(rolled.store, query, source="raw")
+        assert report.meta.source == "rollups", report.meta.notes
+        assert raw.meta.source == "raw"
+        assert report.data.last_actions == raw.data.last_actions
+    assert report.data.last_actions
 
 
 def test_a_changed_scenario_definition_is_not_answered_by_old_cells(rolled: Dataset) -> None:

@@ -45,20 +45,23 @@ class StepLastActions(msgspec.Struct, frozen=True, kw_only=True):
     actions: list[LastAction]
 
 
-def last_actions_sql(chain: Sql, query: FunnelQuery, dialect: SqlDialect) -> Sql:
-    """``chain`` (from ``funnels.chain_sql``) + per stopped step and last action: sessions."""
+def stopped_ctes(query: FunnelQuery, dialect: SqlDialect) -> Sql:
+    """CTEs to follow ``chain`` (``funnels.chain_sql``), ending in ``last_action``: one row per
+    session whose counted attempt stopped short of the last step, with its group and weight,
+    the furthest step ``k`` it reached and what it did last (``idle``: nothing followed)."""
     count = len(query.scenario.steps)
     furthest = " ".join(f"WHEN t{i} IS NOT NULL THEN {i}" for i in reversed(range(count)))
     reached_at = "coalesce(" + ", ".join(f"t{i}" for i in reversed(range(count))) + ")"
-    return chain + render(
-        ", stopped AS (SELECT session_id, CASE {furthest} END AS k, {reached_at} AS at, "
-        "{deadline} AS until FROM chain WHERE t{last} IS NULL), "
+    return render(
+        ", stopped AS (SELECT session_id, grp, weight, CASE {furthest} END AS k, "
+        "{reached_at} AS at, {deadline} AS until FROM chain WHERE t{last} IS NULL), "
         "after AS (SELECT s.session_id, s.k, {latest} AS action FROM stopped AS s "
         "JOIN (SELECT {sid} AS session_id, ts, {label} AS action FROM events WHERE {scope} "
         "AND kind <> 'vital') AS v ON v.session_id = s.session_id AND v.ts > s.at "
-        "AND v.ts <= s.until GROUP BY s.session_id, s.k) "
-        "SELECT s.k, coalesce(a.action, '{idle}') AS action, count(*) AS sessions "
-        "FROM stopped AS s LEFT JOIN after AS a USING (session_id) GROUP BY ALL",
+        "AND v.ts <= s.until GROUP BY s.session_id, s.k), "
+        "last_action AS (SELECT s.session_id, s.grp, s.weight, s.k, "
+        "coalesce(a.action, '{idle}') AS action FROM stopped AS s "
+        "LEFT JOIN after AS a USING (session_id))",
         furthest=furthest,
         reached_at=reached_at,
         deadline=dialect.plus_ms("t0", query.scenario.window_ms),
@@ -71,13 +74,28 @@ def last_actions_sql(chain: Sql, query: FunnelQuery, dialect: SqlDialect) -> Sql
     )
 
 
+def last_actions_sql(chain: Sql, query: FunnelQuery, dialect: SqlDialect) -> Sql:
+    """``chain`` (from ``funnels.chain_sql``) + per stopped step and last action: sessions."""
+    counted = Sql(" SELECT k, action, count(*) AS sessions FROM last_action GROUP BY ALL")
+    return chain + stopped_ctes(query, dialect) + counted
+
+
+StoppedCounts = dict[int, dict[str, int]]
+"""Per furthest step reached, sessions per last action."""
+
+
 def last_actions(
     store: EventStore, chain: Sql, query: FunnelQuery, dialect: SqlDialect, k: int
 ) -> list[StepLastActions]:
     """Per step some session stopped at, its last actions, most frequent first."""
-    counts: dict[int, dict[str, int]] = {}
+    counts: StoppedCounts = {}
     for row in fetch(store, last_actions_sql(chain, query, dialect)):
         counts.setdefault(int(row["k"]), {})[str(row["action"])] = int(row["sessions"])
+    return step_last_actions(counts, query, k)
+
+
+def step_last_actions(counts: StoppedCounts, query: FunnelQuery, k: int) -> list[StepLastActions]:
+    """The counts as steps and actions, with small-cell suppression."""
     suppressor = Suppressor(k)
     tickets = {
         (step, action): suppressor.add(("last", step), action, n)

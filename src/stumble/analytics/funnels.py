@@ -22,6 +22,7 @@ counts, so it is shown only when both are.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Final
 
 import msgspec
@@ -29,7 +30,12 @@ import msgspec
 from stumble.analytics import sketch
 from stumble.analytics.attempts import attempts_sql, previous_steps
 from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, sampling_of
-from stumble.analytics.dropoff import StepLastActions, last_actions
+from stumble.analytics.dropoff import (
+    StepLastActions,
+    StoppedCounts,
+    last_actions,
+    step_last_actions,
+)
 from stumble.analytics.queries import FunnelQuery
 from stumble.analytics.results import (
     EMPTY_DURATIONS,
@@ -47,6 +53,7 @@ from stumble.analytics.rollup_cells import TOTAL_STEP, Family, definition_hash
 from stumble.analytics.rollup_read import (
     CellKey,
     Cells,
+    CombinedSource,
     MergedCell,
     RollupSlice,
     SourceAsked,
@@ -369,7 +376,7 @@ def run_funnel(
         family=Family.FUNNEL,
         key=query.scenario.name,
         definition=definition_hash(query.scenario),
-        needs_raw="last actions need single events" if query.last_actions else raw_asked(source),
+        needs_raw=raw_asked(source),
     )
     if choice.slice is not None:
         rows = _rollup_rows(store, query, choice.slice)
@@ -377,6 +384,7 @@ def run_funnel(
     else:
         rows = fetch(store, funnel_sql(query, dialect))
         sampling = sampling_of(store, query.scope)
+    stopped = _last_actions(store, query, source, min_group_size)
     if not rows or not rows[0]["is_total"]:
         rows.insert(0, _empty_total(len(query.scenario.steps)))
     suppressor = Suppressor(min_group_size)
@@ -401,10 +409,9 @@ def run_funnel(
         step_limit_ms=query.slow_after_ms,
         window_ms=query.scenario.window_ms,
         exclusions=[step.label for step in query.scenario.exclusions],
-        last_actions=last_actions(store, chain_sql(query, dialect), query, dialect, min_group_size)
-        if query.last_actions
-        else [],
+        last_actions=stopped.steps,
     )
+    used = CombinedSource.of({choice.source, *stopped.sources})
     meta = meta_for(
         "funnel",
         time=query.scope.time,
@@ -412,10 +419,46 @@ def run_funnel(
         sampling=sampling,
         min_group_size=min_group_size,
         hidden=suppressor.hidden_count,
-        notes=[*funnel_notes(query), choice.note],
-        source=choice.source,
+        notes=[*funnel_notes(query), choice.note if used.source == choice.source else used.note],
+        source=used.source,
     )
     return Report(meta=meta, data=result)
+
+
+@dataclass(frozen=True, slots=True)
+class _LastActions:
+    steps: list[StepLastActions]
+    sources: tuple[str, ...] = ()
+
+
+def _last_actions(
+    store: EventStore, query: FunnelQuery, source: SourceAsked, k: int
+) -> _LastActions:
+    """What the sessions that stopped did last, when asked: from rollups when they answer."""
+    if not query.last_actions:
+        return _LastActions([])
+    name, definition = query.scenario.name, definition_hash(query.scenario)
+    choice = choose_source(
+        store,
+        query.scope,
+        family=Family.LAST_ACTION,
+        key=name,
+        definition=definition,
+        needs_raw=raw_asked(source),
+    )
+    if choice.slice is None:
+        dialect = dialect_of(store)
+        return _LastActions(
+            last_actions(store, chain_sql(query, dialect), query, dialect, k), ("raw",)
+        )
+    environment = query.scope.filters.environment
+    total = replace(choice.slice, group_by="none")
+    counts: StoppedCounts = {}
+    for key, cell in merged_cells(
+        store, environment, total, Family.LAST_ACTION, k1=name, k3=definition
+    ).items():
+        counts.setdefault(int(str(key.keys[1])), {})[str(key.keys[3])] = cell.sessions
+    return _LastActions(step_last_actions(counts, query, k), ("rollups",))
 
 
 def _rollup_rows(store: EventStore, query: FunnelQuery, chosen: RollupSlice) -> list[Row]:

@@ -19,6 +19,9 @@ Families (the ``k`` keys):
 * ``audience``: built with the funnel from its ``chain``: level ``ui_version``, k1 scenario,
   k2 an audience dimension (role, division, ...), k3 the definition hash, k4 its value; the
   sessions that started the scenario (compare's check that its arms had the same users).
+* ``last_action``: built with the funnel: k1 scenario, k2 the furthest step a session whose
+  attempt stopped short reached, k3 the definition hash, k4 what it did last
+  (``dropoff``); measure ``stopped``, sessions.
 * ``built``: a marker per family key and definition (k1 family, k2 key, k3 hash), written
   even when the day had no session for it, so a reader knows the day was built with the
   definition it asks about.
@@ -44,6 +47,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from stumble.analytics.dropoff import stopped_ctes
 from stumble.analytics.field_errors import ALL_FORMS
 from stumble.analytics.field_errors import rollup_sources_sql as field_errors_ctes
 from stumble.analytics.funnels import chain_sql, gap_expr
@@ -232,7 +236,8 @@ def funnel_statement(
     scenario: ScenarioSpec, environment: str, day: dt.date, dialect: SqlDialect
 ) -> Sql:
     """One SELECT of a scenario's funnel cells on a day, at every level: measure ``i`` per
-    step (reached; time from the step before), ``total`` (first to last step)."""
+    step (reached; time from the step before), ``total`` (first to last step); its
+    ``last_action`` cells and its ``audience`` cells, all from one run of the funnel's CTEs."""
     query = FunnelQuery(day_scope(environment, day), scenario)
     last = len(scenario.steps) - 1
     measures = [Measure("0")]
@@ -243,14 +248,22 @@ def funnel_statement(
     if last:
         total = dialect.ms_between("t0", f"t{last}")
         measures.append(Measure(TOTAL_STEP, f"t{last} IS NOT NULL", total))
-    source = CellSource(
-        chain_sql(query, dialect, group=dimensions_struct()),
-        "chain",
-        (param(scenario.name), NO_KEY, param(definition_hash(scenario)), NO_KEY),
-        all_dimensions=True,
+    name, hash_ = param(scenario.name), param(definition_hash(scenario))
+    ctes = chain_sql(query, dialect, group=dimensions_struct()) + stopped_ctes(query, dialect)
+    funnel = CellPart(
+        CellSource(ctes, "chain", (name, NO_KEY, hash_, NO_KEY), all_dimensions=True),
+        tuple(measures),
+        CellTarget(environment, day, Family.FUNNEL),
     )
-    funnel = measure_cells(source, measures, CellTarget(environment, day, Family.FUNNEL))
-    return funnel + "\nUNION ALL " + _audience_select(scenario, environment, day)
+    stopped = CellPart(
+        CellSource(
+            ctes, "last_action", (name, "CAST(k AS VARCHAR)", hash_, "action"), all_dimensions=True
+        ),
+        (Measure("stopped"),),
+        CellTarget(environment, day, Family.LAST_ACTION),
+    )
+    cells = shared_cells(ctes, [funnel, stopped])
+    return cells + "\nUNION ALL " + _audience_select(scenario, environment, day)
 
 
 def _audience_select(scenario: ScenarioSpec, environment: str, day: dt.date) -> Sql:
@@ -336,7 +349,7 @@ class RollupPlan:
         )
 
 
-CELLS_REVISION: Final = 4
+CELLS_REVISION: Final = 5
 """Raise it when a builder's cells change meaning (every unsealed day is then rebuilt)."""
 
 
@@ -353,7 +366,7 @@ def funnel_cells(
         hash_ = definition_hash(scenario)
         statements.extend(
             built_marker(environment, day, family, scenario.name, hash_)
-            for family in (Family.FUNNEL, Family.AUDIENCE)
+            for family in (Family.FUNNEL, Family.AUDIENCE, Family.LAST_ACTION)
         )
         statements.append(funnel_statement(scenario, environment, day, dialect))
     return statements

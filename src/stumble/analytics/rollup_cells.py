@@ -36,6 +36,7 @@ class Family(StrEnum):
     TIMING_PHASE = "timing_phase"
     AUDIENCE = "audience"
     LOOPS = "loops"
+    LAST_ACTION = "last_action"
 
 
 AUDIENCE_DIMENSIONS: Final[tuple[Dimension, ...]] = (

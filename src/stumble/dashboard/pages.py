@@ -325,12 +325,8 @@ def funnel(ctx: PageContext) -> Page:
     by_choices = {"": "no breakdown"} | {d: BREAKDOWN_LABELS[d] for d in DIMENSIONS}
     by = ctx.param("by", by_choices, "")
     extra = {"scenario": scenario} | ({"by": by} if by else {})
-    report = ctx.report("funnel", extra)
+    report = ctx.report("funnel", {**extra, "last_actions": "1"})
     result: FunnelResult = report.data
-    # What stopped sessions did last needs single events (raw rows, a second pass): asked
-    # apart, so the page's counts and times are those of every other page (rollups).
-    stopped_report = ctx.report("funnel", {**extra, "last_actions": "1"})
-    stopped: FunnelResult = stopped_report.data
     total = result.total()
     window = describe_window(result.window_ms) if result.window_ms else "its window"
     sections = [
@@ -344,11 +340,11 @@ def funnel(ctx: PageContext) -> Page:
         ),
         Section("How long each step takes", [_step_times_chart(result, total)]),
     ]
-    if stopped.last_actions:
+    if result.last_actions:
         sections.append(
             Section(
                 "What sessions that stopped did last",
-                [_last_actions_chart(stopped)],
+                [_last_actions_chart(result)],
                 intro="For the sessions that reached a step and went no further: the last "
                 "thing they did in the attempt's window (idle: nothing at all).",
             )
@@ -366,7 +362,7 @@ def funnel(ctx: PageContext) -> Page:
         question=f"Where do people drop out of {scenario.replace('_', ' ')}?",
         owner=_scenario_owner(ctx, scenario),
         sections=sections,
-        notes=notes_of(report.meta, stopped_report.meta),
+        notes=notes_of(report.meta),
         pickers=[
             Picker("scenario", "Scenario", _choices(scenarios), scenario),
             Picker("by", "Break down by", _choices(by_choices), by),
