@@ -14,6 +14,7 @@ import pytest
 from tests.analytics.conftest import BEFORE, DAYS, START, Dataset
 
 from stumble.analytics import sketch
+from stumble.analytics.clicks import ClickQuery, run_clicks
 from stumble.analytics.failures import FailureResult, run_failures
 from stumble.analytics.health import HealthResult, run_health
 from stumble.analytics.loops import run_loops
@@ -235,3 +236,32 @@ def test_loops_with_one_dimension_filtered_read_rollups(rolled: Dataset) -> None
     raw = run_loops(rolled.store, query, source="raw")
     _sources(report, raw)
     assert report.data == raw.data
+
+
+# --- clicks -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("scope", "screens"),
+    [
+        (Scope(WHOLE_DAYS), ()),
+        (Scope(WHOLE_DAYS, Filters(), "role"), ()),
+        (Scope(WHOLE_DAYS, Filters(ui_version=(BEFORE,))), ()),
+        (Scope(WHOLE_DAYS), ("request_create", "home")),
+    ],
+)
+def test_clicks_from_rollups_equal_raw_rows(
+    rolled: Dataset, scope: Scope, screens: tuple[str, ...]
+) -> None:
+    query = ClickQuery.from_plan(rolled.plan, scope, screens)
+    report = run_clicks(rolled.store, query)
+    raw = run_clicks(rolled.store, query, source="raw")
+    _sources(report, raw)
+    assert report.data == raw.data
+    assert any(t.sessions for t in report.data.targets)
+
+
+def test_clicks_under_other_aliases_read_raw_rows(rolled: Dataset) -> None:
+    query = ClickQuery.from_plan(rolled.plan, Scope(WHOLE_DAYS))
+    renamed = replace(query, aliases=(*query.aliases, ("btn_never_seen", "btn_other")))
+    assert run_clicks(rolled.store, renamed).meta.source == "raw"

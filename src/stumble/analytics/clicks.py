@@ -10,13 +10,23 @@ them (a session may click several targets), so none can give one away.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Final
 
 import msgspec
 
 from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, sampling_of
 from stumble.analytics.queries import Scope
 from stumble.analytics.results import Column, Report, Table, meta_for
+from stumble.analytics.rollup_cells import Family, definition_hash
+from stumble.analytics.rollup_read import (
+    RollupSlice,
+    SourceAsked,
+    choose_source,
+    merged_cells,
+    raw_asked,
+    rollup_sampling,
+)
 from stumble.analytics.sql import Sql, SqlDialect, param, render, scope_filter
 from stumble.plan.model import TrackingPlan
 from stumble.storage.base import EventStore
@@ -52,12 +62,23 @@ def canonical_target(query: ClickQuery) -> Sql:
     return render("CASE target {cases} ELSE target END", cases=cases)
 
 
+CLICKS_KEY: Final = "clicks"
+ROLLUP_VERSION: Final = "clicks-1"
+"""Changes whenever the clicks cells change meaning: days built before are not read."""
+
+
+def clicks_definition(aliases: tuple[tuple[str, str], ...]) -> str:
+    """Cells count targets after the plan's aliases: another set of aliases, other cells."""
+    return definition_hash((ROLLUP_VERSION, CLICKS_KEY, aliases))
+
+
+def _screens(query: ClickQuery) -> Sql:
+    if not query.screens:
+        return Sql("")
+    return render(" AND screen_id IN ({s})", s=Sql.join(", ", (param(s) for s in query.screens)))
+
+
 def clicks_sql(query: ClickQuery, dialect: SqlDialect) -> Sql:
-    screens = (
-        render(" AND screen_id IN ({s})", s=Sql.join(", ", (param(s) for s in query.screens)))
-        if query.screens
-        else Sql("")
-    )
     return render(
         "WITH a AS (SELECT {sid} AS session_id, screen_id, {target} AS target, position, kind "
         "FROM events WHERE {scope}{screens} AND kind IN ('action', 'screen_view')) "
@@ -70,7 +91,28 @@ def clicks_sql(query: ClickQuery, dialect: SqlDialect) -> Sql:
         sid=dialect.session_key("session_id"),
         target=canonical_target(query),
         scope=scope_filter(query.scope, dialect),
-        screens=screens,
+        screens=_screens(query),
+    )
+
+
+def per_session_cte(query: ClickQuery, dialect: SqlDialect, group: str) -> Sql:
+    """CTEs ending in ``ct``: per session, the rows ``clicks_sql`` counts (``row_kind``;
+    screen, target, position) with their events, each session's dimensions as ``grp``:
+    what the daily rollups count, so the cells of several days add up."""
+    return render(
+        "WITH a AS (SELECT {sid} AS session_id, screen_id, {target} AS target, position, kind, "
+        "{grp} AS grp FROM events WHERE {scope} AND kind IN ('action', 'screen_view')), "
+        "ct AS (SELECT 'target' AS row_kind, session_id, min(grp) AS grp, 1.0 AS weight, "
+        "screen_id, target, position, count(*) AS events FROM a WHERE kind = 'action' "
+        "GROUP BY session_id, screen_id, target, position "
+        "UNION ALL SELECT 'clicked', session_id, min(grp), 1.0, screen_id, NULL, NULL, count(*) "
+        "FROM a WHERE kind = 'action' GROUP BY session_id, screen_id "
+        "UNION ALL SELECT 'viewed', session_id, min(grp), 1.0, screen_id, NULL, NULL, count(*) "
+        "FROM a WHERE kind = 'screen_view' GROUP BY session_id, screen_id)",
+        sid=dialect.session_key("session_id"),
+        target=canonical_target(query),
+        grp=group,
+        scope=scope_filter(query.scope, dialect),
     )
 
 
@@ -121,9 +163,27 @@ class ClickResult(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def run_clicks(
-    store: EventStore, query: ClickQuery, *, min_group_size: int = 5
+    store: EventStore,
+    query: ClickQuery,
+    *,
+    min_group_size: int = 5,
+    source: SourceAsked = "auto",
 ) -> Report[ClickResult]:
-    rows = fetch(store, clicks_sql(query, dialect_of(store)))
+    """``source``: ``auto`` reads daily rollups when they can answer (``rollup_read``)."""
+    choice = choose_source(
+        store,
+        query.scope,
+        family=Family.CLICKS,
+        key=CLICKS_KEY,
+        definition=clicks_definition(query.aliases),
+        needs_raw=raw_asked(source),
+    )
+    if choice.slice is not None:
+        rows = _rollup_rows(store, query, choice.slice)
+        sampling = rollup_sampling(store, query.scope.filters.environment, choice.slice)
+    else:
+        rows = fetch(store, clicks_sql(query, dialect_of(store)))
+        sampling = sampling_of(store, query.scope)
     viewed = {r["screen_id"]: int(r["sessions"]) for r in rows if r["row_kind"] == "viewed"}
     clicked = {r["screen_id"]: int(r["sessions"]) for r in rows if r["row_kind"] == "clicked"}
     targets = sorted(
@@ -154,15 +214,35 @@ def run_clicks(
         "clicks",
         time=query.scope.time,
         scope=query.scope,
-        sampling=sampling_of(store, query.scope),
+        sampling=sampling,
         min_group_size=min_group_size,
         hidden=suppressor.hidden_count,
         notes=[
             "targets and positions are identifiers the page declares, never coordinates",
             "renamed targets are counted under their current name (the plan's aliases)",
+            choice.note,
         ],
+        source=choice.source,
     )
     return Report(meta=meta, data=result)
+
+
+def _rollup_rows(store: EventStore, query: ClickQuery, chosen: RollupSlice) -> list[Row]:
+    """The rows of ``clicks_sql`` (the range's totals), from daily cells."""
+    total = replace(chosen, group_by="none")
+    cells = merged_cells(store, query.scope.filters.environment, total, Family.CLICKS)
+    return [
+        {
+            "row_kind": key.keys[3],
+            "screen_id": key.keys[0],
+            "target": key.keys[1],
+            "position": key.keys[2],
+            "events": round(cell.value_sum or 0),
+            "sessions": cell.sessions,
+        }
+        for key, cell in cells.items()
+        if not query.screens or key.keys[0] in query.screens
+    ]
 
 
 def _target(row: Row, hidden: bool, viewed: dict[str, int]) -> TargetClicks:

@@ -324,12 +324,15 @@ class RollupPlan:
     scenarios: tuple[ScenarioSpec, ...]
     forms: tuple[FormSpec, ...]
     closed: tuple[tuple[str, str], ...] = ()
+    aliases: tuple[tuple[str, str], ...] = ()
+    """(old target, current target): clicks count renamed targets under their current name."""
 
     @classmethod
     def from_plan(cls, plan: TrackingPlan) -> RollupPlan:
         facts = PlanFacts.from_plan(plan)
         closed = tuple((name, column) for name, column, values in facts.allowed_values if values)
-        return cls(all_scenarios(plan), form_specs(plan), closed)
+        aliases = tuple(sorted(plan.aliases.items()))
+        return cls(all_scenarios(plan), form_specs(plan), closed, aliases)
 
     @property
     def fingerprint(self) -> str:
@@ -342,6 +345,7 @@ class RollupPlan:
                 self.scenarios,
                 self.forms,
                 self.closed,
+                self.aliases,
                 builders,
                 TIMING_DEFINITION,
                 CELLS_REVISION,

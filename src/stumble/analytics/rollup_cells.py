@@ -37,6 +37,7 @@ class Family(StrEnum):
     AUDIENCE = "audience"
     LOOPS = "loops"
     LAST_ACTION = "last_action"
+    CLICKS = "clicks"
 
 
 AUDIENCE_DIMENSIONS: Final[tuple[Dimension, ...]] = (

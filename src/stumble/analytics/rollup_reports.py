@@ -11,6 +11,9 @@ raw report counts on that day. Families (``k4`` names the part of a family):
   (k4 ``api``, ``long_task`` or ``vital``; k1 route or screen, k2 metric): ``n`` with the
   value's sketch (k3 the rating), ``sessions`` (each session's first row, k3 NULL).
 * ``usage``: measure ``used`` per feature (k1): sessions, weights, ``value_sum`` events.
+* ``clicks``: k1 screen, k2 target (after the plan's aliases), k3 position, k4 the row of
+  the report (``target``; ``clicked`` and ``viewed`` per screen); measure ``n``: sessions,
+  ``value_sum`` events.
 * ``loops``: per screen (k1) ``loops.LOOP_MEASURES``: its sessions (``value_sum`` views),
   those that reopened it, and per navigation kind those that used it (``value_sum`` events).
 * ``health`` (no breakdown; k1 the *receive* day, which a report window is about): k4
@@ -29,6 +32,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Final
 
+from stumble.analytics.clicks import CLICKS_KEY, ClickQuery, clicks_definition
+from stumble.analytics.clicks import per_session_cte as clicks_cte
 from stumble.analytics.failures import (
     ERROR_TABLES,
     FAILURES_KEY,
@@ -238,6 +243,24 @@ def loops_statement(environment: str, day: dt.date, dialect: SqlDialect) -> Sql:
     return measure_cells(source, LOOP_MEASURES, CellTarget(environment, day, Family.LOOPS))
 
 
+# --- clicks -------------------------------------------------------------------------------
+
+
+def clicks_statement(
+    aliases: tuple[tuple[str, str], ...], environment: str, day: dt.date, dialect: SqlDialect
+) -> Sql:
+    """Per screen, target and position (after the plan's aliases), at every level."""
+    query = ClickQuery(day_scope(environment, day), aliases)
+    source = CellSource(
+        clicks_cte(query, dialect, dimensions_struct()),
+        "ct",
+        ("screen_id", "target", "position", "row_kind"),
+        all_dimensions=True,
+    )
+    measures = [Measure("n", value="events")]
+    return measure_cells(source, measures, CellTarget(environment, day, Family.CLICKS))
+
+
 # --- health -------------------------------------------------------------------------------
 
 
@@ -301,11 +324,13 @@ def report_cells(
         ),
         built_marker(environment, day, Family.USAGE, USAGE_KEY, usage_definition()),
         built_marker(environment, day, Family.LOOPS, LOOPS_KEY, loops_definition()),
+        built_marker(environment, day, Family.CLICKS, CLICKS_KEY, clicks_definition(plan.aliases)),
         built_marker(environment, day, Family.HEALTH, HEALTH_KEY, health_definition(plan.closed)),
         health_statement(plan.closed, environment, day, dialect),
         active_statement(environment, day, dialect),
         usage_statement(environment, day, dialect),
         loops_statement(environment, day, dialect),
+        clicks_statement(plan.aliases, environment, day, dialect),
         errors_statement(environment, day, dialect),
         vitals_statement(environment, day, dialect),
     ]

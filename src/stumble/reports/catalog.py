@@ -388,7 +388,8 @@ def _clicks(store: EventStore, plan: TrackingPlan, call: ReportCall) -> Report[A
     screens = _values(p.get("screen"))
     if screens:
         _check_choices("screen", screens, screen_choices(store, plan, scope.filters.environment))
-    return run_clicks(store, ClickQuery.from_plan(plan, scope, screens), min_group_size=k)
+    query = ClickQuery.from_plan(plan, scope, screens)
+    return run_clicks(store, query, min_group_size=k, source=_source(p))
 
 
 def _paths(store: EventStore, plan: TrackingPlan, call: ReportCall) -> Report[Any]:
@@ -457,7 +458,7 @@ REPORTS: Final[dict[str, ReportSpec]] = {
         ReportSpec("health", "volumes, gaps, rejections, redactions, duplicates, skew, "
                    "timers, plan drift, test data", (SOURCE,), HealthResult, _health),
         ReportSpec("clicks", "clicks by target and position per screen, renamed targets "
-                   "merged", ("screen",), ClickResult, _clicks),
+                   "merged", ("screen", SOURCE), ClickResult, _clicks),
         ReportSpec("paths", "next and previous screens of a screen; top paths between two",
                    ("screen", "start", "end", "limit"), PathsResult, _paths),
         ReportSpec("frustration", "repeated actions, quick backs, actions followed by nothing",
