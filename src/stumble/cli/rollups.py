@@ -64,6 +64,9 @@ class _Summary:
         self.last = state.day if self.last is None else max(self.last, state.day)
 
 
+_MONTHS = "SELECT environment, count(*) FROM rollup_month_days GROUP BY environment"
+
+
 def _status(args: argparse.Namespace) -> int:
     from stumble.rollups import RollupMaintainer  # noqa: PLC0415
 
@@ -73,13 +76,15 @@ def _status(args: argparse.Namespace) -> int:
         summaries: dict[str, _Summary] = defaultdict(_Summary)
         for state in store.rollup_days(args.env):
             summaries[state.environment].add(state, fingerprint)
+        months = dict(store.query(_MONTHS).rows) if store.dialect == "duckdb" else {}
     if not summaries:
         print("no rollups yet: nothing has been loaded" + (f" into {args.env}" if args.env else ""))
         return 0
     for environment, s in sorted(summaries.items()):
         print(
             f"{environment}: {s.first} to {s.last}: {s.built} day(s) built, {s.waiting} waiting, "
-            f"{s.sealed} sealed, {s.outdated} built under an older plan, {s.cells} cells"
+            f"{s.sealed} sealed, {s.outdated} built under an older plan, {s.cells} cells; "
+            f"{months.get(environment, 0)} past month(s) added up"
         )
     return 0
 
