@@ -51,12 +51,15 @@ import msgspec
 from stumble.access.keys import WriteKey
 from stumble.access.pseudonyms import EventIdKey, SessionKeyRing
 from stumble.admission import clock_skew_ms
+from stumble.analytics.clicks import ClickQuery, run_clicks
 from stumble.analytics.compare import run_compare
 from stumble.analytics.failures import run_failures
 from stumble.analytics.field_errors import run_field_errors
+from stumble.analytics.frustration import FrustrationQuery, run_frustration
 from stumble.analytics.funnels import run_funnel
 from stumble.analytics.health import run_health
 from stumble.analytics.loops import run_loops
+from stumble.analytics.paths import PathQuery, run_paths
 from stumble.analytics.queries import (
     Arm,
     CompareQuery,
@@ -221,6 +224,7 @@ def reports(plan: TrackingPlan, months: int = 0) -> dict[str, Runner]:
         "funnel with last actions": lambda s, src: run_funnel(
             s,
             FunnelQuery.from_plan(plan, scope, "create_service_request", last_actions=True),
+            source=src,
         ),
         "funnel by ui_version": lambda s, src: run_funnel(s, funnel_by_version, source=src),
         "funnel by ui_version (first touch)": lambda s, src: run_funnel(
@@ -254,6 +258,12 @@ def reports(plan: TrackingPlan, months: int = 0) -> dict[str, Runner]:
         "health": lambda s, src: run_health(
             s, HealthQuery.from_plan(plan, time_range), **_source(run_health, src)
         ),
+        "clicks": lambda s, src: run_clicks(
+            s, ClickQuery.from_plan(plan, scope), **_source(run_clicks, src)
+        ),
+        # Raw rows only: the screen and the thresholds are chosen at query time.
+        "paths": lambda s, src: run_paths(s, PathQuery(scope, "request_create")),
+        "frustration": lambda s, src: run_frustration(s, FrustrationQuery(scope)),
     }
 
 
@@ -303,6 +313,9 @@ def extend_history(data: Path, months: int) -> Path:
                 "true AS sealed) FROM rollup_days WHERE day >= ?",
                 [START],
             )
+        # The copied cells sit unordered at the end: the maintainer orders them, as it would
+        # have ordered them day by day.
+        con.execute("DELETE FROM rollup_layout")
         con.close()
         refresh_rollups(target)
     return target
