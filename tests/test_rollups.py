@@ -109,3 +109,22 @@ def test_the_daily_cells_are_put_in_order_when_many_were_rebuilt(store: DuckDBSt
     _maintainer(store, clock).refresh()
     _load(store, 0, 1)  # half of them rebuilt the same day
     assert _maintainer(store, clock).refresh().clustered
+
+
+def test_days_built_under_an_older_plan_are_rebuilt_a_few_at_a_time_newest_first(
+    store: DuckDBStore,
+) -> None:
+    _load(store, *range(6))
+    clock = Clock()
+    _maintainer(store, clock).refresh()
+    # As after an upgrade: every day was built under another definition.
+    for state in store.rollup_days():
+        store.replace_rollup_day(state.environment, state.day, [], "an-older-plan")
+    maintainer = _maintainer(store, clock)
+    first = maintainer.refresh(max_outdated=4)
+    assert sorted(day for _, day in first.built) == [
+        JUNE_1 + dt.timedelta(days=offset) for offset in (2, 3, 4, 5)
+    ]
+    second = maintainer.refresh(max_outdated=4)
+    assert sorted(day for _, day in second.built) == [JUNE_1, JUNE_1 + dt.timedelta(days=1)]
+    assert maintainer.refresh(max_outdated=4).days_built == 0

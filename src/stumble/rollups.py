@@ -12,7 +12,7 @@ more often than keeps rollups under ``UPKEEP_SHARE`` of its time (a day's rebuil
 seconds: ~1 s per 100k events of the day, so after every half-second load it would cost the
 loader most of its time). Rollups are thus about a minute behind the raw rows, longer on a day
 of millions of events. Days built under another version of the plan's definitions are rebuilt
-too, as long as their raw rows are all there: a *sealed* day (retention began deleting its
+too, a few per refresh and newest first (``OUTDATED_DAYS_PER_REFRESH``), as long as their raw rows are all there: a *sealed* day (retention began deleting its
 rows) keeps the rollups it has. ``rebuild`` (``stumble rollups rebuild``) rebuilds every
 unsealed day at once.
 
@@ -37,6 +37,10 @@ from stumble.storage.base import EventStore, RollupStatement, month_start, utc_d
 
 log = logging.getLogger("stumble.rollups")
 DEFAULT_INTERVAL_S = 60.0
+OUTDATED_DAYS_PER_REFRESH = 4
+"""After an upgrade or a plan change every stored day is outdated: a few per refresh (newest
+first, what dashboards ask about) keep the loader loading meanwhile; reports read raw rows
+for a day until it is rebuilt."""
 MONTHS_PER_REFRESH = 2
 """A month takes about as long as a big day: the first start after an upgrade spreads a year
 of them over several refreshes instead of holding the loader for all of them at once."""
@@ -95,10 +99,16 @@ class RollupMaintainer:
             self._wait_s = max(self.interval_s, report.seconds / UPKEEP_SHARE)
         return report
 
-    def refresh(self, *, max_months: int | None = MONTHS_PER_REFRESH) -> RefreshReport:
-        """Rebuild the dirty days and the unsealed days built under another definition, then
-        up to ``max_months`` past months whose cells no longer match their days."""
-        report = self._build(self._days_due())
+    def refresh(
+        self,
+        *,
+        max_outdated: int | None = OUTDATED_DAYS_PER_REFRESH,
+        max_months: int | None = MONTHS_PER_REFRESH,
+    ) -> RefreshReport:
+        """Rebuild the dirty days and up to ``max_outdated`` unsealed days built under another
+        definition, newest first, then up to ``max_months`` past months whose cells no longer
+        match their days (None: all of them)."""
+        report = self._build(self._days_due(max_outdated))
         self._build_months(report, max_months)
         if report.days_built or report.months_built or not self._layout_checked:
             self._cluster_daily(report)
@@ -149,16 +159,23 @@ class RollupMaintainer:
             report.seconds += seconds
             log.info("added up %d month(s) in %.2f s", report.months_built, seconds)
 
-    def _days_due(self) -> list[tuple[str, dt.date]]:
-        """The dirty days, and once per process the days an older definition built: the plan
-        and the builders do not change while it runs, so no day becomes outdated later."""
+    def _days_due(self, max_outdated: int | None) -> list[tuple[str, dt.date]]:
+        """The dirty days, and the newest ``max_outdated`` of the days an older definition
+        built (looked for until none is left: the plan and the builders do not change while
+        the process runs, so no day becomes outdated later)."""
         due = set(self.store.dirty_rollup_days())
         if not self._outdated_checked:
-            due.update(
-                (state.environment, state.day)
-                for state in self.store.rollup_days()
-                if state.plan_fingerprint not in (None, self.fingerprint) and not state.sealed
+            outdated = sorted(
+                (
+                    (state.environment, state.day)
+                    for state in self.store.rollup_days()
+                    if state.plan_fingerprint not in (None, self.fingerprint) and not state.sealed
+                ),
+                key=lambda key: (key[1], key[0]),
+                reverse=True,
             )
+            due.update(outdated[:max_outdated])
+            self._outdated_checked = max_outdated is None or len(outdated) <= max_outdated
         return sorted(due)
 
     def _build(self, days: list[tuple[str, dt.date]]) -> RefreshReport:
@@ -177,7 +194,6 @@ class RollupMaintainer:
             report.days_built += 1
             report.cells += cells
             report.built.append((environment, day))
-        self._outdated_checked = True  # only once every day asked for was built
         report.seconds = time.perf_counter() - started
         if report.days_built:
             log.info(
