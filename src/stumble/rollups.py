@@ -11,9 +11,10 @@ The loader calls ``refresh_if_due`` after loading, at most every ``interval_s``,
 more often than keeps rollups under ``UPKEEP_SHARE`` of its time (a day's rebuild costs
 seconds: ~1 s per 100k events of the day, so after every half-second load it would cost the
 loader most of its time). Rollups are thus about a minute behind the raw rows, longer on a day
-of millions of events. Days built under another version of the plan's definitions are rebuilt
-too, a few per refresh and newest first (``OUTDATED_DAYS_PER_REFRESH``), as long as their raw rows are all there: a *sealed* day (retention began deleting its
-rows) keeps the rollups it has. ``rebuild`` (``stumble rollups rebuild``) rebuilds every
+of millions of events. Days built under another version of the plan's definitions are
+rebuilt too, a few per refresh and newest first (``OUTDATED_DAYS_PER_REFRESH``), as long as
+their raw rows are all there: a *sealed* day (retention began deleting its rows) keeps the
+rollups it has. ``rebuild`` (``stumble rollups rebuild``) rebuilds every
 unsealed day at once.
 
 Each past month is then added up once from its days (``EventStore.replace_rollup_month``), so a
