@@ -45,7 +45,7 @@ def test_required_fields_are_not_null_and_defaults_are_kept() -> None:
 
 
 def test_the_segment_reader_converts_epoch_ms_and_fills_omitted_defaults() -> None:
-    sql = DUCKDB.stage_segment()
+    sql = DUCKDB.insert_segment()
 
     assert "format = 'newline_delimited'" in sql
     assert "'received_at': 'BIGINT'" in sql

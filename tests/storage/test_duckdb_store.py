@@ -248,12 +248,12 @@ def _batch_with_duplicates(tmp_path: Path) -> tuple[list[Path], list[StoredEvent
     return [write_segment(tmp_path / "seg-1.ndjson", first)], second
 
 
-@pytest.mark.parametrize("staged", [False, True], ids=["key-filtered", "staged"])
-def test_both_load_paths_drop_the_same_duplicates(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, staged: bool
+@pytest.mark.parametrize("join", [False, True], ids=["bitmap", "join"])
+def test_both_filters_drop_the_same_duplicates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, join: bool
 ) -> None:
-    if staged:  # the path a replayed segment takes: more duplicates than the key list holds
-        monkeypatch.setattr(duckdb_store, "_MAX_FILTERED_DUPLICATES", 0)
+    if join:  # the filter a partly replayed segment takes: more keys than the list holds
+        monkeypatch.setattr(duckdb_store, "_MAX_FILTERED_KEYS", 0)
     [first], second = _batch_with_duplicates(tmp_path)
     with DuckDBStore(tmp_path / "stumble.duckdb") as store:
         store.load_segment(first)

@@ -273,13 +273,17 @@ class DuckDBDialect:
 
     # --- loading ------------------------------------------------------------------------------
 
-    # The fast path reads the segment twice: once for the dedupe keys only, once straight
-    # into ``events``. Rows to drop are named by their key (event_id and receive time, as
-    # spelled in the file) and filtered out by a plain expression: a bit per key hash in a
-    # bitmap, then an exact look-up in a short list for the few rows whose bit is set. Any
-    # join in the insert's plan would turn DuckDB's parallel, order-keeping batch insert into
-    # a row-by-row one (measured: +60-80 ms per 100k rows, a fifth of the whole load).
+    # A segment is read twice: once for the dedupe keys only, once straight into ``events``.
+    # Rows to drop are named by their key (event_id and receive time, as spelled in the file)
+    # and filtered out by a plain expression: a bit per key hash in a bitmap, then an exact
+    # look-up in a short list for the few rows whose bit is set. Any join in the insert's plan
+    # turns DuckDB's parallel, order-keeping batch insert into a plain one (+15-20% of the
+    # load), so a join is kept for batches with more keys than a short list holds (a partly
+    # replayed segment). The keys reach the insert through a session variable, not as bound
+    # parameters: ``list_contains`` over a bound list cost ~60 ms of CPU per 100k rows, over
+    # the variable ~5 ms.
     DUPLICATE_BITMAP_BITS: Final = 1 << 18
+    DUPLICATES: Final = "stumble_duplicates"
 
     def stage_keys(self) -> str:
         """Parse only ``event_id`` and ``received_at`` (epoch ms) of one NDJSON file (parameter:
@@ -292,53 +296,99 @@ class DuckDBDialect:
         )
 
     def staged_keys_summary(self) -> str:
-        """Rows, earliest receive time (epoch ms) and how many rows repeat an earlier row's
-        (event_id, received_at) exactly: such copies cannot be told apart by key, so a batch
-        holding any takes the staged path."""
-        return (
-            "SELECT count(*), min(received_at), "
-            "count(*) - count(DISTINCT (event_id, received_at)) FROM staged_keys"
-        )
+        """Rows and earliest receive time (epoch ms) of the staged keys."""
+        return "SELECT count(*), min(received_at) FROM staged_keys"
 
-    def select_duplicate_keys(self) -> str:
-        """The keys of the staged rows to drop, as a bitmap of their hashes and a list.
+    def set_duplicate_keys(self) -> str:
+        """Name the keys whose rows the insert leaves out, in the session variable
+        ``DUPLICATES``: a struct of their ``count``, the ``lines`` holding them, a ``bits``
+        bitmap of their hashes (NULL if none), the ``keys`` as a list, and ``repeats``: the
+        keys of which one line is appended afterwards (``stage_repeats``).
 
         Parameter: the earliest ``received_at`` (epoch ms) a stored duplicate may have (a
-        constant bound, so the scan of ``events`` skips row groups received before it). A row
+        constant bound, so the scan of ``events`` skips row groups received before it). A line
         is dropped when its ``event_id`` is stored inside that window, or when the batch holds
-        an earlier-received copy of it. Returns (count, bitmap as text or NULL, keys).
+        a copy received earlier. Copies received in the same millisecond share their key, so
+        none of them passes the filter and the first line is appended on its own. Only the
+        event ids the batch holds more than once go through the window function.
         """
         bits = self.DUPLICATE_BITMAP_BITS
+        key = self._key_text("event_id", "received_at")
         return (
-            f"SELECT count(*), CAST(bitstring_agg({self._key_bit('event_id', 'received_at')}, "  # noqa: S608
-            f"0, {bits - 1}) AS VARCHAR), list({self._key_text('event_id', 'received_at')}) "
-            "FROM (SELECT s.event_id, s.received_at FROM staged_keys AS s SEMI JOIN events AS e "
-            "ON e.event_id = s.event_id AND e.received_at >= epoch_ms(CAST(? AS BIGINT)) "
-            "UNION ALL SELECT event_id, received_at FROM (SELECT event_id, received_at, "
-            "min(received_at) OVER (PARTITION BY event_id) AS first FROM staged_keys) "
-            "WHERE received_at > first)"
+            f"SET VARIABLE {self.DUPLICATES} = (WITH copies AS ("  # noqa: S608
+            "SELECT event_id, received_at, count(*) AS lines FROM staged_keys SEMI JOIN "
+            "(SELECT event_id FROM staged_keys GROUP BY event_id HAVING count(*) > 1) "
+            "USING (event_id) GROUP BY ALL), "
+            "stored AS (SELECT s.event_id, s.received_at, count(*) AS lines "
+            "FROM staged_keys AS s SEMI JOIN events AS e ON e.event_id = s.event_id "
+            "AND e.received_at >= epoch_ms(CAST(? AS BIGINT)) GROUP BY ALL), "
+            "dropped AS (SELECT *, false AS keep_one FROM stored UNION ALL "
+            "SELECT event_id, received_at, lines, received_at = first AS keep_one FROM ("
+            "SELECT *, min(received_at) OVER (PARTITION BY event_id) AS first FROM copies) "
+            "WHERE (received_at > first OR lines > 1) "
+            "AND event_id NOT IN (SELECT event_id FROM stored)) "
+            "SELECT {'count': count(*), 'lines': coalesce(sum(lines), 0), "
+            f"'bits': bitstring_agg({self._key_bit('event_id', 'received_at')}, 0, {bits - 1}), "
+            f"'keys': list({key}), 'repeats': list({key}) FILTER (WHERE keep_one)}} FROM dropped)"
         )
 
-    def insert_segment(self, *, filtered: bool) -> str:
-        """Parse one NDJSON file straight into ``events``, in file order.
-
-        Parameters: the path; if ``filtered``, also the bitmap and the key list of
-        ``select_duplicate_keys``, whose rows are left out. ``read_json`` parses columnar
-        with an explicit schema: no type sniffing, no Python object per row, and a mistyped
-        value is an error instead of a silent NULL.
-        """
-        names = ", ".join(EVENT_COLUMN_NAMES)
-        where = ""
-        if filtered:
-            where = (
-                f" WHERE get_bit(CAST(? AS BIT), {self._key_bit('r.event_id', 'r.received_at')})"
-                f" = 0 OR NOT list_contains(?, {self._key_text('r.event_id', 'r.received_at')})"
-            )
+    def duplicate_summary(self) -> str:
+        """The ``count`` of keys, their ``lines`` and whether any is a repeat."""
+        duplicates = f"getvariable('{self.DUPLICATES}')"
         return (
-            f"INSERT INTO events ({names}) "  # noqa: S608
-            f"SELECT {', '.join(self._from_wire(c) for c in EVENT_COLUMNS)} "
+            f"SELECT {duplicates}.count, {duplicates}.lines, "
+            f"coalesce(len({duplicates}.repeats), 0) > 0"
+        )
+
+    def reset_duplicate_keys(self) -> str:
+        return f"RESET VARIABLE {self.DUPLICATES}"
+
+    def insert_segment(self, *, filter_by: str | None = None) -> str:
+        """Parse one NDJSON file (parameter: its path) straight into ``events``, in file order,
+        without the lines whose key ``set_duplicate_keys`` named: looked up in its bitmap and
+        list if ``filter_by`` is ``"bitmap"``, by a join if ``"join"``. ``read_json`` parses
+        columnar with an explicit schema: no type sniffing, no Python object per row, and a
+        mistyped value is an error instead of a silent NULL.
+        """
+        duplicates = f"getvariable('{self.DUPLICATES}')"
+        key = self._key_text("r.event_id", "r.received_at")
+        where = {
+            None: "",
+            "bitmap": f" WHERE get_bit({duplicates}.bits, "
+            f"{self._key_bit('r.event_id', 'r.received_at')}) = 0 "
+            f"OR NOT list_contains({duplicates}.keys, {key})",
+            "join": f" WHERE {key} NOT IN (SELECT unnest({duplicates}.keys))",
+        }[filter_by]
+        names = ", ".join(EVENT_COLUMN_NAMES)
+        return f"INSERT INTO events ({names}) {self._read_segment()} AS r{where}"
+
+    def stage_repeats(self) -> str:
+        """Parse the lines of the ``repeats`` keys (parameter: the file's path) into the
+        ``staged_repeats`` temp table, in file order (``preserve_insertion_order``)."""
+        key = self._key_text("r.event_id", "r.received_at")
+        return (
+            "CREATE OR REPLACE TEMP TABLE staged_repeats AS "
+            f"{self._read_segment()} AS r "
+            f"WHERE list_contains(getvariable('{self.DUPLICATES}').repeats, {key})"
+        )
+
+    def insert_first_repeats(self) -> str:
+        """Append the first line of each staged repeat. Only row ids go through the
+        aggregate: DuckDB rewrites a ``QUALIFY row_number() = 1`` over wide rows into an
+        ``arg_min`` of a 47-field struct, which cost 3 s per 100k rows."""
+        names = ", ".join(EVENT_COLUMN_NAMES)
+        return (
+            f"INSERT INTO events ({names}) SELECT {names} FROM staged_repeats "  # noqa: S608
+            "WHERE rowid IN (SELECT min(rowid) FROM staged_repeats GROUP BY event_id)"
+        )
+
+    def drop_staged(self) -> tuple[str, ...]:
+        return ("DROP TABLE IF EXISTS staged_keys", "DROP TABLE IF EXISTS staged_repeats")
+
+    def _read_segment(self) -> str:
+        return (
+            f"SELECT {', '.join(self._from_wire(c) for c in EVENT_COLUMNS)} "  # noqa: S608
             f"FROM read_json(?, format = 'newline_delimited', columns = {self._wire_columns()})"
-            f" AS r{where}"
         )
 
     def _key_bit(self, event_id: str, received_at: str) -> str:
@@ -354,57 +404,12 @@ class DuckDBDialect:
 
     def mark_appended_days_dirty(self) -> str:
         """The (environment, UTC day) of every row appended after row id ``?`` needs its
-        rollups rebuilt."""
+        rollups rebuilt. The first parameter, the batch's earliest receive time (epoch ms),
+        only lets the scan skip the row groups received before it."""
         return (
             "INSERT OR IGNORE INTO rollup_dirty SELECT DISTINCT environment, CAST(ts AS DATE) "
-            "FROM events WHERE rowid > ?"
+            "FROM events WHERE received_at >= epoch_ms(CAST(? AS BIGINT)) AND rowid > ?"
         )
-
-    def drop_staged_keys(self) -> str:
-        return "DROP TABLE IF EXISTS staged_keys"
-
-    # The staged path, for a batch the fast path cannot filter by key: exact repeats of a
-    # row's key, or more duplicates than a short list holds (a replayed segment).
-
-    def stage_segment(self) -> str:
-        """Parse one NDJSON file (parameter: its path) into the ``staged_events`` temp table."""
-        return (
-            "CREATE OR REPLACE TEMP TABLE staged_events AS "  # noqa: S608
-            f"SELECT {', '.join(self._from_wire(c) for c in EVENT_COLUMNS)} "
-            f"FROM read_json(?, format = 'newline_delimited', columns = {self._wire_columns()})"
-        )
-
-    def staged_summary(self) -> str:
-        """Row count and earliest receive time (epoch ms) of the staged batch."""
-        return "SELECT count(*), epoch_ms(min(received_at)) FROM staged_events"
-
-    def delete_staged_duplicates(self) -> str:
-        """Drop staged rows whose ``event_id`` is already stored or staged earlier.
-
-        Parameter: the earliest ``received_at`` (epoch ms) a stored duplicate may have, as in
-        ``select_duplicate_keys``. Within the batch the copy received first wins, ties going
-        to the earlier line (``rowid`` of the staged table follows file order).
-
-        Only row ids travel through the join and the window: DuckDB rewrites a
-        ``QUALIFY row_number() = 1`` over wide rows into an ``arg_min`` of a 47-field struct,
-        which cost 3 s per 100k rows, against ~30 ms for this narrow form.
-        """
-        return (
-            "DELETE FROM staged_events WHERE rowid IN ("
-            "SELECT s.rowid FROM staged_events AS s SEMI JOIN events AS e "
-            "ON e.event_id = s.event_id AND e.received_at >= epoch_ms(CAST(? AS BIGINT)) "
-            "UNION ALL SELECT rowid FROM (SELECT rowid, row_number() OVER "
-            "(PARTITION BY event_id ORDER BY received_at, rowid) AS copy FROM staged_events) "
-            "WHERE copy > 1)"
-        )
-
-    def insert_staged(self) -> str:
-        """Append the (deduplicated) staged batch, in file order (``preserve_insertion_order``)."""
-        names = ", ".join(EVENT_COLUMN_NAMES)
-        return f"INSERT INTO events ({names}) SELECT {names} FROM staged_events"  # noqa: S608
-
-    def drop_staged(self) -> str:
-        return "DROP TABLE IF EXISTS staged_events"
 
     def record_segment(self) -> str:
         """Parameters: name, loaded_at (epoch ms), rows inserted, duplicates dropped."""

@@ -157,9 +157,9 @@ MEMORY: Final = ":memory:"
 _COMPACT_SUFFIX: Final = ".compact"
 _COMPACT_CATALOG: Final = "stumble_compact"
 
-# More duplicates than this in one batch (a replayed segment) take the staged path: the fast
-# path looks up each row whose bitmap bit is set in a list of this many keys.
-_MAX_FILTERED_DUPLICATES: Final = 4_096
+# Up to this many duplicate keys are filtered out by a bitmap and a list, more (a partly
+# replayed segment) by a join: each row whose bitmap bit is set is looked up in the list.
+_MAX_FILTERED_KEYS: Final = 4_096
 
 # Counters per upsert statement: 7 parameters each keeps one statement well under limits.
 _INGEST_COUNTS_PER_STATEMENT: Final = 500
@@ -362,44 +362,35 @@ class DuckDBStore(EventStore):
         except _SEGMENT_ERRORS as exc:
             # The caller's rollback also discards the staged tables.
             raise SegmentError(_describe_segment_error(label, exc)) from None
-        con.execute(self._sql.drop_staged_keys())
-        con.execute(self._sql.drop_staged())
+        # Not in a ``finally``: an aborted transaction refuses even this until rolled back;
+        # after a failure the next load's ``set_duplicate_keys`` replaces the variable.
+        con.execute(self._sql.reset_duplicate_keys())
+        for statement in self._sql.drop_staged():
+            con.execute(statement)
         return result
 
     def _insert_file(self, con: duckdb.DuckDBPyConnection, path: str) -> LoadResult:
-        """Keys first, then the rows straight from the file minus the duplicates' keys."""
+        """Keys first, then the rows straight from the file minus the duplicates' keys, then
+        the first of each set of copies received in the same millisecond."""
         sql = self._sql
         con.execute(sql.stage_keys(), [path])
-        rows, earliest_ms, repeated_keys = _one_row(con.execute(sql.staged_keys_summary()))
+        rows, earliest_ms = _one_row(con.execute(sql.staged_keys_summary()))
         if rows == 0:
             return LoadResult()
-        window_start = earliest_ms - self.dedupe_window_ms
         (last_row_id,) = _one_row(con.execute(sql.last_row_id()))
-        duplicates, bitmap, keys = _one_row(
-            con.execute(sql.select_duplicate_keys(), [window_start])
-        )
-        if repeated_keys or duplicates > _MAX_FILTERED_DUPLICATES:
-            inserted, duplicates = self._insert_staged(con, path, window_start)
-        elif duplicates == rows:
-            inserted = 0
-        elif duplicates:
-            (inserted,) = _one_row(
-                con.execute(sql.insert_segment(filtered=True), [path, bitmap, keys])
-            )
-        else:
-            (inserted,) = _one_row(con.execute(sql.insert_segment(filtered=False), [path]))
+        con.execute(sql.set_duplicate_keys(), [earliest_ms - self.dedupe_window_ms])
+        keys, lines, repeats = _one_row(con.execute(sql.duplicate_summary()))
+        inserted = 0
+        if lines < rows:
+            filter_by = None if not keys else "bitmap" if keys <= _MAX_FILTERED_KEYS else "join"
+            (inserted,) = _one_row(con.execute(sql.insert_segment(filter_by=filter_by), [path]))
+        if repeats:
+            con.execute(sql.stage_repeats(), [path])
+            (first_copies,) = _one_row(con.execute(sql.insert_first_repeats()))
+            inserted += first_copies
         if inserted:
-            con.execute(sql.mark_appended_days_dirty(), [last_row_id])
-        return LoadResult(inserted=int(inserted), duplicates=int(duplicates))
-
-    def _insert_staged(
-        self, con: duckdb.DuckDBPyConnection, path: str, window_start: int
-    ) -> tuple[int, int]:
-        """The whole batch staged, duplicates deleted by row id, the rest appended."""
-        con.execute(self._sql.stage_segment(), [path])
-        (duplicates,) = _one_row(con.execute(self._sql.delete_staged_duplicates(), [window_start]))
-        (inserted,) = _one_row(con.execute(self._sql.insert_staged()))
-        return int(inserted), int(duplicates)
+            con.execute(sql.mark_appended_days_dirty(), [earliest_ms, last_row_id])
+        return LoadResult(inserted=int(inserted), duplicates=int(rows - inserted))
 
     def is_loaded(self, segment_name: str) -> bool:
         with _storage_errors(), self.reader() as cursor:
