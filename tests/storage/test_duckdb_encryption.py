@@ -6,12 +6,13 @@ import datetime as dt
 from pathlib import Path
 
 import duckdb
+import msgspec
 import pytest
 from tests.storage.conftest import make_data_keys, make_event, write_segment
 
 from stumble.encryption import SPOOL, DataKeyRing, FrameSealer, generate_key_text, parse_keys
 from stumble.rekey import rekey_database
-from stumble.storage import DuckDBStore, IngestCount, SegmentError, duckdb_encryption
+from stumble.storage import DuckDBStore, IngestCount, LoadResult, SegmentError, duckdb_encryption
 from stumble.storage.duckdb_encryption import DatabaseKeyError, is_encrypted_database
 
 MARKER = "mrk_target_zq7x"
@@ -23,9 +24,10 @@ def marker_rows(count: int) -> list:  # type: ignore[type-arg]
     ]
 
 
-def encrypted_segment(path: Path, keys: DataKeyRing, count: int) -> Path:
+def encrypted_segment(path: Path, keys: DataKeyRing, count: int, rows: list | None = None) -> Path:  # type: ignore[type-arg]
+    """``count`` marker rows, or ``rows``, sealed as the spool seals them."""
     plain = path.with_suffix(".plain")
-    write_segment(plain, marker_rows(count))
+    write_segment(plain, marker_rows(count) if rows is None else rows)
     sealer = FrameSealer(keys, SPOOL)
     lines = plain.read_bytes().splitlines(keepends=True)
     path.write_bytes(
@@ -59,6 +61,26 @@ def test_encrypted_segments_load_and_nothing_readable_reaches_the_disk(tmp_path,
     assert MARKER.encode() not in all_bytes(data)
     assert is_encrypted_database(data / "stumble.duckdb") is True
     assert sorted(p.name for p in data.iterdir()) == ["stumble.duckdb"]
+
+
+def test_encrypted_segments_with_copies_load_from_memory(tmp_path, keys):
+    # Copies of stored rows, and two lines received in one millisecond: the segment is read
+    # three times (keys, rows, the first of the copies), each time from memory.
+    data = tmp_path / "data"
+    rows = marker_rows(40)
+    retry = msgspec.structs.replace(rows[3], received_at=rows[-1].received_at + 1)
+    twin = msgspec.structs.replace(rows[25], skew_ms=7)
+    with DuckDBStore.in_data_dir(data, data_keys=keys) as store:
+        store.load_segment(encrypted_segment(tmp_path / "seg-1.ndjson", keys, 0, rows[:20]))
+        second = [*rows[20:26], twin, *rows[26:], retry, rows[5]]
+        result = store.load_segment(encrypted_segment(tmp_path / "seg-2.ndjson", keys, 0, second))
+
+        assert result == LoadResult(inserted=20, duplicates=3)
+        assert [e.skew_ms for e in store.read_events() if e.event_id == twin.event_id] == [
+            rows[25].skew_ms
+        ]
+        assert MARKER.encode() not in all_bytes(data)
+    assert MARKER.encode() not in all_bytes(data)
 
 
 def test_the_same_rows_without_a_key_are_readable_on_disk(tmp_path):
