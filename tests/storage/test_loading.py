@@ -199,3 +199,28 @@ def test_rows_appended_after_the_table_end_was_deleted_follow_every_stored_row(
     assert first_new > before
     day = datetime.fromtimestamp(next_day[0].ts / 1000, UTC).date()
     assert dirty == [("production", day)]
+
+
+@pytest.mark.parametrize("missing", ["event_id", "received_at"])
+@pytest.mark.parametrize("join", [False, True], ids=["bitmap", "join"])
+def test_a_line_without_its_key_fails_the_load_even_among_duplicates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, missing: str, join: bool
+) -> None:
+    # A NULL key would pass the filter unseen, or (in a join's NOT IN) empty it.
+    if join:
+        monkeypatch.setattr(duckdb_store, "_MAX_FILTERED_KEYS", 0)
+    rows = session_rows(10, session_id="s_a")
+    later = msgspec.structs.replace(rows[2], received_at=rows[2].received_at + 50)
+    keyless = [msgspec.to_builtins(row) for row in (rows[3], rows[3])]
+    for line in keyless:
+        del line[missing]
+    segment = tmp_path / "seg-1.ndjson"
+    segment.write_bytes(
+        msgspec.json.Encoder().encode_lines([*rows, later])
+        + msgspec.json.Encoder().encode_lines(keyless)
+    )
+    with DuckDBStore(tmp_path / "stumble.duckdb") as store:
+        with pytest.raises(SegmentError, match="malformed"):
+            store.load_segment(segment)
+        assert store.count_events() == 0
+        assert not store.is_loaded(segment.name)

@@ -296,8 +296,14 @@ class DuckDBDialect:
         )
 
     def staged_keys_summary(self) -> str:
-        """Rows and earliest receive time (epoch ms) of the staged keys."""
-        return "SELECT count(*), min(received_at) FROM staged_keys"
+        """Rows and earliest receive time (epoch ms) of the staged keys; an error if a line
+        lacks either key, since a NULL key would slip through (or empty) the filters instead of
+        failing the insert's NOT NULL check."""
+        return (
+            "SELECT count(*), min(CASE WHEN event_id IS NULL OR received_at IS NULL "
+            "THEN error('a line lacks event_id or received_at') ELSE received_at END) "
+            "FROM staged_keys"
+        )
 
     def set_duplicate_keys(self) -> str:
         """Name the keys whose rows the insert leaves out, in the session variable

@@ -1,24 +1,35 @@
 """The embedded backend: one DuckDB file, ``<data>/stumble.duckdb``, or ``":memory:"``.
 
 Loading. A segment is parsed columnar by ``read_json`` with an explicit column map (never
-``executemany``), twice: first only ``event_id`` and ``received_at`` into a temp table, from which
-the keys of the rows to drop are found; then all columns straight into ``events``, in file
-order, those keys filtered out by a plain expression (a bit per key hash in a bitmap, then an
-exact look-up in a short list for the few rows whose bit is set). The (environment, day) pairs of
-the appended rows are marked dirty for the rollups, and the segment's name goes into
-``loaded_segments``; all in one transaction. ``write_rows`` encodes its rows to an in-memory
-NDJSON file with msgspec and takes the very same path, so both entry points share every
-conversion and dedupe rule. A batch whose copies cannot be told apart by key (the same
-``event_id`` received twice in one millisecond, e.g. repeated inside one request) or that holds
-more than ``_MAX_FILTERED_DUPLICATES`` duplicates (a replayed segment) takes the staged path
-instead: the whole batch into a temp table, duplicates deleted there by row id, the rest
-appended.
+``executemany``): first only ``event_id`` and ``received_at`` into a temp table, where one
+statement names the keys of the lines to drop (a copy stored inside the dedupe window, or a copy
+in the batch received earlier) and puts them in a session variable; then all columns straight
+into ``events``, in file order, those keys filtered out by a plain expression (a bit per key hash
+in a bitmap, then an exact look-up in a short list for the few rows whose bit is set; past
+``_MAX_FILTERED_KEYS`` keys, a partly replayed segment, a join; no insert at all when every line
+is a duplicate). Copies of one event received in the same millisecond share their key, so the
+filter drops them all and the first line is appended on its own afterwards, from a second read
+of the file filtered to those keys: the only rows stored out of file order. The (environment,
+day) pairs of the appended rows (row ids above the highest stored before the load) are marked
+dirty for the rollups, and the segment's name goes into ``loaded_segments``; all in one
+transaction. ``LoadResult.duplicates`` is the lines read minus the rows inserted. A line
+lacking either key fails the load before any filtering (a NULL key would slip through it).
+``write_rows`` encodes its rows to an in-memory NDJSON file with msgspec and takes the very same
+path, so both entry points share every conversion and dedupe rule.
 
-Why two reads and no join: the keys-only read costs ~50 ms per 100k rows, while materialising
-the 47-column batch in a temp table and copying it into ``events`` cost ~150 ms more than
-DuckDB's own ``INSERT ... SELECT FROM read_json``. A join in that insert (``ANTI JOIN``,
-``NOT EXISTS``, ``NOT IN (SELECT ...)``) is correct too but turns DuckDB's parallel, order-keeping
-``BATCH_INSERT`` into a plain ``INSERT`` (+60-80 ms per 100k rows); the scalar filter keeps it.
+Why keys first. Inserting every line and deleting the duplicates by row id afterwards, in the
+same transaction, needs no keys read, but was measured (issue 13) and loses: DuckDB moves a
+transaction's appended row groups into the table as written only if none of its rows was
+deleted (``LocalStorage::Flush``), and one deleted row makes the commit append the whole batch
+again (commit 370-690 ms
+per 100k rows against 5-10 ms; the load 0.55x the reference, the keys-first load 0.67x, back to
+back). Staging the 47-column batch in a temp table and copying it into ``events`` cost ~150 ms
+more than DuckDB's own ``INSERT ... SELECT FROM read_json``. A join in that insert is correct
+too but turns DuckDB's parallel, order-keeping ``BATCH_INSERT`` into a plain ``INSERT``
+(+60-80 ms per 100k rows); the scalar filter keeps it. The keys reach the filter in a session
+variable (``SET VARIABLE``): as bound parameters, ``list_contains`` cost ~60 ms of CPU per 100k
+rows against ~5 ms, and that, not row groups repacked as first thought, is what made the
+filtered insert take 1.1-1.45x the reference; it now takes about what the unfiltered one takes.
 
 Deduplication: an anti-join over a receive-time window, not a unique index. Both were measured
 on this machine (2 vCPU shared with other jobs, on-disk file, the same staging and sorted insert,
@@ -73,14 +84,35 @@ whether 122,880 (which brings the timeline under 100 ms) costs the reports' time
 not measured yet (issue 13's notes).
 
 The reference is DuckDB's own ``INSERT INTO events SELECT ... FROM read_json(...)`` of the same
-file with the same columns, one transaction, same row-group size. Where the new load's time
-goes beyond it, per 100k rows: the filtered insert is 1.1-1.45x the reference's whole load (at
-4.0M rows 603 ms against 415 ms): dropping ~1% of the rows makes DuckDB's batch insert repack
-its row groups (0.57 s of insert operator time against 0.39 s with no row dropped; the table's
-size does not matter: 764 against 747 ms for the same unfiltered insert at 4M and 0 rows). The
-keys read costs ~15% of the reference, finding duplicates 5-17% (it grows with the rows inside
-the dedupe window: every stored row in this benchmark), marking dirty days and recording the
-segment ~2%. See ``docs/decisions.md`` (45).
+file with the same columns, one transaction, same row-group size. The keys in a session
+variable, duplicates counted once, copies of one millisecond and partial replays without the
+staged path (issue 13, second step), against the load before it, with the command
+``benchmarks/loader.py --prefill-rows 2000000 --segments 6 --rollups``, the two versions run
+alternately (new, old, old, new; load average 1.6-2.8, the other vCPU's worth busy with other
+jobs), ratio of medians (median of per-segment ratios); (e) is the load with one rollup refresh
+per 60 s of loading, the server's cadence:
+
+====================================  ============================  ============================
+stumble rows/s / reference rows/s     before: keys, bound list      after: keys in a variable
+====================================  ============================  ============================
+empty table                           0.62 (0.68), 0.70 (0.70)      0.78 (0.78), 0.80 (0.81)
+at 2.0M rows                          0.65 (0.66), 0.66 (0.66)      0.75 (0.75), 0.73 (0.74)
+(e) empty / at 2.0M rows              0.60 / 0.60, 0.69 / 0.61      0.76 / 0.68, 0.79 / 0.67
+====================================  ============================  ============================
+
+Both versions in one process on the same nine segments at 2.0M rows, order rotated per segment
+(load average 1.0-1.3): 0.76 (paired 0.74) against 0.67 (0.65); the segments holding copies of
+one millisecond 0.60-0.63 against 0.46. A half-replayed segment loads in 0.79 s against 1.0-1.2 s,
+a fully replayed one in 0.30 s against 0.69-0.77 s. Where the time goes beyond the reference
+(``--profile``, quiet machine, per 100k rows, reference 385 ms): the filtered insert 397-401 ms,
+the keys read 52-55 ms, finding duplicates 19 ms empty and 35 ms at 2.0M rows (it grows with the
+rows inside the dedupe window: every stored row in this benchmark; the semi-join's probe of their
+``event_id``), marking dirty days, recording the segment, the commit and the other statements
+~20 ms; a second read for copies of one millisecond ~110 ms. So the target is met on an empty
+table and missed by ~0.05-0.07 at 2.0M rows: what is left is the keys read, which parses the
+whole file a second time (cutting the two keys out of each line as text, ~35% cheaper in one
+measurement, would rest on msgspec's byte layout rather than on JSON: not taken). See
+``docs/decisions.md`` (45).
 
 Encryption at rest (``data_keys``): the file is attached with DuckDB's ``ENCRYPTION_KEY`` and
 spilled temp files are encrypted; encrypted spool segments are decrypted into memory and parsed
