@@ -32,11 +32,12 @@ Generation time is excluded from every figure. Prints figures; asserts nothing a
     .venv/bin/python benchmarks/loader.py [--prefill-rows 10000000] [--session-scan] \
         [--profile] [--rollups]
 
-Last figures (issue 13, keys in a session variable; 2 vCPU shared with other jobs, load average
-1.6-2.8, old and new run alternately): ``--prefill-rows 2000000 --segments 6 --rollups`` gives
-(c) 0.78 and 0.80 on the empty table (paired 0.78, 0.81) and 0.75 and 0.73 at 2.0M rows (0.75,
-0.74), (e) 0.76-0.79 and 0.67-0.68; the load before it 0.62-0.70 and 0.65-0.66, (e) 0.60-0.69
-and 0.60-0.61. The reference loads a 100k segment in ~385 ms on a quiet machine.
+Last figures (issue 13, keys in a session variable; 2 vCPU shared with other jobs), with
+``--prefill-rows 2000000 --segments 6 --rollups``, (c) ratio of medians (paired): a quiet pair
+back to back (load average 0.4-1.4) 0.78 (0.78) on the empty table and 0.75 (0.75) at 2.0M rows,
+(e) 0.76 and 0.69, against 0.69 (0.70), 0.66 (0.64), (e) 0.68 and 0.61 for the load before it;
+alternated runs at load average 1.6-2.8: 0.78-0.80 and 0.73-0.75 against 0.62-0.70 and
+0.65-0.66. The reference loads a 100k segment in ~385-400 ms on a quiet machine.
 """
 
 from __future__ import annotations
