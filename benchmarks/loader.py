@@ -33,11 +33,12 @@ Generation time is excluded from every figure. Prints figures; asserts nothing a
         [--profile] [--rollups]
 
 Last figures (issue 13, keys in a session variable; 2 vCPU shared with other jobs), with
-``--prefill-rows 2000000 --segments 6 --rollups``, (c) ratio of medians (paired): a quiet pair
-back to back (load average 0.4-1.4) 0.78 (0.78) on the empty table and 0.75 (0.75) at 2.0M rows,
-(e) 0.76 and 0.69, against 0.69 (0.70), 0.66 (0.64), (e) 0.68 and 0.61 for the load before it;
-alternated runs at load average 1.6-2.8: 0.78-0.80 and 0.73-0.75 against 0.62-0.70 and
-0.65-0.66. The reference loads a 100k segment in ~385-400 ms on a quiet machine.
+``--prefill-rows 2000000 --segments 6 --rollups``, (c) ratio of medians (paired), (e): a pair
+back to back with the pandas guard on both sides (load average 0.5-1.9) 0.80 (0.78) on the empty
+table and 0.63 (0.64) at 2.0M rows, (e) 0.77 and 0.56, against 0.78 (0.78), 0.54 (0.57), (e)
+0.76 and 0.48 for the load before it; without the guard on the old side, quiet: 0.78 (0.78) and
+0.75 (0.75) against 0.69 (0.70) and 0.66 (0.64). The reference loads a 100k segment in ~385-400
+ms on a quiet machine. See ``stumble.storage.duckdb_store`` for the rest.
 """
 
 from __future__ import annotations

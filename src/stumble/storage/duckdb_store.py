@@ -27,9 +27,11 @@ a quiet machine commit ~280 ms per 100k rows against 5-7 ms with nothing deleted
 own ``INSERT ... SELECT FROM read_json``. A join in that insert is correct too but turns
 DuckDB's parallel, order-keeping ``BATCH_INSERT`` into a plain ``INSERT`` (+60-80 ms per 100k
 rows); the scalar filter keeps it. The keys reach the filter in a session variable
-(``SET VARIABLE``): as bound parameters, ``list_contains`` cost ~60 ms of CPU per 100k rows
-against ~5 ms, and that, not row groups repacked as first thought, is what made the filtered
-insert take 1.1-1.45x the reference; it now takes about what the unfiltered one takes.
+(``SET VARIABLE``), not as bound parameters: binding a list made DuckDB's Python client try
+``import pandas`` once per element, ~60 ms for ~1,000 keys, and that, not row groups repacked as
+first thought, is what made the filtered insert take 1.1-1.45x the reference. With the pandas
+guard at the top of this module the bound list costs ~9 ms, the variable ~5 ms; the filtered
+insert now takes about what the unfiltered one takes.
 
 Deduplication: an anti-join over a receive-time window, not a unique index. Both were measured
 on this machine (2 vCPU shared with other jobs, on-disk file, the same staging and sorted insert,
@@ -86,15 +88,16 @@ not measured yet (issue 13's notes).
 The reference is DuckDB's own ``INSERT INTO events SELECT ... FROM read_json(...)`` of the same
 file with the same columns, one transaction, same row-group size. The keys in a session
 variable, duplicates counted once, copies of one millisecond and partial replays without the
-staged path (issue 13, second step), against the load before it, with the command
-``benchmarks/loader.py --prefill-rows 2000000 --segments 6 --rollups``: ratio of medians
-(median of per-segment ratios); (e) is the load with one rollup refresh per 60 s of loading,
-the server's cadence. First a quiet pair back to back (load average 0.4-1.4, new then old),
-then four runs alternated (new, old, old, new; load average 1.6-2.8, the other vCPU's worth
-busy with other jobs):
+staged path (issue 13, second step), with the command ``benchmarks/loader.py --prefill-rows
+2000000 --segments 6 --rollups``: ratio of medians (median of per-segment ratios); (e) is the
+load with one rollup refresh per 60 s of loading, the server's cadence. "Before" is the load
+before this step, first without the pandas guard (which came separately, and alone removed the
+bound list's cost): a quiet pair back to back (load average 0.4-1.4), four runs alternated (new,
+old, old, new; load average 1.6-2.8, the other vCPU's worth busy with other jobs), then a pair
+with the guard on both sides (load average 0.5-1.9):
 
 ====================================  ============================  ============================
-stumble rows/s / reference rows/s     before: keys, bound list      after: keys in a variable
+stumble rows/s / reference rows/s     before                        after
 ====================================  ============================  ============================
 empty table, quiet pair               0.69 (0.70)                   0.78 (0.78)
 at 2.0M rows, quiet pair              0.66 (0.64)                   0.75 (0.75)
@@ -102,21 +105,28 @@ at 2.0M rows, quiet pair              0.66 (0.64)                   0.75 (0.75)
 empty table, alternated               0.62 (0.68), 0.70 (0.70)      0.78 (0.78), 0.80 (0.81)
 at 2.0M rows, alternated              0.65 (0.66), 0.66 (0.66)      0.75 (0.75), 0.73 (0.74)
 (e) empty / at 2.0M, alternated       0.60 / 0.60, 0.69 / 0.61      0.76 / 0.68, 0.79 / 0.67
+empty / at 2.0M, both guarded         0.78 (0.78) / 0.54 (0.57)     0.80 (0.78) / 0.63 (0.64)
+(e) empty / at 2.0M, both guarded     0.76 / 0.48                   0.77 / 0.56
 ====================================  ============================  ============================
 
-Both versions in one process on the same nine segments at 2.0M rows, order rotated per segment
-(load average 1.0-1.3): 0.76 (paired 0.74) against 0.67 (0.65); the segments holding copies of
-one millisecond 0.60-0.63 against 0.46. A half-replayed segment loads in 0.79 s against 1.0-1.2
-s, a fully replayed one in 0.30 s against 0.69-0.77 s. Where the time goes beyond the reference
-(``--profile``, quiet machine, per 100k rows, reference 385 ms): the filtered insert 397-401 ms,
-the keys read 52-55 ms, finding duplicates 19 ms empty and 35 ms at 2.0M rows (it grows with the
-rows inside the dedupe window: every stored row in this benchmark; the semi-join's probe of
-their ``event_id``), marking dirty days, recording the segment, the commit and the other
-statements ~20 ms; a second read for copies of one millisecond ~110 ms. So the 0.8 target is
-still not met: 0.78-0.80 on an empty table, 0.73-0.75 at 2.0M rows. What is left is mostly the
-keys read, which parses the whole file a second time (cutting the two keys out of each line as
-text, ~35% cheaper in one measurement, would rest on msgspec's byte layout rather than on JSON:
-not taken). See ``docs/decisions.md`` (45).
+With the guard on both sides the load of a segment without same-millisecond copies costs the same
+before and after (both versions in one process on nine segments, empty table, order rotated per
+segment: 0.78 and 0.78); what is left of this step's gain is the segments holding such copies
+(0.62 against 0.47 of the reference), replays, and finding duplicates.
+
+Without the guard, both versions in one process on the same nine segments at 2.0M rows, order
+rotated per segment (load average 1.0-1.3): 0.76 (paired 0.74) against 0.67 (0.65); the segments
+holding copies of one millisecond 0.60-0.63 against 0.46. A half-replayed segment loads in 0.79
+s against 1.0-1.2 s, a fully replayed one in 0.30 s against 0.69-0.77 s. Where the time goes
+beyond the reference (``--profile``, quiet machine, per 100k rows, reference 385 ms): the
+filtered insert 397-401 ms, the keys read 52-55 ms, finding duplicates 19 ms empty and 35 ms at
+2.0M rows (it grows with the rows inside the dedupe window: every stored row in this benchmark;
+the semi-join's probe of their ``event_id``), marking dirty days, recording the segment, the
+commit and the other statements ~20 ms; a second read for copies of one millisecond ~110 ms. So
+the 0.8 target is still not met: 0.78-0.80 on an empty table, 0.63-0.75 at 2.0M rows. What is
+left is mostly the keys read, which parses the whole file a second time (cutting the two keys
+out of each line as text, ~35% cheaper in one measurement, would rest on msgspec's byte layout
+rather than on JSON: not taken). See ``docs/decisions.md`` (45).
 
 Encryption at rest (``data_keys``): the file is attached with DuckDB's ``ENCRYPTION_KEY`` and
 spilled temp files are encrypted; encrypted spool segments are decrypted into memory and parsed
