@@ -110,9 +110,11 @@ empty / at 2.0M, both guarded         0.78 (0.78) / 0.54 (0.57)     0.80 (0.78) 
 ====================================  ============================  ============================
 
 With the guard on both sides the load of a segment without same-millisecond copies costs the same
-before and after (both versions in one process on nine segments, empty table, order rotated per
-segment: 0.78 and 0.78); what is left of this step's gain is the segments holding such copies
-(0.62 against 0.47 of the reference), replays, and finding duplicates.
+before and after (both versions in one process on nine segments, order rotated per segment:
+0.78 and 0.78 empty, 0.75 and 0.74 at 2.0M rows); what is left of this step's gain is the
+segments holding such copies (0.61-0.66 against 0.44-0.47 of the reference), so the nine
+segments' total time is 0.77 against 0.73 of the reference's empty and 0.73 against 0.62 at
+2.0M rows, replays, and finding duplicates.
 
 Without the guard, both versions in one process on the same nine segments at 2.0M rows, order
 rotated per segment (load average 1.0-1.3): 0.76 (paired 0.74) against 0.67 (0.65); the segments
