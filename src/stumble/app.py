@@ -39,6 +39,7 @@ from stumble.access.roles import Permission
 from stumble.access.sessions import SessionStore
 from stumble.access.tokens import TokenError, TokenRing
 from stumble.admission import AdmissionRules, TimeRules
+from stumble.analytics.frustration import FrustrationThresholds
 from stumble.collector.enrich import Enricher
 from stumble.collector.ingest import BatchIngest, IngestLimits, RateLimiter
 from stumble.collector.loader import Loader
@@ -162,7 +163,12 @@ class CollectorServices:
         """Daily rollups for stores that run SQL (a test double has none)."""
         if not isinstance(self.store, DuckDBStore):
             return None
-        return RollupMaintainer(self.store, self.plan, interval_s=self.settings.rollup_interval_s)
+        return RollupMaintainer(
+            self.store,
+            self.plan,
+            interval_s=self.settings.rollup_interval_s,
+            frustration=FrustrationThresholds.from_settings(self.settings),
+        )
 
     def review_jobs(self) -> list[Job]:
         """The review loop's scheduled work: the weekly digest, the alert rules and the fixes

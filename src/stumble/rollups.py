@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from stumble.analytics.frustration import FrustrationThresholds
 from stumble.analytics.rollup_build import RollupPlan, day_statements
 from stumble.analytics.sql import dialect_for
 from stumble.plan.model import TrackingPlan
@@ -76,9 +77,10 @@ class RollupMaintainer:
         interval_s: float = DEFAULT_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        frustration: FrustrationThresholds | None = None,
     ) -> None:
         self.store = store
-        self.definitions = RollupPlan.from_plan(plan)
+        self.definitions = RollupPlan.from_plan(plan, frustration)
         self.fingerprint = self.definitions.fingerprint
         self.interval_s = interval_s
         self.clock = clock

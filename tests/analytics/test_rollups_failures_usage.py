@@ -16,6 +16,7 @@ from tests.analytics.conftest import BEFORE, DAYS, START, Dataset
 from stumble.analytics import sketch
 from stumble.analytics.clicks import ClickQuery, run_clicks
 from stumble.analytics.failures import FailureResult, run_failures
+from stumble.analytics.frustration import FrustrationQuery, FrustrationThresholds, run_frustration
 from stumble.analytics.health import HealthResult, run_health
 from stumble.analytics.loops import run_loops
 from stumble.analytics.queries import (
@@ -265,3 +266,28 @@ def test_clicks_under_other_aliases_read_raw_rows(rolled: Dataset) -> None:
     query = ClickQuery.from_plan(rolled.plan, Scope(WHOLE_DAYS))
     renamed = replace(query, aliases=(*query.aliases, ("btn_never_seen", "btn_other")))
     assert run_clicks(rolled.store, renamed).meta.source == "raw"
+
+
+# --- frustration --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        Scope(WHOLE_DAYS),
+        Scope(WHOLE_DAYS, Filters(), "role"),
+        Scope(WHOLE_DAYS, Filters(ui_version=(BEFORE,))),
+    ],
+)
+def test_frustration_from_rollups_equals_raw_rows(rolled: Dataset, scope: Scope) -> None:
+    query = FrustrationQuery(scope)
+    report = run_frustration(rolled.store, query)
+    raw = run_frustration(rolled.store, query, source="raw")
+    _sources(report, raw)
+    assert report.data == raw.data
+    assert report.data.repeats or report.data.quick_backs or report.data.dead_actions
+
+
+def test_frustration_with_other_thresholds_reads_raw_rows(rolled: Dataset) -> None:
+    query = FrustrationQuery(Scope(WHOLE_DAYS), FrustrationThresholds(repeat_ms=2_500))
+    assert run_frustration(rolled.store, query).meta.source == "raw"

@@ -94,3 +94,21 @@ def test_no_data_directory_is_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["rollups", "status", "--data", str(tmp_path / "nothing")]) == 1
     assert "no stumble data directory" in capsys.readouterr().err
     assert not (tmp_path / "nothing").exists()
+
+
+def test_the_commands_build_the_cells_the_server_builds(tmp_path: Path) -> None:
+    """Same plan, same settings (frustration thresholds): one fingerprint, so neither side
+    keeps rebuilding the days the other built."""
+    from stumble.app import CollectorServices
+    from stumble.cli.common import rollup_maintainer
+    from stumble.config import Settings
+    from stumble.storage import DuckDBStore
+
+    settings = Settings(data_dir=str(tmp_path / "data"), frustration_repeat_ms=2_500)
+    services = CollectorServices(settings)
+    server_side = services._rollups()
+    assert server_side is not None
+    with DuckDBStore(":memory:") as store:
+        assert rollup_maintainer(store, settings).fingerprint == server_side.fingerprint
+        default = rollup_maintainer(store, Settings(data_dir=str(tmp_path / "other")))
+        assert default.fingerprint != server_side.fingerprint

@@ -16,7 +16,7 @@ sessions; each signal's screens are suppressed with complements.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 import msgspec
@@ -24,7 +24,17 @@ import msgspec
 from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, sampling_of
 from stumble.analytics.queries import Scope
 from stumble.analytics.results import Column, Report, Table, meta_for
+from stumble.analytics.rollup_cells import Family, definition_hash
+from stumble.analytics.rollup_read import (
+    RollupSlice,
+    SourceAsked,
+    choose_source,
+    merged_cells,
+    raw_asked,
+    rollup_sampling,
+)
 from stumble.analytics.sql import Sql, SqlDialect, param, render, scope_filter
+from stumble.config import Settings
 from stumble.storage.base import EventStore
 
 RESPONSES: Final = (
@@ -43,6 +53,15 @@ class FrustrationThresholds:
     dead_ms: int = 3_000
     text_targets: tuple[str, ...] = ()
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FrustrationThresholds:
+        return cls(
+            repeat_ms=settings.frustration_repeat_ms,
+            quick_back_ms=settings.frustration_quick_back_ms,
+            dead_ms=settings.frustration_dead_ms,
+            text_targets=tuple(settings.frustration_text_targets),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class FrustrationQuery:
@@ -50,7 +69,20 @@ class FrustrationQuery:
     thresholds: FrustrationThresholds = FrustrationThresholds()
 
 
-def frustration_sql(query: FrustrationQuery, dialect: SqlDialect) -> Sql:
+FRUSTRATION_KEY: Final = "frustration"
+ROLLUP_VERSION: Final = "frustration-1"
+"""Changes whenever the frustration cells change meaning: days built before are not read."""
+
+
+def frustration_definition(thresholds: FrustrationThresholds) -> str:
+    """Cells count with one set of thresholds (the settings'): other thresholds, raw rows."""
+    return definition_hash((ROLLUP_VERSION, FRUSTRATION_KEY, thresholds))
+
+
+def signals_ctes(query: FrustrationQuery, dialect: SqlDialect, group: str = "NULL") -> Sql:
+    """CTEs ending in ``signals(signal, screen_id, target, session_id, grp)``: one row per
+    signal event. ``group``: the session's dimensions as ``grp`` (rollups: the struct of
+    every rolled dimension)."""
     limits = query.thresholds
     text = (
         render(
@@ -62,29 +94,28 @@ def frustration_sql(query: FrustrationQuery, dialect: SqlDialect) -> Sql:
     )
     gap = dialect.ms_between
     return render(
-        "WITH e AS (SELECT {sid} AS session_id, ts, kind, screen_id, target, "
+        "WITH e AS (SELECT {sid} AS session_id, ts, kind, screen_id, target, {grp} AS grp, "
         "max(ts) OVER (PARTITION BY {sid2}) AS last_at FROM events "
         "WHERE {scope} AND kind <> 'vital'), "
-        "acts AS (SELECT session_id, ts, screen_id, target, "
+        "acts AS (SELECT session_id, grp, ts, screen_id, target, "
         "lag(ts) OVER (PARTITION BY session_id, screen_id, target ORDER BY ts) AS before, "
         "ts < last_at AS went_on FROM e "
         "WHERE kind = 'action'{text}), "
         "answers AS (SELECT session_id, ts FROM e WHERE kind IN {responses}), "
-        "screens AS (SELECT session_id, ts, screen_id, "
+        "screens AS (SELECT session_id, grp, ts, screen_id, "
         "lag(screen_id) OVER w AS came_from, lead(screen_id) OVER w AS went_to, "
         "lead(ts) OVER w AS left_at FROM e WHERE kind = 'screen_view' "
         "WINDOW w AS (PARTITION BY session_id ORDER BY ts)), "
-        "signals AS (SELECT 'repeats' AS signal, screen_id, target, session_id FROM acts "
+        "signals AS (SELECT 'repeats' AS signal, screen_id, target, session_id, grp FROM acts "
         "WHERE before IS NOT NULL AND {repeat} <= {repeat_ms} "
-        "UNION ALL SELECT 'quick_backs', screen_id, NULL, session_id FROM screens "
+        "UNION ALL SELECT 'quick_backs', screen_id, NULL, session_id, grp FROM screens "
         "WHERE went_to = came_from AND {stay} <= {quick_ms} "
-        "UNION ALL SELECT 'dead_actions', a.screen_id, a.target, a.session_id FROM acts AS a "
-        "WHERE {dead_before} AND NOT EXISTS (SELECT 1 FROM answers AS r "
-        "WHERE r.session_id = a.session_id AND r.ts >= a.ts AND r.ts <= {dead_until})) "
-        "SELECT signal, screen_id, target, count(*) AS events, "
-        "count(DISTINCT session_id) AS sessions FROM signals GROUP BY ALL",
+        "UNION ALL SELECT 'dead_actions', a.screen_id, a.target, a.session_id, a.grp "
+        "FROM acts AS a WHERE {dead_before} AND NOT EXISTS (SELECT 1 FROM answers AS r "
+        "WHERE r.session_id = a.session_id AND r.ts >= a.ts AND r.ts <= {dead_until}))",
         sid=dialect.session_key("session_id"),
         sid2=dialect.session_key("session_id"),
+        grp=group,
         scope=scope_filter(query.scope, dialect),
         text=text,
         responses=RESPONSES,
@@ -95,6 +126,23 @@ def frustration_sql(query: FrustrationQuery, dialect: SqlDialect) -> Sql:
         # Judged only when the session went on (a closed tab says nothing about the click).
         dead_before="a.went_on",
         dead_until=dialect.plus_ms("a.ts", limits.dead_ms),
+    )
+
+
+def frustration_sql(query: FrustrationQuery, dialect: SqlDialect) -> Sql:
+    return signals_ctes(query, dialect) + Sql(
+        " SELECT signal, screen_id, target, count(*) AS events, "
+        "count(DISTINCT session_id) AS sessions FROM signals GROUP BY signal, screen_id, target"
+    )
+
+
+def per_session_cte(query: FrustrationQuery, dialect: SqlDialect, group: str) -> Sql:
+    """``signals_ctes`` + ``fs``: per signal, screen, target and session, its events (the
+    daily rollups' source: cells of several days add up, sessions do not span days)."""
+    return signals_ctes(query, dialect, group) + Sql(
+        ", fs AS (SELECT signal, screen_id, target, session_id, min(grp) AS grp, "
+        "1.0 AS weight, count(*) AS n FROM signals GROUP BY signal, screen_id, target, "
+        "session_id)"
     )
 
 
@@ -140,12 +188,28 @@ SIGNALS = ("repeats", "quick_backs", "dead_actions")
 
 
 def run_frustration(
-    store: EventStore, query: FrustrationQuery, *, min_group_size: int = 5
+    store: EventStore,
+    query: FrustrationQuery,
+    *,
+    min_group_size: int = 5,
+    source: SourceAsked = "auto",
 ) -> Report[FrustrationResult]:
-    rows = sorted(
-        fetch(store, frustration_sql(query, dialect_of(store))),
-        key=lambda r: (-int(r["sessions"]), r["screen_id"], str(r["target"])),
+    """``source``: ``auto`` reads daily rollups when they were built with these thresholds."""
+    choice = choose_source(
+        store,
+        query.scope,
+        family=Family.FRUSTRATION,
+        key=FRUSTRATION_KEY,
+        definition=frustration_definition(query.thresholds),
+        needs_raw=raw_asked(source),
     )
+    if choice.slice is not None:
+        fetched = _rollup_rows(store, query, choice.slice)
+        sampling = rollup_sampling(store, query.scope.filters.environment, choice.slice)
+    else:
+        fetched = fetch(store, frustration_sql(query, dialect_of(store)))
+        sampling = sampling_of(store, query.scope)
+    rows = sorted(fetched, key=lambda r: (-int(r["sessions"]), r["screen_id"], str(r["target"])))
     suppressor = Suppressor(min_group_size)
     tickets = [
         suppressor.add(r["signal"], f"{r['screen_id']} {r['target']}", int(r["sessions"]))
@@ -168,7 +232,7 @@ def run_frustration(
         "frustration",
         time=query.scope.time,
         scope=query.scope,
-        sampling=sampling_of(store, query.scope),
+        sampling=sampling,
         min_group_size=min_group_size,
         hidden=suppressor.hidden_count,
         notes=[
@@ -178,9 +242,27 @@ def run_frustration(
                 f"operation, error or submit within {limits.dead_ms} ms"
             ),
             "actions on text inputs (settings: frustration_text_targets) are left out",
+            choice.note,
         ],
+        source=choice.source,
     )
     return Report(meta=meta, data=result)
+
+
+def _rollup_rows(store: EventStore, query: FrustrationQuery, chosen: RollupSlice) -> list[Row]:
+    """The rows of ``frustration_sql`` (the range's totals), from daily cells."""
+    total = replace(chosen, group_by="none")
+    cells = merged_cells(store, query.scope.filters.environment, total, Family.FRUSTRATION)
+    return [
+        {
+            "signal": key.keys[0],
+            "screen_id": key.keys[1],
+            "target": key.keys[2],
+            "events": round(cell.value_sum or 0),
+            "sessions": cell.sessions,
+        }
+        for key, cell in cells.items()
+    ]
 
 
 def _count(row: Row, hidden: bool) -> SignalCount:

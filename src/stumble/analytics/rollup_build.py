@@ -44,12 +44,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from stumble.analytics.dropoff import stopped_ctes
 from stumble.analytics.field_errors import ALL_FORMS
 from stumble.analytics.field_errors import rollup_sources_sql as field_errors_ctes
+from stumble.analytics.frustration import FrustrationThresholds
 from stumble.analytics.funnels import chain_sql, gap_expr
 from stumble.analytics.queries import (
     Dimension,
@@ -326,13 +327,18 @@ class RollupPlan:
     closed: tuple[tuple[str, str], ...] = ()
     aliases: tuple[tuple[str, str], ...] = ()
     """(old target, current target): clicks count renamed targets under their current name."""
+    frustration: FrustrationThresholds = field(default_factory=FrustrationThresholds)
+    """The settings' thresholds: frustration cells answer the reports asked with them."""
 
     @classmethod
-    def from_plan(cls, plan: TrackingPlan) -> RollupPlan:
+    def from_plan(
+        cls, plan: TrackingPlan, frustration: FrustrationThresholds | None = None
+    ) -> RollupPlan:
         facts = PlanFacts.from_plan(plan)
         closed = tuple((name, column) for name, column, values in facts.allowed_values if values)
         aliases = tuple(sorted(plan.aliases.items()))
-        return cls(all_scenarios(plan), form_specs(plan), closed, aliases)
+        thresholds = frustration or FrustrationThresholds()
+        return cls(all_scenarios(plan), form_specs(plan), closed, aliases, thresholds)
 
     @property
     def fingerprint(self) -> str:
@@ -346,6 +352,7 @@ class RollupPlan:
                 self.forms,
                 self.closed,
                 self.aliases,
+                self.frustration,
                 builders,
                 TIMING_DEFINITION,
                 CELLS_REVISION,

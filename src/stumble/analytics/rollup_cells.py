@@ -38,6 +38,7 @@ class Family(StrEnum):
     LOOPS = "loops"
     LAST_ACTION = "last_action"
     CLICKS = "clicks"
+    FRUSTRATION = "frustration"
 
 
 AUDIENCE_DIMENSIONS: Final[tuple[Dimension, ...]] = (

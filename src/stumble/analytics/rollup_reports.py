@@ -14,6 +14,8 @@ raw report counts on that day. Families (``k4`` names the part of a family):
 * ``clicks``: k1 screen, k2 target (after the plan's aliases), k3 position, k4 the row of
   the report (``target``; ``clicked`` and ``viewed`` per screen); measure ``n``: sessions,
   ``value_sum`` events.
+* ``frustration``: k1 signal, k2 screen, k3 target; measure ``n``: sessions, ``value_sum``
+  events; counted with the settings' thresholds (their hash is the definition).
 * ``loops``: per screen (k1) ``loops.LOOP_MEASURES``: its sessions (``value_sum`` views),
   those that reopened it, and per navigation kind those that used it (``value_sum`` events).
 * ``health`` (no breakdown; k1 the *receive* day, which a report window is about): k4
@@ -42,6 +44,13 @@ from stumble.analytics.failures import (
     errors_cte,
     failures_definition,
 )
+from stumble.analytics.frustration import (
+    FRUSTRATION_KEY,
+    FrustrationQuery,
+    FrustrationThresholds,
+    frustration_definition,
+)
+from stumble.analytics.frustration import per_session_cte as frustration_cte
 from stumble.analytics.health import HEALTH_KEY, health_definition
 from stumble.analytics.loops import LOOP_MEASURES, LOOPS_KEY, loops_definition, per_screen_cte
 from stumble.analytics.queries import FailureQuery, LoopQuery, ScenarioSpec, UsageQuery
@@ -261,6 +270,24 @@ def clicks_statement(
     return measure_cells(source, measures, CellTarget(environment, day, Family.CLICKS))
 
 
+# --- frustration --------------------------------------------------------------------------
+
+
+def frustration_statement(
+    thresholds: FrustrationThresholds, environment: str, day: dt.date, dialect: SqlDialect
+) -> Sql:
+    """Per signal, screen and target, at every level, with the settings' thresholds."""
+    query = FrustrationQuery(day_scope(environment, day), thresholds)
+    source = CellSource(
+        frustration_cte(query, dialect, dimensions_struct()),
+        "fs",
+        ("signal", "screen_id", "target", NO_KEY),
+        all_dimensions=True,
+    )
+    measures = [Measure("n", value="n")]
+    return measure_cells(source, measures, CellTarget(environment, day, Family.FRUSTRATION))
+
+
 # --- health -------------------------------------------------------------------------------
 
 
@@ -325,12 +352,20 @@ def report_cells(
         built_marker(environment, day, Family.USAGE, USAGE_KEY, usage_definition()),
         built_marker(environment, day, Family.LOOPS, LOOPS_KEY, loops_definition()),
         built_marker(environment, day, Family.CLICKS, CLICKS_KEY, clicks_definition(plan.aliases)),
+        built_marker(
+            environment,
+            day,
+            Family.FRUSTRATION,
+            FRUSTRATION_KEY,
+            frustration_definition(plan.frustration),
+        ),
         built_marker(environment, day, Family.HEALTH, HEALTH_KEY, health_definition(plan.closed)),
         health_statement(plan.closed, environment, day, dialect),
         active_statement(environment, day, dialect),
         usage_statement(environment, day, dialect),
         loops_statement(environment, day, dialect),
         clicks_statement(plan.aliases, environment, day, dialect),
+        frustration_statement(plan.frustration, environment, day, dialect),
         errors_statement(environment, day, dialect),
         vitals_statement(environment, day, dialect),
     ]

@@ -66,6 +66,16 @@ def plan_of(settings: Settings) -> TrackingPlan:
     return load_plan(Path(settings.plan) if settings.plan else default_plan_path())
 
 
+def rollup_maintainer(store: DuckDBStore, settings: Settings) -> RollupMaintainer:
+    """The rollups' maintainer as the server makes it: the same plan and the same settings
+    (frustration thresholds), so a command builds the cells the server would."""
+    from stumble.analytics.frustration import FrustrationThresholds  # noqa: PLC0415
+    from stumble.rollups import RollupMaintainer  # noqa: PLC0415
+
+    frustration = FrustrationThresholds.from_settings(settings)
+    return RollupMaintainer(store, plan_of(settings), frustration=frustration)
+
+
 @contextlib.contextmanager
 def open_database(
     settings: Settings, *, migrate: bool = True, in_use: str = ""
@@ -132,6 +142,7 @@ if TYPE_CHECKING:  # the audit module is imported only when a change is made
     from stumble.access.audit import AuditAction, AuditDetail, Outcome
     from stumble.encryption import DataKeyRing
     from stumble.plan.model import TrackingPlan
+    from stumble.rollups import RollupMaintainer
     from stumble.storage import DuckDBStore
 
 TOKEN_VARIABLE = "STUMBLE_TOKEN"  # noqa: S105 - the variable's name, not a token

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 from stumble.cli.common import (
     add_data_options,
     open_database,
-    plan_of,
     require_data_dir,
+    rollup_maintainer,
     settings_from,
 )
 from stumble.encryption import load_data_keys
@@ -102,9 +102,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _rollup_refresh(store: DuckDBStore, settings: Settings) -> Callable[[], object]:
     """The days loads dirtied are rolled up before anything is deleted, as in the server."""
-    from stumble.rollups import RollupMaintainer  # noqa: PLC0415
-
-    return RollupMaintainer(store, plan_of(settings)).refresh
+    return rollup_maintainer(store, settings).refresh
 
 
 def _status(args: argparse.Namespace) -> int:

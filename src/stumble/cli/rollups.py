@@ -14,7 +14,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from stumble.cli.common import add_data_options, open_database, plan_of, settings_from
+from stumble.cli.common import (
+    add_data_options,
+    open_database,
+    rollup_maintainer,
+    settings_from,
+)
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -68,11 +73,9 @@ _MONTHS = "SELECT environment, count(*) FROM rollup_month_days GROUP BY environm
 
 
 def _status(args: argparse.Namespace) -> int:
-    from stumble.rollups import RollupMaintainer  # noqa: PLC0415
-
     settings = settings_from(args)
     with open_database(settings) as store:
-        fingerprint = RollupMaintainer(store, plan_of(settings)).fingerprint
+        fingerprint = rollup_maintainer(store, settings).fingerprint
         summaries: dict[str, _Summary] = defaultdict(_Summary)
         for state in store.rollup_days(args.env):
             summaries[state.environment].add(state, fingerprint)
@@ -90,11 +93,9 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _rebuild(args: argparse.Namespace) -> int:
-    from stumble.rollups import RollupMaintainer  # noqa: PLC0415
-
     settings = settings_from(args)
     with open_database(settings) as store:
-        maintainer = RollupMaintainer(store, plan_of(settings))
+        maintainer = rollup_maintainer(store, settings)
         report = maintainer.refresh() if args.dirty_only else maintainer.rebuild(args.env)
     print(
         f"rebuilt {report.days_built} day(s), {report.cells} cells, and added up "

@@ -302,14 +302,7 @@ class ReportDefaults:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReportDefaults:
-        return cls(
-            FrustrationThresholds(
-                repeat_ms=settings.frustration_repeat_ms,
-                quick_back_ms=settings.frustration_quick_back_ms,
-                dead_ms=settings.frustration_dead_ms,
-                text_targets=tuple(settings.frustration_text_targets),
-            )
-        )
+        return cls(FrustrationThresholds.from_settings(settings))
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,7 +409,7 @@ def _frustration(store: EventStore, plan: TrackingPlan, call: ReportCall) -> Rep
         text_targets=base.text_targets,
     )
     query = FrustrationQuery(parse_scope(p, now), thresholds)
-    return run_frustration(store, query, min_group_size=k)
+    return run_frustration(store, query, min_group_size=k, source=_source(p))
 
 
 def _top_problems(store: EventStore, plan: TrackingPlan, call: ReportCall) -> Report[Any]:
@@ -462,7 +455,8 @@ REPORTS: Final[dict[str, ReportSpec]] = {
         ReportSpec("paths", "next and previous screens of a screen; top paths between two",
                    ("screen", "start", "end", "limit"), PathsResult, _paths),
         ReportSpec("frustration", "repeated actions, quick backs, actions followed by nothing",
-                   ("repeat_ms", "quick_back_ms", "dead_ms"), FrustrationResult, _frustration),
+                   ("repeat_ms", "quick_back_ms", "dead_ms", SOURCE), FrustrationResult,
+                   _frustration),
     )
 }  # fmt: skip
 
