@@ -19,6 +19,7 @@ from stumble.analytics.failures import FailureResult, run_failures
 from stumble.analytics.frustration import FrustrationQuery, FrustrationThresholds, run_frustration
 from stumble.analytics.health import HealthResult, run_health
 from stumble.analytics.loops import run_loops
+from stumble.analytics.paths import PathQuery, run_paths
 from stumble.analytics.queries import (
     Dimension,
     FailureQuery,
@@ -291,3 +292,32 @@ def test_frustration_from_rollups_equals_raw_rows(rolled: Dataset, scope: Scope)
 def test_frustration_with_other_thresholds_reads_raw_rows(rolled: Dataset) -> None:
     query = FrustrationQuery(Scope(WHOLE_DAYS), FrustrationThresholds(repeat_ms=2_500))
     assert run_frustration(rolled.store, query).meta.source == "raw"
+
+
+# --- paths --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        PathQuery(Scope(WHOLE_DAYS), "request_create"),
+        PathQuery(Scope(WHOLE_DAYS), "home", limit=50),
+        PathQuery(Scope(WHOLE_DAYS, Filters(role=("operator",))), "request_list"),
+        PathQuery(Scope(WHOLE_DAYS), limit=100),
+    ],
+)
+def test_neighbours_and_moves_from_rollups_equal_raw_rows(
+    rolled: Dataset, query: PathQuery
+) -> None:
+    report = run_paths(rolled.store, query)
+    raw = run_paths(rolled.store, query, source="raw")
+    _sources(report, raw)
+    assert report.data == raw.data
+    assert report.data.next or report.data.paths
+
+
+def test_paths_between_two_screens_read_raw_rows(rolled: Dataset) -> None:
+    query = PathQuery(Scope(WHOLE_DAYS), start="home", end="request_view")
+    report = run_paths(rolled.store, query)
+    assert report.meta.source == "raw"
+    assert any("each session's views" in note for note in report.meta.notes)

@@ -18,14 +18,23 @@ several), so no complement is needed.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 import msgspec
 
-from stumble.analytics.common import Suppressor, dialect_of, fetch, sampling_of
+from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, sampling_of
 from stumble.analytics.queries import Scope
 from stumble.analytics.results import Column, Report, Table, meta_for
+from stumble.analytics.rollup_cells import Family, definition_hash
+from stumble.analytics.rollup_read import (
+    RollupSlice,
+    SourceAsked,
+    choose_source,
+    merged_cells,
+    raw_asked,
+    rollup_sampling,
+)
 from stumble.analytics.sql import Sql, SqlDialect, param, render, scope_filter
 from stumble.storage.base import EventStore
 
@@ -43,17 +52,43 @@ class PathQuery:
     limit: int = 10
 
 
-def _views(query: PathQuery, dialect: SqlDialect) -> Sql:
-    """``views(session_id, pos, screen_id, previous)``: the paths, repeats folded."""
+PATHS_KEY: Final = "paths"
+ROLLUP_VERSION: Final = "paths-1"
+"""Changes whenever the paths cells change meaning: days built before are not read."""
+
+
+def paths_definition() -> str:
+    return definition_hash((ROLLUP_VERSION, PATHS_KEY))
+
+
+def _views(query: PathQuery, dialect: SqlDialect, group: str = "NULL") -> Sql:
+    """``views(session_id, pos, screen_id, previous, grp)``: the paths, repeats folded.
+    ``group``: the session's dimensions as ``grp`` (rollups: every rolled dimension)."""
     return render(
-        "WITH raw AS (SELECT {sid} AS session_id, ts, screen_id, referrer_screen, "
+        "WITH raw AS (SELECT {sid} AS session_id, ts, screen_id, referrer_screen, {grp} AS grp, "
         "lag(screen_id) OVER (PARTITION BY {sid} ORDER BY ts) AS before FROM events "
         "WHERE {scope} AND kind = 'screen_view'), "
         "views AS (SELECT session_id, screen_id, coalesce(referrer_screen, before) AS previous, "
-        "row_number() OVER (PARTITION BY session_id ORDER BY ts) AS pos FROM raw "
+        "grp, row_number() OVER (PARTITION BY session_id ORDER BY ts) AS pos FROM raw "
         "WHERE before IS NULL OR before <> screen_id)",
         sid=dialect.session_key("session_id"),
+        grp=group,
         scope=scope_filter(query.scope, dialect),
+    )
+
+
+def per_session_cte(query: PathQuery, dialect: SqlDialect, group: str) -> Sql:
+    """``_views`` + ``ps``: per session, each (screen, next screen) and (screen, previous
+    screen) it had, ``direction`` saying which: what ``neighbours_sql`` and ``moves_sql``
+    count for any screen (the daily rollups' source; sessions do not span days)."""
+    return _views(query, dialect, group) + render(
+        ", ps AS (SELECT 'next' AS direction, v.screen_id AS screen, "
+        "coalesce(n.screen_id, '{left}') AS other, v.session_id, min(v.grp) AS grp, "
+        "1.0 AS weight FROM views AS v LEFT JOIN views AS n ON n.session_id = v.session_id "
+        "AND n.pos = v.pos + 1 GROUP BY v.screen_id, coalesce(n.screen_id, '{left}'), "
+        "v.session_id UNION ALL SELECT 'previous', screen_id, previous, session_id, min(grp), "
+        "1.0 FROM views WHERE previous IS NOT NULL GROUP BY screen_id, previous, session_id)",
+        left=LEFT,
     )
 
 
@@ -148,16 +183,32 @@ class PathsResult(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def run_paths(
-    store: EventStore, query: PathQuery, *, min_group_size: int = 5
+    store: EventStore,
+    query: PathQuery,
+    *,
+    min_group_size: int = 5,
+    source: SourceAsked = "auto",
 ) -> Report[PathsResult]:
-    dialect = dialect_of(store)
+    """``source``: ``auto`` reads daily rollups for a screen's neighbours and for the moves
+    between screens; paths between two screens need each session's views (raw rows)."""
+    between = bool(query.start and query.end)
+    choice = choose_source(
+        store,
+        query.scope,
+        family=Family.PATHS,
+        key=PATHS_KEY,
+        definition=paths_definition(),
+        needs_raw="paths between two screens need each session's views"
+        if between
+        else raw_asked(source),
+    )
+    if choice.slice is not None:
+        neighbours, path_rows = _rollup_rows(store, query, choice.slice)
+        sampling = rollup_sampling(store, query.scope.filters.environment, choice.slice)
+    else:
+        neighbours, path_rows = _raw_rows(store, query)
+        sampling = sampling_of(store, query.scope)
     suppressor = Suppressor(min_group_size)
-    neighbours = fetch(store, neighbours_sql(query, dialect, query.screen)) if query.screen else []
-    path_rows = []
-    if query.start and query.end:
-        path_rows = fetch(store, paths_sql(query, dialect, query.start, query.end))
-    elif not query.screen:
-        path_rows = fetch(store, moves_sql(query, dialect))
     keyed = [(r["direction"], str(r["other"]), int(r["sessions"])) for r in neighbours]
     keyed += [("path", str(r["path"]), int(r["sessions"])) for r in path_rows]
     # No total is shown beside the cells (and a session may take several paths), so small
@@ -173,15 +224,50 @@ def run_paths(
         "paths",
         time=query.scope.time,
         scope=query.scope,
-        sampling=sampling_of(store, query.scope),
+        sampling=sampling,
         min_group_size=min_group_size,
         hidden=suppressor.hidden_count,
         notes=[
             "paths are screen views in time order, a screen repeated at once counted once",
             f"paths from start to the next view of end, at most {MAX_HOPS} screens later",
+            choice.note,
         ],
+        source=choice.source,
     )
     return Report(meta=meta, data=result)
+
+
+def _raw_rows(store: EventStore, query: PathQuery) -> tuple[list[Row], list[Row]]:
+    dialect = dialect_of(store)
+    neighbours = fetch(store, neighbours_sql(query, dialect, query.screen)) if query.screen else []
+    path_rows = []
+    if query.start and query.end:
+        path_rows = fetch(store, paths_sql(query, dialect, query.start, query.end))
+    elif not query.screen:
+        path_rows = fetch(store, moves_sql(query, dialect))
+    return neighbours, path_rows
+
+
+def _rollup_rows(
+    store: EventStore, query: PathQuery, chosen: RollupSlice
+) -> tuple[list[Row], list[Row]]:
+    """The rows of ``neighbours_sql`` (with a screen) or ``moves_sql`` (without), from
+    daily cells."""
+    total = replace(chosen, group_by="none")
+    cells = merged_cells(store, query.scope.filters.environment, total, Family.PATHS)
+    if query.screen:
+        neighbours = [
+            {"direction": key.keys[0], "other": key.keys[2], "sessions": cell.sessions}
+            for key, cell in cells.items()
+            if key.keys[1] == query.screen
+        ]
+        return neighbours, []
+    moves = [
+        {"path": f"{key.keys[1]} > {key.keys[2]}", "sessions": cell.sessions}
+        for key, cell in cells.items()
+        if key.keys[0] == "next" and key.keys[2] != LEFT
+    ]
+    return [], moves
 
 
 def _result(query: PathQuery, shown: list[tuple[str, str, int | None]]) -> PathsResult:

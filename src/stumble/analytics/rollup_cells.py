@@ -39,6 +39,7 @@ class Family(StrEnum):
     LAST_ACTION = "last_action"
     CLICKS = "clicks"
     FRUSTRATION = "frustration"
+    PATHS = "paths"
 
 
 AUDIENCE_DIMENSIONS: Final[tuple[Dimension, ...]] = (

@@ -16,6 +16,8 @@ raw report counts on that day. Families (``k4`` names the part of a family):
   ``value_sum`` events.
 * ``frustration``: k1 signal, k2 screen, k3 target; measure ``n``: sessions, ``value_sum``
   events; counted with the settings' thresholds (their hash is the definition).
+* ``paths``: k1 ``next`` or ``previous``, k2 a screen, k3 the screen after it (``(left)``:
+  none) or before it; measure ``sessions``.
 * ``loops``: per screen (k1) ``loops.LOOP_MEASURES``: its sessions (``value_sum`` views),
   those that reopened it, and per navigation kind those that used it (``value_sum`` events).
 * ``health`` (no breakdown; k1 the *receive* day, which a report window is about): k4
@@ -53,6 +55,8 @@ from stumble.analytics.frustration import (
 from stumble.analytics.frustration import per_session_cte as frustration_cte
 from stumble.analytics.health import HEALTH_KEY, health_definition
 from stumble.analytics.loops import LOOP_MEASURES, LOOPS_KEY, loops_definition, per_screen_cte
+from stumble.analytics.paths import PATHS_KEY, PathQuery, paths_definition
+from stumble.analytics.paths import per_session_cte as paths_cte
 from stumble.analytics.queries import FailureQuery, LoopQuery, ScenarioSpec, UsageQuery
 from stumble.analytics.rollup_build import (
     NO_KEY,
@@ -288,6 +292,22 @@ def frustration_statement(
     return measure_cells(source, measures, CellTarget(environment, day, Family.FRUSTRATION))
 
 
+# --- paths --------------------------------------------------------------------------------
+
+
+def paths_statement(environment: str, day: dt.date, dialect: SqlDialect) -> Sql:
+    """Per screen and the screen after (or before) it, at every level."""
+    query = PathQuery(day_scope(environment, day))
+    source = CellSource(
+        paths_cte(query, dialect, dimensions_struct()),
+        "ps",
+        ("direction", "screen", "other", NO_KEY),
+        all_dimensions=True,
+    )
+    measures = [Measure("sessions")]
+    return measure_cells(source, measures, CellTarget(environment, day, Family.PATHS))
+
+
 # --- health -------------------------------------------------------------------------------
 
 
@@ -352,6 +372,7 @@ def report_cells(
         built_marker(environment, day, Family.USAGE, USAGE_KEY, usage_definition()),
         built_marker(environment, day, Family.LOOPS, LOOPS_KEY, loops_definition()),
         built_marker(environment, day, Family.CLICKS, CLICKS_KEY, clicks_definition(plan.aliases)),
+        built_marker(environment, day, Family.PATHS, PATHS_KEY, paths_definition()),
         built_marker(
             environment,
             day,
@@ -366,6 +387,7 @@ def report_cells(
         loops_statement(environment, day, dialect),
         clicks_statement(plan.aliases, environment, day, dialect),
         frustration_statement(plan.frustration, environment, day, dialect),
+        paths_statement(environment, day, dialect),
         errors_statement(environment, day, dialect),
         vitals_statement(environment, day, dialect),
     ]

@@ -396,7 +396,7 @@ def _paths(store: EventStore, plan: TrackingPlan, call: ReportCall) -> Report[An
         if value is not None:
             _check_choices(name, (value,), choices)
     query = PathQuery(scope, screen, start, end, _positive_int(p.get("limit"), 10, "limit"))
-    return run_paths(store, query, min_group_size=k)
+    return run_paths(store, query, min_group_size=k, source=_source(p))
 
 
 def _frustration(store: EventStore, plan: TrackingPlan, call: ReportCall) -> Report[Any]:
@@ -453,7 +453,7 @@ REPORTS: Final[dict[str, ReportSpec]] = {
         ReportSpec("clicks", "clicks by target and position per screen, renamed targets "
                    "merged", ("screen", SOURCE), ClickResult, _clicks),
         ReportSpec("paths", "next and previous screens of a screen; top paths between two",
-                   ("screen", "start", "end", "limit"), PathsResult, _paths),
+                   ("screen", "start", "end", "limit", SOURCE), PathsResult, _paths),
         ReportSpec("frustration", "repeated actions, quick backs, actions followed by nothing",
                    ("repeat_ms", "quick_back_ms", "dead_ms", SOURCE), FrustrationResult,
                    _frustration),
