@@ -15,17 +15,17 @@ from typing import Final
 
 import msgspec
 
-from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, sampling_of
+from stumble.analytics.common import Row, Suppressor, dialect_of, fetch
 from stumble.analytics.queries import Scope
 from stumble.analytics.results import Column, Report, Table, meta_for
 from stumble.analytics.rollup_cells import Family, definition_hash
 from stumble.analytics.rollup_read import (
+    CellSpec,
     RollupSlice,
     SourceAsked,
-    choose_source,
     merged_cells,
     raw_asked,
-    rollup_sampling,
+    read_rows,
 )
 from stumble.analytics.sql import Sql, SqlDialect, param, render, scope_filter
 from stumble.plan.model import TrackingPlan
@@ -170,20 +170,15 @@ def run_clicks(
     source: SourceAsked = "auto",
 ) -> Report[ClickResult]:
     """``source``: ``auto`` reads daily rollups when they can answer (``rollup_read``)."""
-    choice = choose_source(
+    answer = read_rows(
         store,
         query.scope,
-        family=Family.CLICKS,
-        key=CLICKS_KEY,
-        definition=clicks_definition(query.aliases),
+        CellSpec(Family.CLICKS, CLICKS_KEY, clicks_definition(query.aliases)),
+        rolled=lambda chosen: _rollup_rows(store, query, chosen),
+        raw=lambda: fetch(store, clicks_sql(query, dialect_of(store))),
         needs_raw=raw_asked(source),
     )
-    if choice.slice is not None:
-        rows = _rollup_rows(store, query, choice.slice)
-        sampling = rollup_sampling(store, query.scope.filters.environment, choice.slice)
-    else:
-        rows = fetch(store, clicks_sql(query, dialect_of(store)))
-        sampling = sampling_of(store, query.scope)
+    rows = answer.rows
     viewed = {r["screen_id"]: int(r["sessions"]) for r in rows if r["row_kind"] == "viewed"}
     clicked = {r["screen_id"]: int(r["sessions"]) for r in rows if r["row_kind"] == "clicked"}
     targets = sorted(
@@ -214,15 +209,15 @@ def run_clicks(
         "clicks",
         time=query.scope.time,
         scope=query.scope,
-        sampling=sampling,
+        sampling=answer.sampling,
         min_group_size=min_group_size,
         hidden=suppressor.hidden_count,
         notes=[
             "targets and positions are identifiers the page declares, never coordinates",
             "renamed targets are counted under their current name (the plan's aliases)",
-            choice.note,
+            answer.note,
         ],
-        source=choice.source,
+        source=answer.source,
     )
     return Report(meta=meta, data=result)
 

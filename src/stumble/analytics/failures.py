@@ -22,7 +22,7 @@ from typing import Final
 import msgspec
 
 from stumble.analytics import sketch
-from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, row_group, sampling_of
+from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, row_group
 from stumble.analytics.queries import FailureQuery, ScenarioSpec
 from stumble.analytics.results import (
     EMPTY_DURATIONS,
@@ -40,13 +40,13 @@ from stumble.analytics.rollup_cells import Family, definition_hash
 from stumble.analytics.rollup_read import (
     CellKey,
     Cells,
+    CellSpec,
     MergedCell,
     RollupSlice,
     SourceAsked,
-    choose_source,
     merged_cells,
     raw_asked,
-    rollup_sampling,
+    read_rows,
 )
 from stumble.analytics.sql import (
     Sql,
@@ -484,20 +484,15 @@ def run_failures(
     source: SourceAsked = "auto",
 ) -> Report[FailureResult]:
     """``source``: ``auto`` reads daily rollups when they can answer (``rollup_read``)."""
-    choice = choose_source(
+    answer = read_rows(
         store,
         query.scope,
-        family=Family.FAILURES,
-        key=FAILURES_KEY,
-        definition=failures_definition(query.scenarios),
+        CellSpec(Family.FAILURES, FAILURES_KEY, failures_definition(query.scenarios)),
+        rolled=lambda chosen: _rollup_fetched(store, query, chosen),
+        raw=lambda: _raw_fetched(store, query),
         needs_raw=raw_asked(source),
     )
-    if choice.slice is not None:
-        fetched = _rollup_fetched(store, query, choice.slice)
-        sampling = rollup_sampling(store, query.scope.filters.environment, choice.slice)
-    else:
-        fetched = _raw_fetched(store, query)
-        sampling = sampling_of(store, query.scope)
+    fetched = answer.rows
     active, counted = fetched.active, fetched.counted
     counted = {
         name: _most_frequent_first(rows, ERROR_TABLES[name]) for name, rows in counted.items()
@@ -562,16 +557,16 @@ def run_failures(
         "failures",
         time=query.scope.time,
         scope=query.scope,
-        sampling=sampling,
+        sampling=answer.sampling,
         min_group_size=min_group_size,
         hidden=suppressor.hidden_count,
         notes=[
             "Web Vitals: p75 and ratings with Google's thresholds",
             "HTTP errors by status: 4xx the request (often the form), 5xx the server",
-            choice.note,
-            *([CLS_NOTE] if choice.slice is not None else []),
+            answer.note,
+            *([CLS_NOTE] if answer.source == "rollups" else []),
         ],
-        source=choice.source,
+        source=answer.source,
     )
     return Report(meta=meta, data=result)
 

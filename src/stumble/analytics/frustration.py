@@ -21,17 +21,17 @@ from typing import Final
 
 import msgspec
 
-from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, sampling_of
+from stumble.analytics.common import Row, Suppressor, dialect_of, fetch
 from stumble.analytics.queries import Scope
 from stumble.analytics.results import Column, Report, Table, meta_for
 from stumble.analytics.rollup_cells import Family, definition_hash
 from stumble.analytics.rollup_read import (
+    CellSpec,
     RollupSlice,
     SourceAsked,
-    choose_source,
     merged_cells,
     raw_asked,
-    rollup_sampling,
+    read_rows,
 )
 from stumble.analytics.sql import Sql, SqlDialect, param, render, scope_filter
 from stumble.config import Settings
@@ -195,21 +195,17 @@ def run_frustration(
     source: SourceAsked = "auto",
 ) -> Report[FrustrationResult]:
     """``source``: ``auto`` reads daily rollups when they were built with these thresholds."""
-    choice = choose_source(
+    answer = read_rows(
         store,
         query.scope,
-        family=Family.FRUSTRATION,
-        key=FRUSTRATION_KEY,
-        definition=frustration_definition(query.thresholds),
+        CellSpec(Family.FRUSTRATION, FRUSTRATION_KEY, frustration_definition(query.thresholds)),
+        rolled=lambda chosen: _rollup_rows(store, query, chosen),
+        raw=lambda: fetch(store, frustration_sql(query, dialect_of(store))),
         needs_raw=raw_asked(source),
     )
-    if choice.slice is not None:
-        fetched = _rollup_rows(store, query, choice.slice)
-        sampling = rollup_sampling(store, query.scope.filters.environment, choice.slice)
-    else:
-        fetched = fetch(store, frustration_sql(query, dialect_of(store)))
-        sampling = sampling_of(store, query.scope)
-    rows = sorted(fetched, key=lambda r: (-int(r["sessions"]), r["screen_id"], str(r["target"])))
+    rows = sorted(
+        answer.rows, key=lambda r: (-int(r["sessions"]), r["screen_id"], str(r["target"]))
+    )
     suppressor = Suppressor(min_group_size)
     tickets = [
         suppressor.add(r["signal"], f"{r['screen_id']} {r['target']}", int(r["sessions"]))
@@ -232,7 +228,7 @@ def run_frustration(
         "frustration",
         time=query.scope.time,
         scope=query.scope,
-        sampling=sampling,
+        sampling=answer.sampling,
         min_group_size=min_group_size,
         hidden=suppressor.hidden_count,
         notes=[
@@ -242,9 +238,9 @@ def run_frustration(
                 f"operation, error or submit within {limits.dead_ms} ms"
             ),
             "actions on text inputs (settings: frustration_text_targets) are left out",
-            choice.note,
+            answer.note,
         ],
-        source=choice.source,
+        source=answer.source,
     )
     return Report(meta=meta, data=result)
 

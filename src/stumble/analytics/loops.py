@@ -12,7 +12,7 @@ from typing import Final
 
 import msgspec
 
-from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, row_group, sampling_of
+from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, row_group
 from stumble.analytics.queries import LoopQuery
 from stumble.analytics.results import (
     NO_SHARE,
@@ -27,12 +27,12 @@ from stumble.analytics.results import (
 from stumble.analytics.rollup_build import Measure
 from stumble.analytics.rollup_cells import Family, definition_hash
 from stumble.analytics.rollup_read import (
+    CellSpec,
     RollupSlice,
     SourceAsked,
-    choose_source,
     merged_cells,
     raw_asked,
-    rollup_sampling,
+    read_rows,
 )
 from stumble.analytics.sql import Sql, SqlDialect, dimension_expr, grouping, render, scope_filter
 from stumble.events import NAVIGATION_KINDS
@@ -157,20 +157,15 @@ def run_loops(
     source: SourceAsked = "auto",
 ) -> Report[LoopResult]:
     """``source``: ``auto`` reads daily rollups when they can answer (``rollup_read``)."""
-    choice = choose_source(
+    answer = read_rows(
         store,
         query.scope,
-        family=Family.LOOPS,
-        key=LOOPS_KEY,
-        definition=loops_definition(),
+        CellSpec(Family.LOOPS, LOOPS_KEY, loops_definition()),
+        rolled=lambda chosen: _rollup_rows(store, query, chosen),
+        raw=lambda: fetch(store, loops_sql(query, dialect_of(store))),
         needs_raw=raw_asked(source),
     )
-    if choice.slice is not None:
-        rows = _rollup_rows(store, query, choice.slice)
-        sampling = rollup_sampling(store, query.scope.filters.environment, choice.slice)
-    else:
-        rows = fetch(store, loops_sql(query, dialect_of(store)))
-        sampling = sampling_of(store, query.scope)
+    rows = answer.rows
     suppressor = Suppressor(min_group_size)
     tickets = [
         suppressor.add(("screen", r["screen_id"]), row_group(r), int(r["sessions"])) for r in rows
@@ -183,11 +178,11 @@ def run_loops(
         "loops",
         time=query.scope.time,
         scope=query.scope,
-        sampling=sampling,
+        sampling=answer.sampling,
         min_group_size=min_group_size,
         hidden=suppressor.hidden_count,
-        notes=["reopened: viewed more than once in the session", choice.note],
-        source=choice.source,
+        notes=["reopened: viewed more than once in the session", answer.note],
+        source=answer.source,
     )
     return Report(meta=meta, data=result)
 

@@ -23,17 +23,17 @@ from typing import Final
 
 import msgspec
 
-from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, sampling_of
+from stumble.analytics.common import Row, Suppressor, dialect_of, fetch
 from stumble.analytics.queries import Scope
 from stumble.analytics.results import Column, Report, Table, meta_for
 from stumble.analytics.rollup_cells import Family, definition_hash
 from stumble.analytics.rollup_read import (
+    CellSpec,
     RollupSlice,
     SourceAsked,
-    choose_source,
     merged_cells,
     raw_asked,
-    rollup_sampling,
+    read_rows,
 )
 from stumble.analytics.sql import Sql, SqlDialect, param, render, scope_filter
 from stumble.storage.base import EventStore
@@ -191,23 +191,16 @@ def run_paths(
 ) -> Report[PathsResult]:
     """``source``: ``auto`` reads daily rollups for a screen's neighbours and for the moves
     between screens; paths between two screens need each session's views (raw rows)."""
-    between = bool(query.start and query.end)
-    choice = choose_source(
+    between = "paths between two screens need each session's views"
+    answer = read_rows(
         store,
         query.scope,
-        family=Family.PATHS,
-        key=PATHS_KEY,
-        definition=paths_definition(),
-        needs_raw="paths between two screens need each session's views"
-        if between
-        else raw_asked(source),
+        CellSpec(Family.PATHS, PATHS_KEY, paths_definition()),
+        rolled=lambda chosen: _rollup_rows(store, query, chosen),
+        raw=lambda: _raw_rows(store, query),
+        needs_raw=between if query.start and query.end else raw_asked(source),
     )
-    if choice.slice is not None:
-        neighbours, path_rows = _rollup_rows(store, query, choice.slice)
-        sampling = rollup_sampling(store, query.scope.filters.environment, choice.slice)
-    else:
-        neighbours, path_rows = _raw_rows(store, query)
-        sampling = sampling_of(store, query.scope)
+    neighbours, path_rows = answer.rows
     suppressor = Suppressor(min_group_size)
     keyed = [(r["direction"], str(r["other"]), int(r["sessions"])) for r in neighbours]
     keyed += [("path", str(r["path"]), int(r["sessions"])) for r in path_rows]
@@ -224,15 +217,15 @@ def run_paths(
         "paths",
         time=query.scope.time,
         scope=query.scope,
-        sampling=sampling,
+        sampling=answer.sampling,
         min_group_size=min_group_size,
         hidden=suppressor.hidden_count,
         notes=[
             "paths are screen views in time order, a screen repeated at once counted once",
             f"paths from start to the next view of end, at most {MAX_HOPS} screens later",
-            choice.note,
+            answer.note,
         ],
-        source=choice.source,
+        source=answer.source,
     )
     return Report(meta=meta, data=result)
 

@@ -14,13 +14,13 @@ import contextlib
 import datetime as dt
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Final, Literal, NamedTuple
+from typing import Final, Generic, Literal, NamedTuple, TypeVar
 
 from stumble.analytics import sketch
-from stumble.analytics.common import Row, fetch
+from stumble.analytics.common import Row, fetch, sampling_of
 from stumble.analytics.queries import Scope
 from stumble.analytics.results import Sampling
 from stumble.analytics.rollup_cells import ROLLED_DIMENSIONS, VOLUME_DEFINITION, Family
@@ -28,6 +28,7 @@ from stumble.analytics.sql import Sql, disjunction, param, params_list, render
 from stumble.storage.base import EventStore, month_end, month_start
 
 GroupBy = Literal["none", "dim", "day", "week"]
+T = TypeVar("T")
 Source = Literal["raw", "rollups"]
 SourceAsked = Literal["auto", "raw"]
 
@@ -167,6 +168,57 @@ def choose_source(
             "earlier definition and are left out"
         )
     return SourceChoice("rollups", note, chosen, sealed_other)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer(Generic[T]):
+    """A report's rows from where they were read, with that source's sample rates."""
+
+    rows: T
+    sampling: Sampling
+    choice: SourceChoice
+
+    @property
+    def source(self) -> Source:
+        return self.choice.source
+
+    @property
+    def note(self) -> str:
+        return self.choice.note
+
+
+@dataclass(frozen=True, slots=True)
+class CellSpec:
+    """What a report's cells are: their family, key and the definition they were built by."""
+
+    family: Family
+    key: str
+    definition: str
+
+
+def read_rows(
+    store: EventStore,
+    scope: Scope,
+    cells: CellSpec,
+    *,
+    rolled: Callable[[RollupSlice], T],
+    raw: Callable[[], T],
+    needs_raw: str | None = None,
+) -> Answer[T]:
+    """The report's rows from rollups when they can answer (``choose_source``), else from
+    raw rows; the sample rates come from the same place."""
+    choice = choose_source(
+        store,
+        scope,
+        family=cells.family,
+        key=cells.key,
+        definition=cells.definition,
+        needs_raw=needs_raw,
+    )
+    if choice.slice is None:
+        return Answer(raw(), sampling_of(store, scope), choice)
+    sampling = rollup_sampling(store, scope.filters.environment, choice.slice)
+    return Answer(rolled(choice.slice), sampling, choice)
 
 
 def days_missing(  # noqa: PLR0917 - the identity of what is asked, all six

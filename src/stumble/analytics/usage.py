@@ -15,7 +15,7 @@ from typing import Final
 
 import msgspec
 
-from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, row_group, sampling_of
+from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, row_group
 from stumble.analytics.queries import UsageQuery
 from stumble.analytics.results import (
     NO_SHARE,
@@ -29,12 +29,12 @@ from stumble.analytics.results import (
 )
 from stumble.analytics.rollup_cells import Family, definition_hash
 from stumble.analytics.rollup_read import (
+    CellSpec,
     RollupSlice,
     SourceAsked,
-    choose_source,
     merged_cells,
     raw_asked,
-    rollup_sampling,
+    read_rows,
 )
 from stumble.analytics.sql import Sql, SqlDialect, dimension_expr, grouping, render, scope_filter
 from stumble.storage.base import EventStore
@@ -181,23 +181,15 @@ def run_usage(
     source: SourceAsked = "auto",
 ) -> Report[UsageResult]:
     """``source``: ``auto`` reads daily rollups when they can answer (``rollup_read``)."""
-    choice = choose_source(
+    answer = read_rows(
         store,
         query.scope,
-        family=Family.USAGE,
-        key=USAGE_KEY,
-        definition=usage_definition(),
+        CellSpec(Family.USAGE, USAGE_KEY, usage_definition()),
+        rolled=lambda chosen: _rollup_rows(store, query, chosen),
+        raw=lambda: _raw_rows(store, query),
         needs_raw=raw_asked(source),
     )
-    if choice.slice is not None:
-        totals, daily, active = _rollup_rows(store, query, choice.slice)
-        sampling = rollup_sampling(store, query.scope.filters.environment, choice.slice)
-    else:
-        dialect = dialect_of(store)
-        totals = fetch(store, totals_sql(query, dialect))
-        daily = fetch(store, daily_sql(query, dialect))
-        active = {row_group(r): r for r in fetch(store, active_sql(query, dialect))}
-        sampling = sampling_of(store, query.scope)
+    totals, daily, active = answer.rows
     suppressor = Suppressor(min_group_size)
     total_tickets = {
         (r["event_name"], row_group(r)): suppressor.add(
@@ -236,18 +228,28 @@ def run_usage(
         "usage",
         time=query.scope.time,
         scope=query.scope,
-        sampling=sampling,
+        sampling=answer.sampling,
         min_group_size=min_group_size,
         hidden=suppressor.hidden_count,
-        notes=["a feature is an action or custom event name; days are UTC", choice.note],
-        source=choice.source,
+        notes=["a feature is an action or custom event name; days are UTC", answer.note],
+        source=answer.source,
     )
     return Report(meta=meta, data=result)
 
 
-def _rollup_rows(
-    store: EventStore, query: UsageQuery, chosen: RollupSlice
-) -> tuple[list[Row], list[Row], dict[str | None, Row]]:
+UsageRows = tuple[list[Row], list[Row], dict[str | None, Row]]
+"""The rows of ``totals_sql``, ``daily_sql`` and ``active_sql`` (by group)."""
+
+
+def _raw_rows(store: EventStore, query: UsageQuery) -> UsageRows:
+    dialect = dialect_of(store)
+    totals = fetch(store, totals_sql(query, dialect))
+    daily = fetch(store, daily_sql(query, dialect))
+    active = {row_group(r): r for r in fetch(store, active_sql(query, dialect))}
+    return totals, daily, active
+
+
+def _rollup_rows(store: EventStore, query: UsageQuery, chosen: RollupSlice) -> UsageRows:
     """The rows of ``totals_sql``, ``daily_sql`` and ``active_sql``, from daily cells."""
     environment = query.scope.filters.environment
     totals = [
