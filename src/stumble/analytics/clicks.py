@@ -10,7 +10,7 @@ them (a session may click several targets), so none can give one away.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Final
 
 import msgspec
@@ -23,9 +23,9 @@ from stumble.analytics.rollup_read import (
     CellSpec,
     RollupSlice,
     SourceAsked,
-    merged_cells,
     raw_asked,
     read_rows,
+    total_rows,
 )
 from stumble.analytics.sql import Sql, SqlDialect, param, render, scope_filter
 from stumble.plan.model import TrackingPlan
@@ -223,21 +223,11 @@ def run_clicks(
 
 
 def _rollup_rows(store: EventStore, query: ClickQuery, chosen: RollupSlice) -> list[Row]:
-    """The rows of ``clicks_sql`` (the range's totals), from daily cells."""
-    total = replace(chosen, group_by="none")
-    cells = merged_cells(store, query.scope.filters.environment, total, Family.CLICKS)
-    return [
-        {
-            "row_kind": key.keys[3],
-            "screen_id": key.keys[0],
-            "target": key.keys[1],
-            "position": key.keys[2],
-            "events": round(cell.value_sum or 0),
-            "sessions": cell.sessions,
-        }
-        for key, cell in cells.items()
-        if not query.screens or key.keys[0] in query.screens
-    ]
+    """The rows of ``clicks_sql``, from daily cells."""
+    environment = query.scope.filters.environment
+    names = ("screen_id", "target", "position", "row_kind")
+    rows = total_rows(store, environment, chosen, Family.CLICKS, names)
+    return [r for r in rows if not query.screens or r["screen_id"] in query.screens]
 
 
 def _target(row: Row, hidden: bool, viewed: dict[str, int]) -> TargetClicks:

@@ -16,7 +16,7 @@ sessions; each signal's screens are suppressed with complements.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Final
 
 import msgspec
@@ -29,9 +29,9 @@ from stumble.analytics.rollup_read import (
     CellSpec,
     RollupSlice,
     SourceAsked,
-    merged_cells,
     raw_asked,
     read_rows,
+    total_rows,
 )
 from stumble.analytics.sql import Sql, SqlDialect, param, render, scope_filter
 from stumble.config import Settings
@@ -246,19 +246,9 @@ def run_frustration(
 
 
 def _rollup_rows(store: EventStore, query: FrustrationQuery, chosen: RollupSlice) -> list[Row]:
-    """The rows of ``frustration_sql`` (the range's totals), from daily cells."""
-    total = replace(chosen, group_by="none")
-    cells = merged_cells(store, query.scope.filters.environment, total, Family.FRUSTRATION)
-    return [
-        {
-            "signal": key.keys[0],
-            "screen_id": key.keys[1],
-            "target": key.keys[2],
-            "events": round(cell.value_sum or 0),
-            "sessions": cell.sessions,
-        }
-        for key, cell in cells.items()
-    ]
+    """The rows of ``frustration_sql``, from daily cells."""
+    names = ("signal", "screen_id", "target", None)
+    return total_rows(store, query.scope.filters.environment, chosen, Family.FRUSTRATION, names)
 
 
 def _count(row: Row, hidden: bool) -> SignalCount:

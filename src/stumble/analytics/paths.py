@@ -18,7 +18,7 @@ several), so no complement is needed.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Final
 
 import msgspec
@@ -31,9 +31,9 @@ from stumble.analytics.rollup_read import (
     CellSpec,
     RollupSlice,
     SourceAsked,
-    merged_cells,
     raw_asked,
     read_rows,
+    total_rows,
 )
 from stumble.analytics.sql import Sql, SqlDialect, param, render, scope_filter
 from stumble.storage.base import EventStore
@@ -246,19 +246,14 @@ def _rollup_rows(
 ) -> tuple[list[Row], list[Row]]:
     """The rows of ``neighbours_sql`` (with a screen) or ``moves_sql`` (without), from
     daily cells."""
-    total = replace(chosen, group_by="none")
-    cells = merged_cells(store, query.scope.filters.environment, total, Family.PATHS)
+    names = ("direction", "screen", "other", None)
+    rows = total_rows(store, query.scope.filters.environment, chosen, Family.PATHS, names)
     if query.screen:
-        neighbours = [
-            {"direction": key.keys[0], "other": key.keys[2], "sessions": cell.sessions}
-            for key, cell in cells.items()
-            if key.keys[1] == query.screen
-        ]
-        return neighbours, []
+        return [r for r in rows if r["screen"] == query.screen], []
     moves = [
-        {"path": f"{key.keys[1]} > {key.keys[2]}", "sessions": cell.sessions}
-        for key, cell in cells.items()
-        if key.keys[0] == "next" and key.keys[2] != LEFT
+        {"path": f"{r['screen']} > {r['other']}", "sessions": r["sessions"]}
+        for r in rows
+        if r["direction"] == "next" and r["other"] != LEFT
     ]
     return [], moves
 

@@ -16,7 +16,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final, Generic, Literal, NamedTuple, TypeVar
 
 from stumble.analytics import sketch
@@ -486,6 +486,23 @@ def merged_cells(
         for key, cell in shared[read].items()
         if k1 in (None, key.keys[0]) and k3 in (None, key.keys[2])
     }
+
+
+KeyNames = tuple[str | None, str | None, str | None, str | None]
+
+
+def total_rows(
+    store: EventStore, environment: str, chosen: RollupSlice, family: Family, names: KeyNames
+) -> list[Row]:
+    """The family's cells over the range, groups added up, as rows: each key under its name
+    in ``names`` (None: a key the family leaves empty), ``sessions``, and ``events`` (the
+    cells' ``value_sum``): the rows of a report counted without a breakdown."""
+    total = replace(chosen, group_by="none")
+    return [
+        {name: value for name, value in zip(names, key.keys, strict=True) if name}
+        | {"sessions": cell.sessions, "events": round(cell.value_sum or 0)}
+        for key, cell in merged_cells(store, environment, total, family).items()
+    ]
 
 
 def _read_cells(
