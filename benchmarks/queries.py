@@ -278,7 +278,8 @@ def refresh_rollups(data: Path) -> None:
     store = DuckDBStore(data / "stumble.duckdb", threads=2)
     try:
         started = time.perf_counter()
-        report = RollupMaintainer(store, load_plan(default_plan_path())).refresh(max_months=None)
+        maintainer = RollupMaintainer(store, load_plan(default_plan_path()))
+        report = maintainer.refresh(max_outdated=None, max_months=None)
         seconds = time.perf_counter() - started
     finally:
         store.close()
