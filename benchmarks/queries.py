@@ -261,9 +261,15 @@ def reports(plan: TrackingPlan, months: int = 0) -> dict[str, Runner]:
         "clicks": lambda s, src: run_clicks(
             s, ClickQuery.from_plan(plan, scope), **_source(run_clicks, src)
         ),
-        # Raw rows only: the screen and the thresholds are chosen at query time.
-        "paths": lambda s, src: run_paths(s, PathQuery(scope, "request_create")),
-        "frustration": lambda s, src: run_frustration(s, FrustrationQuery(scope)),
+        "paths": lambda s, src: run_paths(
+            s, PathQuery(scope, "request_create"), **_source(run_paths, src)
+        ),
+        "paths between two screens": lambda s, src: run_paths(
+            s, PathQuery(scope, start="home", end="request_view"), **_source(run_paths, src)
+        ),
+        "frustration": lambda s, src: run_frustration(
+            s, FrustrationQuery(scope), **_source(run_frustration, src)
+        ),
     }
 
 
