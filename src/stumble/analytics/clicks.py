@@ -11,16 +11,14 @@ them (a session may click several targets), so none can give one away.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
 
 import msgspec
 
 from stumble.analytics.common import Row, Suppressor, dialect_of, fetch
 from stumble.analytics.queries import Scope
 from stumble.analytics.results import Column, Report, Table, meta_for
-from stumble.analytics.rollup_cells import Family, definition_hash
+from stumble.analytics.rollup_cells import CellSpec, Family
 from stumble.analytics.rollup_read import (
-    CellSpec,
     RollupSlice,
     SourceAsked,
     raw_asked,
@@ -62,14 +60,9 @@ def canonical_target(query: ClickQuery) -> Sql:
     return render("CASE target {cases} ELSE target END", cases=cases)
 
 
-CLICKS_KEY: Final = "clicks"
-ROLLUP_VERSION: Final = "clicks-1"
-"""Changes whenever the clicks cells change meaning: days built before are not read."""
-
-
-def clicks_definition(aliases: tuple[tuple[str, str], ...]) -> str:
+def clicks_cells(aliases: tuple[tuple[str, str], ...]) -> CellSpec:
     """Cells count targets after the plan's aliases: another set of aliases, other cells."""
-    return definition_hash((ROLLUP_VERSION, CLICKS_KEY, aliases))
+    return CellSpec.versioned(Family.CLICKS, "clicks-1", aliases)
 
 
 def _screens(query: ClickQuery) -> Sql:
@@ -173,7 +166,7 @@ def run_clicks(
     answer = read_rows(
         store,
         query.scope,
-        CellSpec(Family.CLICKS, CLICKS_KEY, clicks_definition(query.aliases)),
+        clicks_cells(query.aliases),
         rolled=lambda chosen: _rollup_rows(store, query, chosen),
         raw=lambda: fetch(store, clicks_sql(query, dialect_of(store))),
         needs_raw=raw_asked(source),

@@ -36,11 +36,10 @@ from stumble.analytics.results import (
     group_label,
     meta_for,
 )
-from stumble.analytics.rollup_cells import Family, definition_hash
+from stumble.analytics.rollup_cells import CellSpec, Family, definition_hash
 from stumble.analytics.rollup_read import (
     CellKey,
     Cells,
-    CellSpec,
     MergedCell,
     RollupSlice,
     SourceAsked,
@@ -78,9 +77,10 @@ VITAL_SCALE: Final[dict[str, float]] = {"CLS": 1000.0}
 CLS_NOTE: Final = "CLS from rollups: within 1%, or within 0.001 for values under 0.001"
 
 
-def failures_definition(scenarios: tuple[ScenarioSpec, ...]) -> str:
-    """What failure cells were built for: the scenarios errors belong to."""
-    return definition_hash((ROLLUP_VERSION, scenarios))
+def failures_cells(scenarios: tuple[ScenarioSpec, ...]) -> CellSpec:
+    """What failure cells were built for: the scenarios errors belong to. (Hashed without the
+    family's name, unlike ``CellSpec.versioned``: days built so far keep answering.)"""
+    return CellSpec(Family.FAILURES, FAILURES_KEY, definition_hash((ROLLUP_VERSION, scenarios)))
 
 
 def errors_cte(query: FailureQuery, dialect: SqlDialect, group: str | None = None) -> Sql:
@@ -487,7 +487,7 @@ def run_failures(
     answer = read_rows(
         store,
         query.scope,
-        CellSpec(Family.FAILURES, FAILURES_KEY, failures_definition(query.scenarios)),
+        failures_cells(query.scenarios),
         rolled=lambda chosen: _rollup_fetched(store, query, chosen),
         raw=lambda: _raw_fetched(store, query),
         needs_raw=raw_asked(source),

@@ -24,9 +24,8 @@ import msgspec
 from stumble.analytics.common import Row, Suppressor, dialect_of, fetch
 from stumble.analytics.queries import Scope
 from stumble.analytics.results import Column, Report, Table, meta_for
-from stumble.analytics.rollup_cells import Family, definition_hash
+from stumble.analytics.rollup_cells import CellSpec, Family
 from stumble.analytics.rollup_read import (
-    CellSpec,
     RollupSlice,
     SourceAsked,
     raw_asked,
@@ -69,14 +68,9 @@ class FrustrationQuery:
     thresholds: FrustrationThresholds = FrustrationThresholds()
 
 
-FRUSTRATION_KEY: Final = "frustration"
-ROLLUP_VERSION: Final = "frustration-1"
-"""Changes whenever the frustration cells change meaning: days built before are not read."""
-
-
-def frustration_definition(thresholds: FrustrationThresholds) -> str:
+def frustration_cells(thresholds: FrustrationThresholds) -> CellSpec:
     """Cells count with one set of thresholds (the settings'): other thresholds, raw rows."""
-    return definition_hash((ROLLUP_VERSION, FRUSTRATION_KEY, thresholds))
+    return CellSpec.versioned(Family.FRUSTRATION, "frustration-1", thresholds)
 
 
 def signals_ctes(query: FrustrationQuery, dialect: SqlDialect, group: str = "NULL") -> Sql:
@@ -198,7 +192,7 @@ def run_frustration(
     answer = read_rows(
         store,
         query.scope,
-        CellSpec(Family.FRUSTRATION, FRUSTRATION_KEY, frustration_definition(query.thresholds)),
+        frustration_cells(query.thresholds),
         rolled=lambda chosen: _rollup_rows(store, query, chosen),
         raw=lambda: fetch(store, frustration_sql(query, dialect_of(store))),
         needs_raw=raw_asked(source),

@@ -39,7 +39,7 @@ from stumble.analytics import sketch
 from stumble.analytics.common import Row, Suppressor, dialect_of, fetch
 from stumble.analytics.queries import HealthQuery, PlanFacts, Scope, TimeRange
 from stumble.analytics.results import Column, Report, Sampling, Table, meta_for
-from stumble.analytics.rollup_cells import Family, definition_hash
+from stumble.analytics.rollup_cells import CellSpec, Family
 from stumble.analytics.rollup_read import (
     RAW_NOTE,
     ROLLUP_NOTE,
@@ -68,14 +68,11 @@ MIN_DROP_BASELINE: Final = 500
 """...and before a day under ``DROP_SHARE`` of it is a drop: events come in sessions of
 dozens, so a few hundred swing by half from one week to the next by chance alone."""
 BASELINE_WEEKS: Final = 4
-HEALTH_KEY: Final = "health"
-ROLLUP_VERSION: Final = "health-1"
-"""Changes whenever the health cells change meaning: days built before are not read."""
 
 
-def health_definition(closed: tuple[tuple[str, str], ...]) -> str:
+def health_cells(closed: tuple[tuple[str, str], ...]) -> CellSpec:
     """What health cells were built for: the closed fields whose values they count."""
-    return definition_hash((ROLLUP_VERSION, HEALTH_KEY, closed))
+    return CellSpec.versioned(Family.HEALTH, "health-1", closed)
 
 
 def closed_fields(plan: PlanFacts) -> tuple[tuple[str, str], ...]:
@@ -585,13 +582,9 @@ def _rollups_cannot(store: EventStore, query: HealthQuery) -> str | None:
     span = (days[0] - dt.timedelta(weeks=BASELINE_WEEKS) - TS_MARGIN, days[1] + TS_MARGIN)
     environments = {d.environment for d in store.rollup_days(query.environment)}
     for environment in sorted(environments):
+        cells = health_cells(closed_fields(query.plan))
         missing, _ = days_missing(
-            store,
-            environment,
-            span,
-            Family.HEALTH,
-            HEALTH_KEY,
-            health_definition(closed_fields(query.plan)),
+            store, environment, span, cells.family, cells.key, cells.definition
         )
         if missing:
             return f"{missing} day(s) not yet rolled up"

@@ -25,9 +25,8 @@ from stumble.analytics.results import (
     meta_for,
 )
 from stumble.analytics.rollup_build import Measure
-from stumble.analytics.rollup_cells import Family, definition_hash
+from stumble.analytics.rollup_cells import CellSpec, Family
 from stumble.analytics.rollup_read import (
-    CellSpec,
     RollupSlice,
     SourceAsked,
     merged_cells,
@@ -38,13 +37,11 @@ from stumble.analytics.sql import Sql, SqlDialect, dimension_expr, grouping, ren
 from stumble.events import NAVIGATION_KINDS
 from stumble.storage.base import EventStore
 
-LOOPS_KEY: Final = "loops"
-ROLLUP_VERSION: Final = "loops-1"
-"""Changes whenever the loops cells change meaning: days built before are not read."""
 
-
-def loops_definition() -> str:
-    return definition_hash((ROLLUP_VERSION, LOOPS_KEY))
+def loops_cells() -> CellSpec:
+    """The loops cells; their version goes up whenever they change meaning (days
+    built before are then not read)."""
+    return CellSpec.versioned(Family.LOOPS, "loops-1")
 
 
 def per_screen_cte(query: LoopQuery, dialect: SqlDialect, group: str | None = None) -> Sql:
@@ -160,7 +157,7 @@ def run_loops(
     answer = read_rows(
         store,
         query.scope,
-        CellSpec(Family.LOOPS, LOOPS_KEY, loops_definition()),
+        loops_cells(),
         rolled=lambda chosen: _rollup_rows(store, query, chosen),
         raw=lambda: fetch(store, loops_sql(query, dialect_of(store))),
         needs_raw=raw_asked(source),

@@ -26,9 +26,8 @@ import msgspec
 from stumble.analytics.common import Row, Suppressor, dialect_of, fetch
 from stumble.analytics.queries import Scope
 from stumble.analytics.results import Column, Report, Table, meta_for
-from stumble.analytics.rollup_cells import Family, definition_hash
+from stumble.analytics.rollup_cells import CellSpec, Family
 from stumble.analytics.rollup_read import (
-    CellSpec,
     RollupSlice,
     SourceAsked,
     raw_asked,
@@ -52,13 +51,10 @@ class PathQuery:
     limit: int = 10
 
 
-PATHS_KEY: Final = "paths"
-ROLLUP_VERSION: Final = "paths-1"
-"""Changes whenever the paths cells change meaning: days built before are not read."""
-
-
-def paths_definition() -> str:
-    return definition_hash((ROLLUP_VERSION, PATHS_KEY))
+def paths_cells() -> CellSpec:
+    """The paths cells; their version goes up whenever they change meaning (days
+    built before are then not read)."""
+    return CellSpec.versioned(Family.PATHS, "paths-1")
 
 
 def _views(query: PathQuery, dialect: SqlDialect, group: str = "NULL") -> Sql:
@@ -195,7 +191,7 @@ def run_paths(
     answer = read_rows(
         store,
         query.scope,
-        CellSpec(Family.PATHS, PATHS_KEY, paths_definition()),
+        paths_cells(),
         rolled=lambda chosen: _rollup_rows(store, query, chosen),
         raw=lambda: _raw_rows(store, query),
         needs_raw=between if query.start and query.end else raw_asked(source),

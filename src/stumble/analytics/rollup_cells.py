@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
@@ -60,6 +61,22 @@ VOLUME_DEFINITION: Final = "v2"
 def definition_hash(definition: object) -> str:
     """A short stable hash of a frozen query part (its ``repr`` is built from literals)."""
     return hashlib.sha256(repr(definition).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class CellSpec:
+    """What a report's cells are: their family, the key of their ``built`` marker, and the
+    definition they were built by (a reader asks for exactly that one)."""
+
+    family: Family
+    key: str
+    definition: str
+
+    @classmethod
+    def versioned(cls, family: Family, version: str, *decided_by: object) -> CellSpec:
+        """A family keyed by its own name, defined by ``version`` (raised whenever its cells
+        change meaning) and what the plan or the settings decide about it (``decided_by``)."""
+        return cls(family, str(family), definition_hash((version, str(family), *decided_by)))
 
 
 def dimensions_struct(prefix: str = "") -> str:

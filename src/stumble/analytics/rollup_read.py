@@ -23,7 +23,12 @@ from stumble.analytics import sketch
 from stumble.analytics.common import Row, fetch, sampling_of
 from stumble.analytics.queries import Scope
 from stumble.analytics.results import Sampling
-from stumble.analytics.rollup_cells import ROLLED_DIMENSIONS, VOLUME_DEFINITION, Family
+from stumble.analytics.rollup_cells import (
+    ROLLED_DIMENSIONS,
+    VOLUME_DEFINITION,
+    CellSpec,
+    Family,
+)
 from stumble.analytics.sql import Sql, disjunction, param, params_list, render
 from stumble.storage.base import EventStore, month_end, month_start
 
@@ -185,15 +190,6 @@ class Answer(Generic[T]):
     @property
     def note(self) -> str:
         return self.choice.note
-
-
-@dataclass(frozen=True, slots=True)
-class CellSpec:
-    """What a report's cells are: their family, key and the definition they were built by."""
-
-    family: Family
-    key: str
-    definition: str
 
 
 def read_rows(

@@ -36,26 +36,24 @@ from __future__ import annotations
 import datetime as dt
 from typing import Final
 
-from stumble.analytics.clicks import CLICKS_KEY, ClickQuery, clicks_definition
+from stumble.analytics.clicks import ClickQuery, clicks_cells
 from stumble.analytics.clicks import per_session_cte as clicks_cte
 from stumble.analytics.failures import (
     ERROR_TABLES,
-    FAILURES_KEY,
     VITAL_SCALE,
     VITAL_THRESHOLDS,
     errors_cte,
-    failures_definition,
+    failures_cells,
 )
 from stumble.analytics.frustration import (
-    FRUSTRATION_KEY,
     FrustrationQuery,
     FrustrationThresholds,
-    frustration_definition,
+    frustration_cells,
 )
 from stumble.analytics.frustration import per_session_cte as frustration_cte
-from stumble.analytics.health import HEALTH_KEY, health_definition
-from stumble.analytics.loops import LOOP_MEASURES, LOOPS_KEY, loops_definition, per_screen_cte
-from stumble.analytics.paths import PATHS_KEY, PathQuery, paths_definition
+from stumble.analytics.health import health_cells
+from stumble.analytics.loops import LOOP_MEASURES, loops_cells, per_screen_cte
+from stumble.analytics.paths import PathQuery, paths_cells
 from stumble.analytics.paths import per_session_cte as paths_cte
 from stumble.analytics.queries import FailureQuery, LoopQuery, ScenarioSpec, UsageQuery
 from stumble.analytics.rollup_build import (
@@ -77,7 +75,7 @@ from stumble.analytics.sql import (
     scope_filter,
     step_condition,
 )
-from stumble.analytics.usage import USAGE_KEY, per_session_cte, usage_definition
+from stumble.analytics.usage import per_session_cte, usage_cells
 
 # --- active sessions ----------------------------------------------------------------------
 
@@ -365,22 +363,17 @@ def report_cells(
     plan: RollupPlan, environment: str, day: dt.date, dialect: SqlDialect
 ) -> list[Sql]:
     """Active sessions, failures, usage and health cells of one day, with their markers."""
+    specs = (
+        failures_cells(plan.scenarios),
+        usage_cells(),
+        loops_cells(),
+        clicks_cells(plan.aliases),
+        paths_cells(),
+        frustration_cells(plan.frustration),
+        health_cells(plan.closed),
+    )
     statements = [
-        built_marker(
-            environment, day, Family.FAILURES, FAILURES_KEY, failures_definition(plan.scenarios)
-        ),
-        built_marker(environment, day, Family.USAGE, USAGE_KEY, usage_definition()),
-        built_marker(environment, day, Family.LOOPS, LOOPS_KEY, loops_definition()),
-        built_marker(environment, day, Family.CLICKS, CLICKS_KEY, clicks_definition(plan.aliases)),
-        built_marker(environment, day, Family.PATHS, PATHS_KEY, paths_definition()),
-        built_marker(
-            environment,
-            day,
-            Family.FRUSTRATION,
-            FRUSTRATION_KEY,
-            frustration_definition(plan.frustration),
-        ),
-        built_marker(environment, day, Family.HEALTH, HEALTH_KEY, health_definition(plan.closed)),
+        *(built_marker(environment, day, s.family, s.key, s.definition) for s in specs),
         health_statement(plan.closed, environment, day, dialect),
         active_statement(environment, day, dialect),
         usage_statement(environment, day, dialect),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import replace
-from typing import Final
 
 import msgspec
 
@@ -27,9 +26,8 @@ from stumble.analytics.results import (
     group_label,
     meta_for,
 )
-from stumble.analytics.rollup_cells import Family, definition_hash
+from stumble.analytics.rollup_cells import CellSpec, Family
 from stumble.analytics.rollup_read import (
-    CellSpec,
     RollupSlice,
     SourceAsked,
     merged_cells,
@@ -39,13 +37,11 @@ from stumble.analytics.rollup_read import (
 from stumble.analytics.sql import Sql, SqlDialect, dimension_expr, grouping, render, scope_filter
 from stumble.storage.base import EventStore
 
-USAGE_KEY: Final = "usage"
-ROLLUP_VERSION: Final = "usage-1"
-"""Changes whenever the usage cells change meaning: days built before are not read."""
 
-
-def usage_definition() -> str:
-    return definition_hash((ROLLUP_VERSION, USAGE_KEY))
+def usage_cells() -> CellSpec:
+    """The usage cells; their version goes up whenever they change meaning (days
+    built before are then not read)."""
+    return CellSpec.versioned(Family.USAGE, "usage-1")
 
 
 def per_session_cte(query: UsageQuery, dialect: SqlDialect, group: str | None = None) -> Sql:
@@ -184,7 +180,7 @@ def run_usage(
     answer = read_rows(
         store,
         query.scope,
-        CellSpec(Family.USAGE, USAGE_KEY, usage_definition()),
+        usage_cells(),
         rolled=lambda chosen: _rollup_rows(store, query, chosen),
         raw=lambda: _raw_rows(store, query),
         needs_raw=raw_asked(source),
