@@ -128,3 +128,24 @@ def test_days_built_under_an_older_plan_are_rebuilt_a_few_at_a_time_newest_first
     second = maintainer.refresh(max_outdated=4)
     assert sorted(day for _, day in second.built) == [JUNE_1, JUNE_1 + dt.timedelta(days=1)]
     assert maintainer.refresh(max_outdated=4).days_built == 0
+
+
+def test_an_idle_refresh_does_not_look_for_months(
+    store: DuckDBStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _load(store, 0)
+    maintainer = _maintainer(store, Clock())
+    maintainer.refresh()
+    looks: list[dt.date] = []
+    original = store.rollup_months_due
+
+    def counted(current_month: dt.date) -> list[tuple[str, dt.date]]:
+        looks.append(current_month)
+        return original(current_month)
+
+    monkeypatch.setattr(store, "rollup_months_due", counted)
+    maintainer.refresh()
+    assert looks == []  # nothing was rebuilt: no month can have changed
+    _load(store, 1)
+    maintainer.refresh()
+    assert len(looks) == 1

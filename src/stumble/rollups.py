@@ -89,6 +89,7 @@ class RollupMaintainer:
         self._wait_s = interval_s
         self._outdated_checked = False
         self._layout_checked = False
+        self._months_left = True  # looked for on the first refresh, then after rebuilt days
 
     def refresh_if_due(self) -> RefreshReport | None:
         """Refresh unless one built something less than ``interval_s`` ago (a refresh that
@@ -112,7 +113,10 @@ class RollupMaintainer:
         definition, newest first, then up to ``max_months`` past months whose cells no longer
         match their days (None: all of them)."""
         report = self._build(self._days_due(max_outdated))
-        self._build_months(report, max_months)
+        # Loads go on every half second; months and the cells' order change only with a
+        # rebuilt day (or what is left from the last look), so an idle refresh skips both.
+        if report.days_built or self._months_left:
+            self._build_months(report, max_months)
         if report.days_built or report.months_built or not self._layout_checked:
             self._cluster_daily(report)
         return report
@@ -154,6 +158,7 @@ class RollupMaintainer:
     def _build_months(self, report: RefreshReport, max_months: int | None) -> None:
         started = time.perf_counter()
         due = self.store.rollup_months_due(month_start(self.now().date()))
+        self._months_left = max_months is not None and len(due) > max_months
         for environment, month in due[:max_months]:
             self.store.replace_rollup_month(environment, month)
             report.months_built += 1
