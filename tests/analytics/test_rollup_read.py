@@ -8,10 +8,18 @@ from collections.abc import Sequence
 
 import pytest
 from tests.analytics.conftest import DAYS, START, Dataset
+from tests.storage.conftest import make_event
 
 from stumble.analytics.queries import all_scenarios
 from stumble.analytics.rollup_cells import Family, definition_hash
-from stumble.analytics.rollup_read import Cells, RollupSlice, merged_cells, sharing_cells
+from stumble.analytics.rollup_read import (
+    Cells,
+    RollupSlice,
+    UntilNextWrite,
+    merged_cells,
+    sharing_cells,
+)
+from stumble.storage import DuckDBStore
 from stumble.storage.base import EventStore, QueryResult
 
 DAYS_READ = RollupSlice(START, START + dt.timedelta(days=DAYS - 1), "", (), "none")
@@ -62,3 +70,20 @@ def test_totals_of_a_breakdown_are_the_sum_of_its_groups(rolled: Dataset) -> Non
     totals = {k: c for k, c in cells.items() if k.is_total}
     assert _as_numbers(totals) == _as_numbers(total)
     assert any(not k.is_total for k in cells)
+
+
+def test_an_answer_is_remembered_until_the_store_next_writes() -> None:
+    store = DuckDBStore(":memory:")
+    remembered: UntilNextWrite[int] = UntilNextWrite()
+    computed: list[int] = []
+
+    def compute() -> int:
+        computed.append(store.write_count)
+        return len(computed)
+
+    assert remembered.get(store, "q", compute) == 1
+    assert remembered.get(store, "q", compute) == 1
+    assert remembered.get(store, "other", compute) == 2
+    store.write_rows([make_event()])
+    assert remembered.get(store, "q", compute) == 3
+    assert computed == [0, 0, 1]

@@ -14,7 +14,7 @@ import contextlib
 import datetime as dt
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Final, Generic, Literal, NamedTuple, TypeVar
@@ -231,11 +231,33 @@ def days_missing(  # noqa: PLR0917 - the identity of what is asked, all six
     return _coverage(store, environment, chosen, family, key, definition)
 
 
-_coverage_cache: weakref.WeakKeyDictionary[EventStore, dict[tuple[object, ...], Coverage]] = (
-    weakref.WeakKeyDictionary()
-)
-_coverage_lock = threading.Lock()
+class UntilNextWrite(Generic[T]):
+    """Answers remembered per store until it next commits a write: a report like top problems
+    asks the same question a dozen times, and only a write can change the answer."""
+
+    def __init__(self, most: int = 1_000) -> None:
+        self._known: weakref.WeakKeyDictionary[EventStore, dict[Hashable, T]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()
+        self._most = most
+
+    def get(self, store: EventStore, asked: Hashable, compute: Callable[[], T]) -> T:
+        key = (store.write_count, asked)
+        with self._lock:
+            known = self._known.setdefault(store, {})
+            if key in known:
+                return known[key]
+        answer = compute()
+        with self._lock:
+            if len(known) > self._most:
+                known.clear()
+            known[key] = answer
+        return answer
+
+
 Coverage = tuple[int, int]
+_coverages: UntilNextWrite[Coverage] = UntilNextWrite()
 
 
 def _coverage(  # noqa: PLR0917 - the identity of what is asked, all six
@@ -246,27 +268,13 @@ def _coverage(  # noqa: PLR0917 - the identity of what is asked, all six
     key: str,
     definition: str,
 ) -> Coverage:
-    """``_uncached_coverage``, remembered until the store next commits a write: a report like
-    top problems asks the same question a dozen times, and only a write can change it."""
-    asked = (
-        store.write_count,
-        environment,
-        chosen.first_day,
-        chosen.last_day,
-        family,
-        key,
-        definition,
+    """``_uncached_coverage``, remembered until the store's next write."""
+    asked = (environment, chosen.first_day, chosen.last_day, family, key, definition)
+    return _coverages.get(
+        store,
+        asked,
+        lambda: _uncached_coverage(store, environment, chosen, family, key, definition),
     )
-    with _coverage_lock:
-        known = _coverage_cache.setdefault(store, {})
-        if asked in known:
-            return known[asked]
-    answer = _uncached_coverage(store, environment, chosen, family, key, definition)
-    with _coverage_lock:
-        if len(known) > 1_000:
-            known.clear()
-        known[asked] = answer
-    return answer
 
 
 def _uncached_coverage(  # noqa: PLR0917 - the identity of what is asked, all six
@@ -330,6 +338,9 @@ def whole_months(first_day: dt.date, last_day: dt.date) -> list[dt.date]:
     return months
 
 
+_ONE_DAY: Final = dt.timedelta(days=1)
+
+
 def cell_rows(store: EventStore, environment: str, chosen: RollupSlice) -> Sql:
     """The cells of the range: each whole month whose monthly cells still match its days from
     ``rollup_months``, every other day from ``rollups``. Both add up to the same numbers (a
@@ -337,7 +348,7 @@ def cell_rows(store: EventStore, environment: str, chosen: RollupSlice) -> Sql:
     months = () if chosen.by_day else _months_built(store, environment, chosen)
     days: list[Sql] = []
     start = chosen.first_day
-    for month in (*months, chosen.last_day + dt.timedelta(days=1)):
+    for month in (*months, chosen.last_day + _ONE_DAY):
         if start < month:
             days.append(
                 render("day BETWEEN {a} AND {b}", a=param(start), b=param(month - _ONE_DAY))
@@ -359,24 +370,16 @@ def cell_rows(store: EventStore, environment: str, chosen: RollupSlice) -> Sql:
     )
 
 
-_ONE_DAY: Final = dt.timedelta(days=1)
 Months = tuple[dt.date, ...]
-_months_cache: weakref.WeakKeyDictionary[EventStore, dict[tuple[object, ...], Months]] = (
-    weakref.WeakKeyDictionary()
-)
+_months: UntilNextWrite[Months] = UntilNextWrite()
 
 
 def _months_built(store: EventStore, environment: str, chosen: RollupSlice) -> Months:
     """The whole months of the range whose monthly cells match their days now (remembered
-    until the store next commits a write)."""
+    until the store's next write)."""
     wanted = whole_months(chosen.first_day, chosen.last_day)
     if not wanted:
         return ()
-    asked = (store.write_count, environment, wanted[0], wanted[-1])
-    with _coverage_lock:
-        known = _months_cache.setdefault(store, {})
-        if asked in known:
-            return known[asked]
     statement = render(
         "SELECT m.month FROM rollup_month_days AS m JOIN (SELECT CAST(date_trunc('month', day) "
         "AS DATE) AS month, count(*) AS days, max(built_at) AS newest FROM rollup_days "
@@ -388,12 +391,11 @@ def _months_built(store: EventStore, environment: str, chosen: RollupSlice) -> M
         b=param(month_end(wanted[-1])),
         env2=param(environment),
     )
-    answer = tuple(row["month"] for row in fetch(store, statement))
-    with _coverage_lock:
-        if len(known) > 1_000:
-            known.clear()
-        known[asked] = answer
-    return answer
+    return _months.get(
+        store,
+        (environment, wanted[0], wanted[-1]),
+        lambda: tuple(row["month"] for row in fetch(store, statement)),
+    )
 
 
 # --- merged cells ---------------------------------------------------------------------------
