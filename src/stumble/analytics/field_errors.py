@@ -32,7 +32,7 @@ from typing import Final
 import msgspec
 
 from stumble.analytics import sketch
-from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, row_group, sampling_of
+from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, row_group
 from stumble.analytics.queries import FieldErrorQuery
 from stumble.analytics.results import (
     EMPTY_DURATIONS,
@@ -57,7 +57,7 @@ from stumble.analytics.rollup_read import (
     choose_source,
     merged_cells,
     raw_asked,
-    rollup_sampling,
+    sampling_for,
 )
 from stumble.analytics.sql import (
     Sql,
@@ -406,10 +406,7 @@ def run_field_errors(
 ) -> Report[FieldErrorResult]:
     """``source``: ``auto`` picks daily rollups when they can answer (``rollup_read``)."""
     choice, rows = field_error_rows(store, query, source)
-    if choice.slice is not None:
-        sampling = rollup_sampling(store, query.scope.filters.environment, choice.slice)
-    else:
-        sampling = sampling_of(store, query.scope)
+    sampling = sampling_for(store, query.scope, choice)
     order = ("form_id", "step", "field_id", "error_type")
     error_rows = _by_impact(
         sorted(

@@ -29,7 +29,7 @@ import msgspec
 
 from stumble.analytics import sketch
 from stumble.analytics.attempts import attempts_sql, previous_steps
-from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, sampling_of
+from stumble.analytics.common import Row, Suppressor, dialect_of, fetch
 from stumble.analytics.dropoff import (
     StepLastActions,
     StoppedCounts,
@@ -49,7 +49,7 @@ from stumble.analytics.results import (
     group_label,
     meta_for,
 )
-from stumble.analytics.rollup_cells import TOTAL_STEP, Family, definition_hash
+from stumble.analytics.rollup_cells import TOTAL_STEP, CellSpec, Family, definition_hash
 from stumble.analytics.rollup_read import (
     CellKey,
     Cells,
@@ -61,7 +61,7 @@ from stumble.analytics.rollup_read import (
     groups_of,
     merged_cells,
     raw_asked,
-    rollup_sampling,
+    read_rows,
 )
 from stumble.analytics.sql import (
     Sql,
@@ -369,21 +369,15 @@ def run_funnel(
     store: EventStore, query: FunnelQuery, *, min_group_size: int = 5, source: SourceAsked = "auto"
 ) -> Report[FunnelResult]:
     """``source``: ``auto`` picks daily rollups when they can answer (``rollup_read``)."""
-    dialect = dialect_of(store)
-    choice = choose_source(
+    answer = read_rows(
         store,
         query.scope,
-        family=Family.FUNNEL,
-        key=query.scenario.name,
-        definition=definition_hash(query.scenario),
+        CellSpec(Family.FUNNEL, query.scenario.name, definition_hash(query.scenario)),
+        rolled=lambda chosen: _rollup_rows(store, query, chosen),
+        raw=lambda: fetch(store, funnel_sql(query, dialect_of(store))),
         needs_raw=raw_asked(source),
     )
-    if choice.slice is not None:
-        rows = _rollup_rows(store, query, choice.slice)
-        sampling = rollup_sampling(store, query.scope.filters.environment, choice.slice)
-    else:
-        rows = fetch(store, funnel_sql(query, dialect))
-        sampling = sampling_of(store, query.scope)
+    rows, choice, sampling = answer.rows, answer.choice, answer.sampling
     stopped = _last_actions(store, query, source, min_group_size)
     if not rows or not rows[0]["is_total"]:
         rows.insert(0, _empty_total(len(query.scenario.steps)))

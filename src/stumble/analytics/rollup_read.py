@@ -211,10 +211,16 @@ def read_rows(
         definition=cells.definition,
         needs_raw=needs_raw,
     )
+    rows = raw() if choice.slice is None else rolled(choice.slice)
+    return Answer(rows, sampling_for(store, scope, choice), choice)
+
+
+def sampling_for(store: EventStore, scope: Scope, choice: SourceChoice) -> Sampling:
+    """The sample rates of what a report counted: the days' sampling cells when it read
+    rollups, else its raw rows'."""
     if choice.slice is None:
-        return Answer(raw(), sampling_of(store, scope), choice)
-    sampling = rollup_sampling(store, scope.filters.environment, choice.slice)
-    return Answer(rolled(choice.slice), sampling, choice)
+        return sampling_of(store, scope)
+    return rollup_sampling(store, scope.filters.environment, choice.slice)
 
 
 def days_missing(  # noqa: PLR0917 - the identity of what is asked, all six

@@ -30,7 +30,7 @@ from typing import Final
 
 import msgspec
 
-from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, row_group, sampling_of
+from stumble.analytics.common import Row, Suppressor, dialect_of, fetch, row_group
 from stumble.analytics.queries import TimingQuery
 from stumble.analytics.results import (
     EMPTY_DURATIONS,
@@ -55,7 +55,7 @@ from stumble.analytics.rollup_read import (
     choose_source,
     merged_cells,
     raw_asked,
-    rollup_sampling,
+    sampling_for,
 )
 from stumble.analytics.sql import (
     Sql,
@@ -411,10 +411,7 @@ def run_timings(
 ) -> Report[TimingResult]:
     """``source``: ``auto`` picks daily rollups when they can answer (``rollup_read``)."""
     choice, checkpoints, rows = timing_rows(store, query, source)
-    if choice.slice is not None:
-        sampling = rollup_sampling(store, query.scope.filters.environment, choice.slice)
-    else:
-        sampling = sampling_of(store, query.scope)
+    sampling = sampling_for(store, query.scope, choice)
     phase_names = [*checkpoints, END_CHECKPOINT, UNANSWERED_CHECKPOINT]
     aliases = [*(f"p{i}" for i in range(len(checkpoints))), "end", "unanswered"]
     suppressor = Suppressor(min_group_size)
