@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from tests.analytics.handmade import SCOPE, view
 
-from stumble.analytics.paths import LEFT, PathQuery, run_paths
+from stumble.analytics.paths import LEFT, MAX_HOPS, PathQuery, run_paths
 from stumble.events import StoredEvent
+from stumble.plan.model import TrackingPlan
+from stumble.rollups import RollupMaintainer
 from stumble.storage import DuckDBStore
 
 
@@ -78,3 +81,40 @@ def test_without_screens_the_most_frequent_moves() -> None:
         (["list", "view"], 6),
         (["home", "view"], 3),
     ]
+
+
+def test_a_path_ends_at_the_next_view_of_end_within_the_hop_limit() -> None:
+    too_far = ["a"] + [f"x{i}" for i in range(MAX_HOPS)] + ["b"]
+    rows = journeys((3, ["a", "b", "c", "b"]), (2, ["a", "c", "a", "b"]), (4, too_far))
+    result = run(rows, PathQuery(SCOPE, start="a", end="b"))
+    # a > b > c > b stops at the first b; the second a of a > c > a > b starts its own path.
+    assert [(p.screens, p.sessions) for p in result.paths] == [
+        (["a", "b"], 5),
+        (["a", "c", "a", "b"], 2),
+    ]
+
+
+LOOPS = (
+    (3, ["home", "list", "view", "list", "view", "home"]),
+    (2, ["home", "list", "list", "view"]),
+    (4, ["home", "search", "list", "search", "list", "view", "home", "view"]),
+    (1, ["home", *[f"x{i}" for i in range(MAX_HOPS + 1)], "view"]),
+)
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [("home", "view"), ("list", "list"), ("home", "home"), ("search", "view"), ("view", "home")],
+)
+def test_paths_between_two_screens_from_rollups_equal_raw_rows(
+    plan: TrackingPlan, start: str, end: str
+) -> None:
+    with DuckDBStore(":memory:") as store:
+        store.write_rows(journeys(*LOOPS))
+        assert RollupMaintainer(store, plan).refresh().days_built == 1
+        query = PathQuery(SCOPE, start=start, end=end, limit=50)
+        rolled = run_paths(store, query, min_group_size=1)
+        raw = run_paths(store, query, min_group_size=1, source="raw")
+    assert (rolled.meta.source, raw.meta.source) == ("rollups", "raw")
+    assert rolled.data == raw.data
+    assert rolled.data.paths

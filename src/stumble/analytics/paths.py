@@ -8,7 +8,9 @@ route change on the same screen) counted once. A view's previous screen is the S
   sessions that left from it (no next view);
 * ``start`` and ``end``: the most frequent paths from a view of ``start`` to the next view of
   ``end`` in the same session, at most ``MAX_HOPS`` screens later (a session counts once per
-  path); with the transitions between consecutive screens of those paths for a Sankey chart;
+  path); with the transitions between consecutive screens of those paths for a Sankey chart.
+  The daily rollups keep every such path of every session (``walked``), so any two screens
+  can be asked of them;
 * neither: the most frequent moves from one screen to the next, as two-screen paths.
 
 Cells are sessions; one under k is hidden. No total is shown beside them (a session may take
@@ -40,6 +42,8 @@ from stumble.storage.base import EventStore
 MAX_HOPS: Final = 6
 LEFT: Final = "(left)"
 """The next screen of a session's last view."""
+PATH: Final = "path"
+"""The ``direction`` of a path between two screens in the rollups."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +57,8 @@ class PathQuery:
 
 def paths_cells() -> CellSpec:
     """The paths cells; their version goes up whenever they change meaning (days
-    built before are then not read)."""
-    return CellSpec.versioned(Family.PATHS, "paths-1")
+    built before are then not read). 2: with every session's paths between two screens."""
+    return CellSpec.versioned(Family.PATHS, "paths-2", MAX_HOPS)
 
 
 def _views(query: PathQuery, dialect: SqlDialect, group: str = "NULL") -> Sql:
@@ -73,18 +77,49 @@ def _views(query: PathQuery, dialect: SqlDialect, group: str = "NULL") -> Sql:
     )
 
 
+def _walked() -> Sql:
+    """After ``_views``: ``walked(session_id, grp, start_screen, end_screen, path)``, from
+    every view of a session to the next view of each screen at most ``MAX_HOPS`` later, the
+    screens between as ``path`` (`` > ``-joined). Each session's views become one list, and
+    the legs are pairs of positions in it: a screen ends a leg only where it first appears
+    after the start (``list_contains`` of the screens between), as "the next view of end"
+    says. This is three times as fast as joining ``views`` to itself (measured on one day of
+    10M events: 0.15 s against 0.46 s)."""
+    return render(
+        ", sl AS (SELECT session_id, min(grp) AS grp, list(screen_id ORDER BY pos) AS s "
+        "FROM views GROUP BY session_id), "
+        "si AS (SELECT session_id, grp, s, unnest(generate_series(1, len(s))) AS i FROM sl), "
+        "sj AS (SELECT session_id, grp, s, i, "
+        "unnest(generate_series(i + 1, least(len(s), i + {hops}))) AS j FROM si), "
+        "walked AS (SELECT session_id, grp, s[i] AS start_screen, s[j] AS end_screen, "
+        "array_to_string(s[i:j], ' > ') AS path FROM sj "
+        "WHERE NOT list_contains(s[i + 1:j - 1], s[j]))",
+        hops=str(MAX_HOPS),
+    )
+
+
 def per_session_cte(query: PathQuery, dialect: SqlDialect, group: str) -> Sql:
-    """``_views`` + ``ps``: per session, each (screen, next screen) and (screen, previous
-    screen) it had, ``direction`` saying which: what ``neighbours_sql`` and ``moves_sql``
-    count for any screen (the daily rollups' source; sessions do not span days)."""
-    return _views(query, dialect, group) + render(
-        ", ps AS (SELECT 'next' AS direction, v.screen_id AS screen, "
-        "coalesce(n.screen_id, '{left}') AS other, v.session_id, min(v.grp) AS grp, "
-        "1.0 AS weight FROM views AS v LEFT JOIN views AS n ON n.session_id = v.session_id "
-        "AND n.pos = v.pos + 1 GROUP BY v.screen_id, coalesce(n.screen_id, '{left}'), "
-        "v.session_id UNION ALL SELECT 'previous', screen_id, previous, session_id, min(grp), "
-        "1.0 FROM views WHERE previous IS NOT NULL GROUP BY screen_id, previous, session_id)",
-        left=LEFT,
+    """``_views``, ``_walked`` + ``ps``: per session, each (screen, next screen) and (screen,
+    previous screen) it had, ``direction`` saying which, and each path between two screens
+    it walked (direction ``path``: ``screen`` the start, ``other`` the end, ``path`` the
+    screens): what ``neighbours_sql``, ``moves_sql`` and ``paths_sql`` count (the daily
+    rollups' source; sessions do not span days)."""
+    return (
+        _views(query, dialect, group)
+        + _walked()
+        + render(
+            ", ps AS (SELECT 'next' AS direction, v.screen_id AS screen, "
+            "coalesce(n.screen_id, '{left}') AS other, NULL AS path, v.session_id, "
+            "min(v.grp) AS grp, 1.0 AS weight FROM views AS v LEFT JOIN views AS n "
+            "ON n.session_id = v.session_id AND n.pos = v.pos + 1 "
+            "GROUP BY v.screen_id, coalesce(n.screen_id, '{left}'), v.session_id "
+            "UNION ALL SELECT 'previous', screen_id, previous, NULL, session_id, min(grp), 1.0 "
+            "FROM views WHERE previous IS NOT NULL GROUP BY screen_id, previous, session_id "
+            "UNION ALL SELECT '{path}', start_screen, end_screen, path, session_id, min(grp), "
+            "1.0 FROM walked GROUP BY start_screen, end_screen, path, session_id)",
+            left=LEFT,
+            path=PATH,
+        )
     )
 
 
@@ -114,18 +149,15 @@ def moves_sql(query: PathQuery, dialect: SqlDialect) -> Sql:
 
 def paths_sql(query: PathQuery, dialect: SqlDialect, start: str, end: str) -> Sql:
     """Sessions per path from a view of ``start`` to the next view of ``end``."""
-    return _views(query, dialect) + render(
-        ", legs AS (SELECT a.session_id, a.pos AS first, min(b.pos) AS last FROM views AS a "
-        "JOIN views AS b ON b.session_id = a.session_id AND b.pos > a.pos "
-        "AND b.pos <= a.pos + {hops} AND b.screen_id = {end} WHERE a.screen_id = {start} "
-        "GROUP BY a.session_id, a.pos), "
-        "walked AS (SELECT l.session_id, string_agg(v.screen_id, ' > ' ORDER BY v.pos) AS path "
-        "FROM legs AS l JOIN views AS v ON v.session_id = l.session_id "
-        "AND v.pos BETWEEN l.first AND l.last GROUP BY l.session_id, l.first) "
-        "SELECT path, count(DISTINCT session_id) AS sessions FROM walked GROUP BY path",
-        hops=str(MAX_HOPS),
-        end=param(end),
-        start=param(start),
+    return (
+        _views(query, dialect)
+        + _walked()
+        + render(
+            " SELECT path, count(DISTINCT session_id) AS sessions FROM walked "
+            "WHERE start_screen = {start} AND end_screen = {end} GROUP BY path",
+            start=param(start),
+            end=param(end),
+        )
     )
 
 
@@ -185,16 +217,15 @@ def run_paths(
     min_group_size: int = 5,
     source: SourceAsked = "auto",
 ) -> Report[PathsResult]:
-    """``source``: ``auto`` reads daily rollups for a screen's neighbours and for the moves
-    between screens; paths between two screens need each session's views (raw rows)."""
-    between = "paths between two screens need each session's views"
+    """``source``: ``auto`` reads daily rollups when they can answer (a screen's neighbours,
+    the moves between screens, the paths between two screens), else raw rows."""
     answer = read_rows(
         store,
         query.scope,
         paths_cells(),
         rolled=lambda chosen: _rollup_rows(store, query, chosen),
         raw=lambda: _raw_rows(store, query),
-        needs_raw=between if query.start and query.end else raw_asked(source),
+        needs_raw=raw_asked(source),
     )
     neighbours, path_rows = answer.rows
     suppressor = Suppressor(min_group_size)
@@ -240,16 +271,28 @@ def _raw_rows(store: EventStore, query: PathQuery) -> tuple[list[Row], list[Row]
 def _rollup_rows(
     store: EventStore, query: PathQuery, chosen: RollupSlice
 ) -> tuple[list[Row], list[Row]]:
-    """The rows of ``neighbours_sql`` (with a screen) or ``moves_sql`` (without), from
-    daily cells."""
-    names = ("direction", "screen", "other", None)
-    rows = total_rows(store, query.scope.filters.environment, chosen, Family.PATHS, names)
+    """The rows of ``neighbours_sql`` (with a screen), ``paths_sql`` (with start and end) or
+    ``moves_sql`` (with neither), from daily cells; each read asks for its direction only."""
+    environment = query.scope.filters.environment
+
+    def direction(name: str, *, other: str | None = None) -> list[Row]:
+        keys = ("direction", "screen", "other", "path")
+        return total_rows(store, environment, chosen, Family.PATHS, keys, k1=name, k3=other)
+
+    neighbours: list[Row] = []
     if query.screen:
-        return [r for r in rows if r["screen"] == query.screen], []
+        neighbours = [
+            r for d in ("next", "previous") for r in direction(d) if r["screen"] == query.screen
+        ]
+    if query.start and query.end:
+        legs = direction(PATH, other=query.end)
+        return neighbours, [r for r in legs if r["screen"] == query.start]
+    if query.screen:
+        return neighbours, []
     moves = [
         {"path": f"{r['screen']} > {r['other']}", "sessions": r["sessions"]}
-        for r in rows
-        if r["direction"] == "next" and r["other"] != LEFT
+        for r in direction("next")
+        if r["other"] != LEFT
     ]
     return [], moves
 

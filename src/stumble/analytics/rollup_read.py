@@ -496,16 +496,25 @@ KeyNames = tuple[str | None, str | None, str | None, str | None]
 
 
 def total_rows(
-    store: EventStore, environment: str, chosen: RollupSlice, family: Family, names: KeyNames
+    store: EventStore,
+    environment: str,
+    chosen: RollupSlice,
+    family: Family,
+    names: KeyNames,
+    *,
+    k1: str | None = None,
+    k3: str | None = None,
 ) -> list[Row]:
-    """The family's cells over the range, groups added up, as rows: each key under its name
-    in ``names`` (None: a key the family leaves empty), ``sessions``, and ``events`` (the
-    cells' ``value_sum``): the rows of a report counted without a breakdown."""
+    """The family's cells over the range (for ``k1``, ``k3`` when given), groups added up,
+    as rows: each key under its name in ``names`` (None: a key the family leaves empty),
+    ``sessions``, and ``events`` (the cells' ``value_sum``): the rows of a report counted
+    without a breakdown."""
     total = replace(chosen, group_by="none")
+    cells = merged_cells(store, environment, total, family, k1=k1, k3=k3)
     return [
         {name: value for name, value in zip(names, key.keys, strict=True) if name}
         | {"sessions": cell.sessions, "events": round(cell.value_sum or 0)}
-        for key, cell in merged_cells(store, environment, total, family).items()
+        for key, cell in cells.items()
     ]
 
 

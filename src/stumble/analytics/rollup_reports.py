@@ -17,7 +17,8 @@ raw report counts on that day. Families (``k4`` names the part of a family):
 * ``frustration``: k1 signal, k2 screen, k3 target; measure ``n``: sessions, ``value_sum``
   events; counted with the settings' thresholds (their hash is the definition).
 * ``paths``: k1 ``next`` or ``previous``, k2 a screen, k3 the screen after it (``(left)``:
-  none) or before it; measure ``sessions``.
+  none) or before it; k1 ``path``: k2 the start, k3 the end, k4 the screens from one to the
+  other (`` > ``-joined); measure ``sessions``.
 * ``loops``: per screen (k1) ``loops.LOOP_MEASURES``: its sessions (``value_sum`` views),
   those that reopened it, and per navigation kind those that used it (``value_sum`` events).
 * ``health`` (no breakdown; k1 the *receive* day, which a report window is about): k4
@@ -294,12 +295,13 @@ def frustration_statement(
 
 
 def paths_statement(environment: str, day: dt.date, dialect: SqlDialect) -> Sql:
-    """Per screen and the screen after (or before) it, at every level."""
+    """Per screen and the screen after (or before) it, and per path between two screens, at
+    every level."""
     query = PathQuery(day_scope(environment, day))
     source = CellSource(
         paths_cte(query, dialect, dimensions_struct()),
         "ps",
-        ("direction", "screen", "other", NO_KEY),
+        ("direction", "screen", "other", "path"),
         all_dimensions=True,
     )
     measures = [Measure("sessions")]
