@@ -77,24 +77,26 @@ def _views(query: PathQuery, dialect: SqlDialect, group: str = "NULL") -> Sql:
     )
 
 
-def _walked() -> Sql:
+def _walked(start: str | None = None) -> Sql:
     """After ``_views``: ``walked(session_id, grp, start_screen, end_screen, path)``, from
     every view of a session to the next view of each screen at most ``MAX_HOPS`` later, the
     screens between as ``path`` (`` > ``-joined). Each session's views become one list, and
     the legs are pairs of positions in it: a screen ends a leg only where it first appears
     after the start (``list_contains`` of the screens between), as "the next view of end"
     says. This is three times as fast as joining ``views`` to itself (measured on one day of
-    10M events: 0.15 s against 0.46 s)."""
+    10M events: 0.15 s against 0.46 s). ``start``: only the legs from that screen."""
+    starting = render(" WHERE s[i] = {start}", start=param(start)) if start else Sql("")
     return render(
         ", sl AS (SELECT session_id, min(grp) AS grp, list(screen_id ORDER BY pos) AS s "
         "FROM views GROUP BY session_id), "
         "si AS (SELECT session_id, grp, s, unnest(generate_series(1, len(s))) AS i FROM sl), "
         "sj AS (SELECT session_id, grp, s, i, "
-        "unnest(generate_series(i + 1, least(len(s), i + {hops}))) AS j FROM si), "
+        "unnest(generate_series(i + 1, least(len(s), i + {hops}))) AS j FROM si{starting}), "
         "walked AS (SELECT session_id, grp, s[i] AS start_screen, s[j] AS end_screen, "
         "array_to_string(s[i:j], ' > ') AS path FROM sj "
         "WHERE NOT list_contains(s[i + 1:j - 1], s[j]))",
         hops=str(MAX_HOPS),
+        starting=starting,
     )
 
 
@@ -151,11 +153,10 @@ def paths_sql(query: PathQuery, dialect: SqlDialect, start: str, end: str) -> Sq
     """Sessions per path from a view of ``start`` to the next view of ``end``."""
     return (
         _views(query, dialect)
-        + _walked()
+        + _walked(start)
         + render(
             " SELECT path, count(DISTINCT session_id) AS sessions FROM walked "
-            "WHERE start_screen = {start} AND end_screen = {end} GROUP BY path",
-            start=param(start),
+            "WHERE end_screen = {end} GROUP BY path",
             end=param(end),
         )
     )
