@@ -8,8 +8,10 @@ import json
 import pytest
 from tests.dashboard.conftest import END, START, context, filters_for
 
+from stumble.analytics.compare import MetricComparison
 from stumble.analytics.funnels import FunnelResult
 from stumble.analytics.rendering import format_value
+from stumble.analytics.results import Table
 from stumble.dashboard import pages
 from stumble.dashboard.context import PageParamError
 from stumble.dashboard.model import Chart, Page, ProblemList, TileGrid
@@ -100,6 +102,45 @@ def test_compare_picks_the_two_newest_versions_by_default(
     assert (pickers["mode"], pickers["a"], pickers["b"]) == ("versions", "1.4.2", "2.0.0")
     windows = pages.compare(context(store, plan, mode="windows"))
     assert "a" not in {p.name for p in windows.pickers}
+
+
+def test_compare_labels_each_metric_apart_and_colours_it_by_verdict(
+    store: DuckDBStore, plan: TrackingPlan
+) -> None:
+    page = pages.compare(context(store, plan))
+    rates = next(c for c in charts_of(page) if c.id == "rates")
+    rows = rates.spec["data"]["values"]
+    labels = [row["metric"] for row in rows]
+    assert len(set(labels)) == len(labels)
+    # The form every field error of the scenario shares is left out; what differs stays.
+    errors = [label for label in labels if label.startswith("errors: ")]
+    assert errors and all(label.startswith("errors: step ") for label in errors)
+    assert all(len(label) <= 40 for label in labels)
+    assert {row["tone"] for row in rows} <= {"improved", "regressed", "no significant change"}
+    assert rates.spec["layer"][-1]["encoding"]["color"]["field"] == "tone"
+
+
+def test_a_label_shared_by_two_metrics_falls_back_to_their_full_names() -> None:
+    same = [
+        MetricComparison(
+            metric="field_error_share",
+            subject=f"{form} step 1 category required",
+            higher_is_better=False,
+            test="z",
+            diff=0.1,
+            ci_low=0.0,
+            ci_high=0.2,
+        )
+        for form in ("service_request", "approval_decision")
+    ]
+    table = Table("rates", (), [])
+    chart = pages._difference_chart(
+        "rates", metrics=same, table=table, value_format=".1%", title="diff"
+    )
+    assert [row["metric"] for row in chart.spec["data"]["values"]] == [
+        "field_error_share · service_request step 1 category required",
+        "field_error_share · approval_decision step 1 category required",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -225,10 +225,15 @@ def intervals(
     value_title: str,
     value_format: str = SHARE_FORMAT,
     zero_rule: bool = False,
+    tones: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A point with its 95% interval per category (conversion by group, a difference)."""
+    """A point with its 95% interval per category (conversion by group, a difference).
+    ``tones``: colours per value of each row's ``tone`` field (a verdict), with a legend;
+    rows of another value stay grey."""
     order = [str(v[category]) for v in values]
-    y = {"field": category, "type": "nominal", "sort": order, "title": None}
+    # Labels here name a metric and its subject: wider than the default before they are cut.
+    y: dict[str, Any] = {"field": category, "type": "nominal", "sort": order, "title": None}
+    y["axis"] = {"labelLimit": 280}
     x = {
         "field": low,
         "type": "quantitative",
@@ -255,6 +260,16 @@ def intervals(
             },
         },
     ]
+    if tones:
+        color = {
+            "field": "tone",
+            "type": "nominal",
+            "title": None,
+            "scale": {"domain": list(tones), "range": list(tones.values())},
+        }
+        for layer in layers:
+            layer["encoding"]["color"] = color
+        tooltip.append({"field": "tone", "type": "nominal", "title": "verdict"})
     if zero_rule:
         layers.insert(
             0,

@@ -23,7 +23,7 @@ from stumble.analytics.queries import DIMENSIONS, form_specs
 from stumble.analytics.rendering import format_value
 from stumble.analytics.results import Column, Table
 from stumble.analytics.rollup_read import sharing_cells
-from stumble.analytics.stats import two_proportion_test
+from stumble.analytics.stats import IMPROVED, NO_CHANGE, REGRESSED, two_proportion_test
 from stumble.analytics.timings import TimingResult
 from stumble.analytics.usage import UsageResult
 from stumble.dashboard import charts
@@ -1180,6 +1180,29 @@ def _duration_metrics(result: CompareResult) -> list[MetricComparison]:
     return [m for m in result.metrics if m.metric.startswith("step_p")]
 
 
+METRIC_PHRASES: Final = {
+    "step_conversion": "reached {}",
+    "conversion": "{}",
+    "field_error_share": "errors: {}",
+    "operation_failure_rate": "{} failed",
+    "session_error_rate": "sessions with {} errors",
+    "step_p50": "median time to {}",
+    "step_p95": "p95 time to {}",
+}
+"""How a compared metric reads on a chart's axis; the table view keeps the report's names."""
+
+
+def _metric_label(metric: MetricComparison) -> str:
+    """A short axis label that tells a metric from its neighbours. A field error's subject
+    starts with its form (``service_request step 1 category required``), which every row of
+    one scenario shares: the label keeps what differs (``errors: step 1 category required``).
+    """
+    subject = metric.subject.replace(" -> ", " → ")
+    if metric.metric == "field_error_share" and " step " in subject:
+        subject = subject.split(" ", 1)[1]
+    return METRIC_PHRASES.get(metric.metric, metric.metric + " · {}").format(subject)
+
+
 def _difference_chart(
     chart_id: str,
     *,
@@ -1189,15 +1212,18 @@ def _difference_chart(
     title: str,
     scale: float = 1.0,
 ) -> Chart:
+    labels = [_metric_label(m) for m in metrics]
+    if len(set(labels)) < len(labels):  # one label per row, or Vega draws two on one line
+        labels = [f"{m.metric} · {m.subject}" for m in metrics]
     values = [
         {
-            "metric": f"{m.metric} · {m.subject}",
+            "metric": label,
             "diff": m.diff * scale,
             "low": m.ci_low * scale,
             "high": m.ci_high * scale,
-            "verdict": m.verdict,
+            "tone": m.verdict,
         }
-        for m in metrics
+        for m, label in zip(metrics, labels, strict=True)
         if not m.hidden
         and None not in (m.diff, m.ci_low, m.ci_high)
         and m.diff is not None
@@ -1213,6 +1239,7 @@ def _difference_chart(
         value_title=title,
         value_format=value_format,
         zero_rule=True,
+        tones={IMPROVED: charts.GOOD, REGRESSED: charts.BAD, NO_CHANGE: charts.MUTED},
     )
     return Chart(
         id=chart_id,
