@@ -3,6 +3,7 @@ its table, and the page parameters are checked."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -102,6 +103,23 @@ def test_compare_picks_the_two_newest_versions_by_default(
     assert (pickers["mode"], pickers["a"], pickers["b"]) == ("versions", "1.4.2", "2.0.0")
     windows = pages.compare(context(store, plan, mode="windows"))
     assert "a" not in {p.name for p in windows.pickers}
+
+
+@pytest.mark.parametrize("k", [5, 40])
+def test_each_last_actions_bar_reaches_all_the_sessions_that_stopped(
+    store: DuckDBStore, plan: TrackingPlan, k: int
+) -> None:
+    ctx = dataclasses.replace(context(store, plan), min_group_size=k)
+    chart = next(c for c in charts_of(pages.funnel(ctx)) if c.id == "last-actions")
+    shares: dict[str, float] = {}
+    for row in chart.spec["data"]["values"]:
+        shares[row["step"]] = shares.get(row["step"], 0.0) + row["share"]
+    assert shares and all(total == pytest.approx(1.0) for total in shares.values())
+    hidden = {row[0] for row in chart.table.rows if row[3] == "hidden"}
+    rest = {r["step"] for r in chart.spec["data"]["values"] if r["action"] == pages.HIDDEN_ACTIONS}
+    assert rest == hidden
+    if k == 40:
+        assert hidden, "a high threshold hides some actions"
 
 
 def test_compare_labels_each_metric_apart_and_colours_it_by_verdict(

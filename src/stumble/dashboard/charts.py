@@ -25,6 +25,8 @@ PALETTE: Final = ("#0b5fa5", "#c2410c", "#047857", "#a21caf", "#b45309", "#0e749
 PRIMARY: Final = PALETTE[0]
 BAD: Final = "#b91c1c"
 GOOD: Final = "#047857"
+REST: Final = "#cbd2d9"
+"""What a chart does not show part by part (small groups), as a quiet grey."""
 ROW_HEIGHT: Final = 26
 LABEL_ROOM: Final = 1.3
 SHARE_FORMAT: Final = ".1~%"
@@ -136,9 +138,11 @@ def stacked_bars(
     value_title: str,
     series_order: Sequence[str],
     value_format: str = ",.1f",
+    rest: str | None = None,
 ) -> dict[str, Any]:
     """Parts of a whole per category (where the time of an operation goes); each value row
-    carries ``order``, its part's place in the stack."""
+    carries ``order``, its part's place in the stack. ``rest``: the series that stands for
+    what is not shown on its own (small groups), drawn last and in grey."""
     encoding = _series_encoding(
         values,
         category=category,
@@ -148,6 +152,13 @@ def stacked_bars(
         series_order=series_order,
         value_format=value_format,
     )
+    if rest is not None:
+        named = [name for name in series_order if name != rest]
+        encoding["color"]["scale"] = {
+            "domain": [*named, rest],
+            "range": [*(PALETTE[i % len(PALETTE)] for i in range(len(named))), REST],
+        }
+        encoding["color"]["sort"] = [*named, rest]
     encoding["x"]["stack"] = "zero"
     encoding["order"] = {"field": "order", "type": "quantitative"}
     rows = len(encoding["y"]["sort"])

@@ -427,6 +427,24 @@ def _funnel_chart(result: FunnelResult, total: FunnelGroup) -> Chart:
     )
 
 
+HIDDEN_ACTIONS: Final = "in small groups (hidden)"
+
+
+def _hidden_rest(result: FunnelResult, *, order: int) -> list[dict[str, object]]:
+    """Per step, the share of its stopped sessions whose last action is hidden (fewer than k
+    sessions did it), so each bar reaches 100%. It is the stopped total minus the shown
+    actions, both in the table already; small-cell suppression hides at least two actions
+    of a step, so this sum does not reveal any one of them."""
+    rests = []
+    for step in result.last_actions:
+        shown = sum(a.share or 0.0 for a in step.actions if not a.hidden)
+        if any(a.hidden for a in step.actions) and shown < 1.0:
+            rests.append(
+                {"step": step.step, "action": HIDDEN_ACTIONS, "share": 1.0 - shown, "order": order}
+            )
+    return rests
+
+
 def _last_actions_chart(result: FunnelResult) -> Chart:
     rows = [
         (
@@ -451,20 +469,22 @@ def _last_actions_chart(result: FunnelResult) -> Chart:
         rows,
         "shares of the sessions that stopped after that step",
     )
-    actions = list(dict.fromkeys(str(r[2]) for r in rows))
-    values = [
+    actions = list(dict.fromkeys(str(r[2]) for r in rows if r[3] != "hidden"))
+    values: list[dict[str, object]] = [
         {"step": r[0], "action": r[2], "share": r[4], "order": actions.index(str(r[2]))}
         for r in rows
         if isinstance(r[4], float) and r[3] != "hidden"
     ]
+    values += _hidden_rest(result, order=len(actions))
     spec = charts.stacked_bars(
         values,
         category="step",
         series="action",
         value="share",
         value_title="share of the sessions that stopped there",
-        series_order=actions,
+        series_order=[*actions, HIDDEN_ACTIONS],
         value_format=charts.SHARE_FORMAT,
+        rest=HIDDEN_ACTIONS,
     )
     return Chart(
         id="last-actions",
