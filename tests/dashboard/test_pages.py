@@ -105,6 +105,18 @@ def test_compare_picks_the_two_newest_versions_by_default(
     assert "a" not in {p.name for p in windows.pickers}
 
 
+def test_the_loops_chart_shows_every_signal_with_data_largest_first(
+    store: DuckDBStore, plan: TrackingPlan
+) -> None:
+    chart = next(c for c in charts_of(pages.usage(context(store, plan))) if c.id == "loops")
+    rows = chart.spec["data"]["values"]
+    shares = [row["share"] for row in rows]
+    assert shares and all(share > 0 for share in shares)
+    assert shares == sorted(shares, reverse=True)
+    signals = {str(row["row"]).rsplit(" · ", 1)[1] for row in rows}
+    assert signals - {"reopened"}, "navigation (back, cancel, close, retry) is charted too"
+
+
 @pytest.mark.parametrize("k", [5, 40])
 def test_each_last_actions_bar_reaches_all_the_sessions_that_stopped(
     store: DuckDBStore, plan: TrackingPlan, k: int

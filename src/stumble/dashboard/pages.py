@@ -18,7 +18,7 @@ from stumble.analytics.failures import FailureResult
 from stumble.analytics.field_errors import FieldErrorResult, FieldErrorRow
 from stumble.analytics.funnels import FunnelGroup, FunnelResult
 from stumble.analytics.health import HealthResult
-from stumble.analytics.loops import LoopResult
+from stumble.analytics.loops import LoopResult, ScreenLoops
 from stumble.analytics.queries import DIMENSIONS, form_specs
 from stumble.analytics.rendering import format_value
 from stumble.analytics.results import Column, Table
@@ -46,6 +46,7 @@ from stumble.dashboard.model import (
     TileGrid,
     Tone,
 )
+from stumble.events import NAVIGATION_KINDS
 from stumble.pipeline import PipelineStatus
 from stumble.plan.model import describe_window
 from stumble.reports.top_problems import Problem, TopProblemsResult
@@ -1321,19 +1322,37 @@ def _features_chart(result: UsageResult, table: Table) -> Chart:
 
 
 def _loops_chart(result: LoopResult) -> Chart:
+    """The largest shares of a screen's sessions that reopened it or used a kind of
+    navigation on it (back, cancel, close, retry), one bar per screen and signal: a screen
+    nobody leaves by back takes no room."""
     rows = [s for s in result.screens if s.group is None and not s.hidden]
-    shares = [(s.screen_id, s.reopened.value) for s in rows if s.reopened.value is not None]
-    shares.sort(key=lambda pair: -pair[1])
+    bars = [
+        (f"{screen.screen_id} · {signal}", share)
+        for screen in rows
+        for signal, share in _loop_shares(screen)
+        if share
+    ]
+    bars.sort(key=lambda bar: (-bar[1], bar[0]))
     return _share_chart(
         ShareChart(
             "loops",
-            "Screens people reopen",
-            "Share of each screen's sessions that viewed it more than once",
-            "sessions that reopened it",
+            "Screens people reopen or leave by back, cancel, close or retry",
+            "The largest shares of a screen's sessions that reopened it or used back, cancel, "
+            "close or retry on it",
+            "share of the screen's sessions",
         ),
-        shares,
+        bars[:MAX_BARS],
         result.tables()[0],
     )
+
+
+def _loop_shares(screen: ScreenLoops) -> list[tuple[str, float | None]]:
+    """(signal, share of the screen's sessions): ``reopened``, then each navigation kind."""
+    navigation = [
+        (kind, use.sessions.value if (use := screen.navigation.get(kind)) else None)
+        for kind in NAVIGATION_KINDS
+    ]
+    return [("reopened", screen.reopened.value), *navigation]
 
 
 @dataclass(frozen=True, slots=True)
