@@ -140,6 +140,8 @@ def template_stored_routes(data: Path) -> None:
     built = json.loads(marker.read_text())
     if built.get("routes") == "templated":
         return
+    # A database that old also predates the rollup tables this marks dirty: migrate it first.
+    DuckDBStore(data / "stumble.duckdb", threads=2).close()
     con = duckdb.connect(str(data / "stumble.duckdb"))
     con.execute(
         "UPDATE events SET route = regexp_replace(route, '/[0-9]+(/|$)', '/:id\\1', 'g') "
