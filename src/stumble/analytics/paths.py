@@ -80,21 +80,22 @@ def _views(query: PathQuery, dialect: SqlDialect, group: str = "NULL") -> Sql:
 def _walked(start: str | None = None) -> Sql:
     """After ``_views``: ``walked(session_id, grp, start_screen, end_screen, path)``, from
     every view of a session to the next view of each screen at most ``MAX_HOPS`` later, the
-    screens between as ``path`` (`` > ``-joined). Each session's views become one list, and
-    the legs are pairs of positions in it: a screen ends a leg only where it first appears
-    after the start (``list_contains`` of the screens between), as "the next view of end"
-    says. This is three times as fast as joining ``views`` to itself (measured on one day of
-    10M events: 0.15 s against 0.46 s). ``start``: only the legs from that screen."""
-    starting = render(" WHERE s[i] = {start}", start=param(start)) if start else Sql("")
+    screens between as ``path`` (`` > ``-joined). Each view looks at its next ``MAX_HOPS``
+    views as one list (a window frame), and a screen in it ends a path where it first
+    appears (``list_contains`` of the screens before it), as "the next view of end" says.
+    Measured on one day of 10M events: 0.07 s, against 0.46 s joining ``views`` to itself
+    and 0.15 s walking each session's whole list (quadratic in a long session's views).
+    ``start``: only the paths from that screen."""
+    starting = render(" WHERE screen_id = {start}", start=param(start)) if start else Sql("")
     return render(
-        ", sl AS (SELECT session_id, min(grp) AS grp, list(screen_id ORDER BY pos) AS s "
-        "FROM views GROUP BY session_id), "
-        "si AS (SELECT session_id, grp, s, unnest(generate_series(1, len(s))) AS i FROM sl), "
-        "sj AS (SELECT session_id, grp, s, i, "
-        "unnest(generate_series(i + 1, least(len(s), i + {hops}))) AS j FROM si{starting}), "
-        "walked AS (SELECT session_id, grp, s[i] AS start_screen, s[j] AS end_screen, "
-        "array_to_string(s[i:j], ' > ') AS path FROM sj "
-        "WHERE NOT list_contains(s[i + 1:j - 1], s[j]))",
+        ", ahead AS (SELECT session_id, grp, screen_id, list(screen_id) OVER (PARTITION BY "
+        "session_id ORDER BY pos ROWS BETWEEN CURRENT ROW AND {hops} FOLLOWING) AS w "
+        "FROM views), "
+        "wj AS (SELECT session_id, grp, w, unnest(generate_series(2, len(w))) AS j "
+        "FROM ahead{starting}), "
+        "walked AS (SELECT session_id, grp, w[1] AS start_screen, w[j] AS end_screen, "
+        "array_to_string(w[1:j], ' > ') AS path FROM wj "
+        "WHERE NOT list_contains(w[2:j - 1], w[j]))",
         hops=str(MAX_HOPS),
         starting=starting,
     )
