@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from tests.analytics.handmade import SCOPE, view
 
+from stumble.analytics import paths
 from stumble.analytics.paths import LEFT, MAX_HOPS, PathQuery, run_paths
 from stumble.events import StoredEvent
 from stumble.plan.model import TrackingPlan
@@ -118,3 +119,29 @@ def test_paths_between_two_screens_from_rollups_equal_raw_rows(
     assert (rolled.meta.source, raw.meta.source) == ("rollups", "raw")
     assert rolled.data == raw.data
     assert rolled.data.paths
+
+
+def test_a_day_keeps_its_most_frequent_paths_and_says_what_a_count_may_lack(
+    plan: TrackingPlan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(paths, "PATHS_KEPT_PER_PAIR", 2)
+    rows = journeys(
+        (6, ["a", "b"]),
+        (4, ["a", "c", "b"]),
+        (3, ["a", "d", "b"]),  # the third path of the day: not kept
+        (2, ["a", "e", "b"]),
+    )
+    with DuckDBStore(":memory:") as store:
+        store.write_rows(rows)
+        RollupMaintainer(store, plan).refresh()
+        query = PathQuery(SCOPE, start="a", end="b")
+        rolled = run_paths(store, query, min_group_size=1)
+        raw = run_paths(store, query, min_group_size=1, source="raw")
+    assert rolled.meta.source == "rollups"
+    assert [(p.screens, p.sessions) for p in rolled.data.paths] == [
+        (["a", "b"], 6),
+        (["a", "c", "b"], 4),
+    ]
+    assert len(raw.data.paths) == 4
+    assert any("may lack up to 3 sessions" in note for note in rolled.meta.notes)
+    assert not any("may lack" in note for note in raw.meta.notes)

@@ -44,6 +44,12 @@ LEFT: Final = "(left)"
 """The next screen of a session's last view."""
 PATH: Final = "path"
 """The ``direction`` of a path between two screens in the rollups."""
+CUT: Final = "cut"
+"""The ``direction`` of the most sessions of a path a day did not keep (``value_sum``)."""
+PATHS_KEPT_PER_PAIR: Final = 50
+"""A day's rollups keep this many of the most frequent paths between each two screens. Paths
+of people following a workflow are few (29 a day on the simulation); a long session of
+random navigation makes thousands, which would outnumber every other cell of the day."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +63,8 @@ class PathQuery:
 
 def paths_cells() -> CellSpec:
     """The paths cells; their version goes up whenever they change meaning (days
-    built before are then not read). 2: with every session's paths between two screens."""
-    return CellSpec.versioned(Family.PATHS, "paths-2", MAX_HOPS)
+    built before are then not read). 3: with the paths between two screens."""
+    return CellSpec.versioned(Family.PATHS, "paths-3", MAX_HOPS, PATHS_KEPT_PER_PAIR)
 
 
 def _views(query: PathQuery, dialect: SqlDialect, group: str = "NULL") -> Sql:
@@ -102,27 +108,38 @@ def _walked(start: str | None = None) -> Sql:
 
 
 def per_session_cte(query: PathQuery, dialect: SqlDialect, group: str) -> Sql:
-    """``_views``, ``_walked`` + ``ps``: per session, each (screen, next screen) and (screen,
-    previous screen) it had, ``direction`` saying which, and each path between two screens
-    it walked (direction ``path``: ``screen`` the start, ``other`` the end, ``path`` the
-    screens): what ``neighbours_sql``, ``moves_sql`` and ``paths_sql`` count (the daily
-    rollups' source; sessions do not span days)."""
-    return (
-        _views(query, dialect, group)
-        + _walked()
-        + render(
-            ", ps AS (SELECT 'next' AS direction, v.screen_id AS screen, "
-            "coalesce(n.screen_id, '{left}') AS other, NULL AS path, v.session_id, "
-            "min(v.grp) AS grp, 1.0 AS weight FROM views AS v LEFT JOIN views AS n "
-            "ON n.session_id = v.session_id AND n.pos = v.pos + 1 "
-            "GROUP BY v.screen_id, coalesce(n.screen_id, '{left}'), v.session_id "
-            "UNION ALL SELECT 'previous', screen_id, previous, NULL, session_id, min(grp), 1.0 "
-            "FROM views WHERE previous IS NOT NULL GROUP BY screen_id, previous, session_id "
-            "UNION ALL SELECT '{path}', start_screen, end_screen, path, session_id, min(grp), "
-            "1.0 FROM walked GROUP BY start_screen, end_screen, path, session_id)",
-            left=LEFT,
-            path=PATH,
-        )
+    """``_views`` + ``ps``: per session, each (screen, next screen) and (screen, previous
+    screen) it had, ``direction`` saying which: what ``neighbours_sql`` and ``moves_sql``
+    count for any screen (the daily rollups' source; sessions do not span days)."""
+    return _views(query, dialect, group) + render(
+        ", ps AS (SELECT 'next' AS direction, v.screen_id AS screen, "
+        "coalesce(n.screen_id, '{left}') AS other, v.session_id, min(v.grp) AS grp, "
+        "1.0 AS weight FROM views AS v LEFT JOIN views AS n ON n.session_id = v.session_id "
+        "AND n.pos = v.pos + 1 GROUP BY v.screen_id, coalesce(n.screen_id, '{left}'), "
+        "v.session_id UNION ALL SELECT 'previous', screen_id, previous, session_id, min(grp), "
+        "1.0 FROM views WHERE previous IS NOT NULL GROUP BY screen_id, previous, session_id)",
+        left=LEFT,
+    )
+
+
+def kept_paths_cte() -> Sql:
+    """After ``per_session_cte``: ``kept``, a row per session and path between two screens
+    among the day's ``PATHS_KEPT_PER_PAIR`` most frequent from its start to its end (what
+    ``paths_sql`` counts, for every two screens at once), and ``cut``, per two screens with
+    more paths than that, the most sessions one of the others had: what a count read from
+    the rollups may lack, at most, for that day."""
+    return _walked() + render(
+        ", ls AS (SELECT start_screen, end_screen, path, session_id FROM walked GROUP BY ALL), "
+        "lc AS (SELECT start_screen, end_screen, path, count(*) AS n, row_number() OVER "
+        "(PARTITION BY start_screen, end_screen ORDER BY count(*) DESC, path) AS r "
+        "FROM ls GROUP BY start_screen, end_screen, path), "
+        "kept AS (SELECT '{path}' AS direction, ls.*, NULL AS grp, 1.0 AS weight FROM ls "
+        "JOIN lc USING (start_screen, end_screen, path) WHERE r <= {kept}), "
+        "cut AS (SELECT '{cut}' AS direction, start_screen, end_screen, max(n) AS n, "
+        "NULL AS grp, 1.0 AS weight FROM lc WHERE r > {kept} GROUP BY start_screen, end_screen)",
+        path=PATH,
+        cut=CUT,
+        kept=str(PATHS_KEPT_PER_PAIR),
     )
 
 
@@ -220,19 +237,19 @@ def run_paths(
     source: SourceAsked = "auto",
 ) -> Report[PathsResult]:
     """``source``: ``auto`` reads daily rollups when they can answer (a screen's neighbours,
-    the moves between screens, the paths between two screens), else raw rows."""
+    the moves between screens, the paths between two screens for everyone), else raw rows."""
     answer = read_rows(
         store,
         query.scope,
         paths_cells(),
         rolled=lambda chosen: _rollup_rows(store, query, chosen),
         raw=lambda: _raw_rows(store, query),
-        needs_raw=raw_asked(source),
+        needs_raw=_needs_raw(query) or raw_asked(source),
     )
-    neighbours, path_rows = answer.rows
+    rows = answer.rows
     suppressor = Suppressor(min_group_size)
-    keyed = [(r["direction"], str(r["other"]), int(r["sessions"])) for r in neighbours]
-    keyed += [("path", str(r["path"]), int(r["sessions"])) for r in path_rows]
+    keyed = [(r["direction"], str(r["other"]), int(r["sessions"])) for r in rows.neighbours]
+    keyed += [("path", str(r["path"]), int(r["sessions"])) for r in rows.paths]
     # No total is shown beside the cells (and a session may take several paths), so small
     # cells are hidden and nothing needs a complement.
     tickets = [suppressor.add(family, name, n) for family, name, n in keyed]
@@ -253,13 +270,41 @@ def run_paths(
             "paths are screen views in time order, a screen repeated at once counted once",
             f"paths from start to the next view of end, at most {MAX_HOPS} screens later",
             answer.note,
+            *_shortfall_note(rows.short_by),
         ],
         source=answer.source,
     )
     return Report(meta=meta, data=result)
 
 
-def _raw_rows(store: EventStore, query: PathQuery) -> tuple[list[Row], list[Row]]:
+@dataclass(frozen=True, slots=True)
+class PathRows:
+    """What the report counts, from raw rows or rollups: ``neighbours`` (direction, other,
+    sessions), ``paths`` (path, sessions), and how many sessions a path's count may lack at
+    most (``short_by``: the rollups kept only each day's most frequent paths)."""
+
+    neighbours: list[Row]
+    paths: list[Row]
+    short_by: int = 0
+
+
+def _needs_raw(query: PathQuery) -> str | None:
+    if query.start and query.end and (query.scope.by or query.scope.filters.value_filters()):
+        return "the rollups keep paths between two screens for everyone only"
+    return None
+
+
+def _shortfall_note(short_by: int) -> list[str]:
+    if not short_by:
+        return []
+    note = (
+        f"each day keeps its {PATHS_KEPT_PER_PAIR} most frequent paths between two screens; "
+        f"a path's count may lack up to {short_by} sessions (source=raw counts them all)"
+    )
+    return [note]
+
+
+def _raw_rows(store: EventStore, query: PathQuery) -> PathRows:
     dialect = dialect_of(store)
     neighbours = fetch(store, neighbours_sql(query, dialect, query.screen)) if query.screen else []
     path_rows = []
@@ -267,12 +312,10 @@ def _raw_rows(store: EventStore, query: PathQuery) -> tuple[list[Row], list[Row]
         path_rows = fetch(store, paths_sql(query, dialect, query.start, query.end))
     elif not query.screen:
         path_rows = fetch(store, moves_sql(query, dialect))
-    return neighbours, path_rows
+    return PathRows(neighbours, path_rows)
 
 
-def _rollup_rows(
-    store: EventStore, query: PathQuery, chosen: RollupSlice
-) -> tuple[list[Row], list[Row]]:
+def _rollup_rows(store: EventStore, query: PathQuery, chosen: RollupSlice) -> PathRows:
     """The rows of ``neighbours_sql`` (with a screen), ``paths_sql`` (with start and end) or
     ``moves_sql`` (with neither), from daily cells; each read asks for its direction only."""
     environment = query.scope.filters.environment
@@ -287,16 +330,17 @@ def _rollup_rows(
             r for d in ("next", "previous") for r in direction(d) if r["screen"] == query.screen
         ]
     if query.start and query.end:
-        legs = direction(PATH, other=query.end)
-        return neighbours, [r for r in legs if r["screen"] == query.start]
+        legs = [r for r in direction(PATH, other=query.end) if r["screen"] == query.start]
+        cuts = [r for r in direction(CUT, other=query.end) if r["screen"] == query.start]
+        return PathRows(neighbours, legs, sum(int(r["events"]) for r in cuts))
     if query.screen:
-        return neighbours, []
+        return PathRows(neighbours, [])
     moves = [
         {"path": f"{r['screen']} > {r['other']}", "sessions": r["sessions"]}
         for r in direction("next")
         if r["other"] != LEFT
     ]
-    return [], moves
+    return PathRows([], moves)
 
 
 def _result(query: PathQuery, shown: list[tuple[str, str, int | None]]) -> PathsResult:

@@ -17,8 +17,10 @@ raw report counts on that day. Families (``k4`` names the part of a family):
 * ``frustration``: k1 signal, k2 screen, k3 target; measure ``n``: sessions, ``value_sum``
   events; counted with the settings' thresholds (their hash is the definition).
 * ``paths``: k1 ``next`` or ``previous``, k2 a screen, k3 the screen after it (``(left)``:
-  none) or before it; k1 ``path``: k2 the start, k3 the end, k4 the screens from one to the
-  other (`` > ``-joined); measure ``sessions``.
+  none) or before it, at every level; for everyone only, k1 ``path``: k2 the start, k3 the
+  end, k4 the screens from one to the other (`` > ``-joined), the day's
+  ``PATHS_KEPT_PER_PAIR`` most frequent; measure ``sessions``; and k1 ``cut`` (k2, k3 as
+  ``path``), measure ``cut``: ``value_sum`` the most sessions a path not kept had.
 * ``loops``: per screen (k1) ``loops.LOOP_MEASURES``: its sessions (``value_sum`` views),
   those that reopened it, and per navigation kind those that used it (``value_sum`` events).
 * ``health`` (no breakdown; k1 the *receive* day, which a report window is about): k4
@@ -54,11 +56,12 @@ from stumble.analytics.frustration import (
 from stumble.analytics.frustration import per_session_cte as frustration_cte
 from stumble.analytics.health import health_cells
 from stumble.analytics.loops import LOOP_MEASURES, loops_cells, per_screen_cte
-from stumble.analytics.paths import PathQuery, paths_cells
+from stumble.analytics.paths import PathQuery, kept_paths_cte, paths_cells
 from stumble.analytics.paths import per_session_cte as paths_cte
 from stumble.analytics.queries import FailureQuery, LoopQuery, ScenarioSpec, UsageQuery
 from stumble.analytics.rollup_build import (
     NO_KEY,
+    CellPart,
     CellSource,
     CellTarget,
     Measure,
@@ -66,6 +69,7 @@ from stumble.analytics.rollup_build import (
     built_marker,
     day_scope,
     measure_cells,
+    shared_cells,
 )
 from stumble.analytics.rollup_cells import Family, dimensions_struct
 from stumble.analytics.sql import (
@@ -295,17 +299,27 @@ def frustration_statement(
 
 
 def paths_statement(environment: str, day: dt.date, dialect: SqlDialect) -> Sql:
-    """Per screen and the screen after (or before) it, and per path between two screens, at
-    every level."""
+    """Per screen and the screen after (or before) it, at every level; the day's most
+    frequent paths between each two screens, and what the others had at most, for everyone
+    (no breakdown: paths would outnumber every other cell of the day)."""
     query = PathQuery(day_scope(environment, day))
-    source = CellSource(
-        paths_cte(query, dialect, dimensions_struct()),
-        "ps",
-        ("direction", "screen", "other", "path"),
-        all_dimensions=True,
+    ctes = paths_cte(query, dialect, dimensions_struct()) + kept_paths_cte()
+    neighbours = CellSource(
+        ctes, "ps", ("direction", "screen", "other", NO_KEY), all_dimensions=True
     )
-    measures = [Measure("sessions")]
-    return measure_cells(source, measures, CellTarget(environment, day, Family.PATHS))
+    kept = CellSource(
+        ctes, "kept", ("direction", "start_screen", "end_screen", "path"), group="NULL"
+    )
+    cut = CellSource(ctes, "cut", ("direction", "start_screen", "end_screen", NO_KEY), group="NULL")
+    target = CellTarget(environment, day, Family.PATHS)
+    return shared_cells(
+        ctes,
+        [
+            CellPart(neighbours, (Measure("sessions"),), target),
+            CellPart(kept, (Measure("sessions"),), target),
+            CellPart(cut, (Measure("cut", value="n"),), target),
+        ],
+    )
 
 
 # --- health -------------------------------------------------------------------------------
