@@ -360,7 +360,7 @@ class RollupPlan:
         )
 
 
-CELLS_REVISION: Final = 7
+CELLS_REVISION: Final = 8
 """Raise it when a builder's cells change meaning (every unsealed day is then rebuilt)."""
 
 
