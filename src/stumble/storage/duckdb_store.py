@@ -90,7 +90,8 @@ file with the same columns, one transaction, same row-group size. The keys in a 
 variable, duplicates counted once, copies of one millisecond and partial replays without the
 staged path (issue 13, second step), with the command ``benchmarks/loader.py --prefill-rows
 2000000 --segments 6 --rollups``: ratio of medians (median of per-segment ratios); (e) is the
-load with one rollup refresh per 60 s of loading, the server's cadence. "Before" is the load
+load with one rollup refresh per 60 s of loading (in the table below; the benchmark now
+follows the maintainer's own cadence, see ``benchmarks/loader.py``). "Before" is the load
 before this step, first without the pandas guard (which came separately, and alone removed the
 bound list's cost): a quiet pair back to back (load average 0.4-1.4), four runs alternated (new,
 old, old, new; load average 1.6-2.8, the other vCPU's worth busy with other jobs), then a pair
