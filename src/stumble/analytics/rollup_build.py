@@ -77,7 +77,15 @@ from stumble.analytics.rollup_cells import (
     dimensions_unnest,
 )
 from stumble.analytics.sketch import bucket_key_sql
-from stumble.analytics.sql import Sql, SqlDialect, as_sql, param, render, scope_filter
+from stumble.analytics.sql import (
+    Sql,
+    SqlDialect,
+    as_sql,
+    dialect_for,
+    param,
+    render,
+    scope_filter,
+)
 from stumble.analytics.timings import ROLLUP_DEFINITION as TIMING_DEFINITION
 from stumble.analytics.timings import ROLLUP_KEY as TIMING_KEY
 from stumble.analytics.timings import rollup_sources_sql as timings_ctes
@@ -343,9 +351,11 @@ class RollupPlan:
     @property
     def fingerprint(self) -> str:
         """Changes whenever a definition that rollups count by changes, or what the builders
-        make of it (their names, how timings are measured, ``CELLS_REVISION``): such days
-        are rebuilt, so a new family's cells are built for the days before it."""
-        builders = tuple(builder.__name__ for builder in FAMILY_BUILDERS)
+        make of it: such days are rebuilt, so a new family's cells are built for the days
+        before it. What the builders make of it is the SQL they write for a day (rendered for
+        a fixed one): a change to any family's statements or to a definition in its built
+        marker changes it without anyone remembering to raise ``CELLS_REVISION``."""
+        statements = day_statements(self, "fingerprint", _FINGERPRINT_DAY, dialect_for("duckdb"))
         return definition_hash(
             (
                 self.scenarios,
@@ -353,7 +363,7 @@ class RollupPlan:
                 self.closed,
                 self.aliases,
                 self.frustration,
-                builders,
+                tuple((s.text, s.params) for s in statements),
                 TIMING_DEFINITION,
                 CELLS_REVISION,
             )
@@ -361,7 +371,9 @@ class RollupPlan:
 
 
 CELLS_REVISION: Final = 8
-"""Raise it when a builder's cells change meaning (every unsealed day is then rebuilt)."""
+"""Raise it when cells change meaning while the SQL that builds them does not (a change in
+how stored rows are written, say): every unsealed day is then rebuilt."""
+_FINGERPRINT_DAY: Final = dt.date(2000, 1, 1)
 
 
 FamilyBuilder = Callable[[RollupPlan, str, dt.date, SqlDialect], list[Sql]]
