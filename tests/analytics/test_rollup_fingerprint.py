@@ -3,13 +3,16 @@ builders write, and nothing else (the same code and plan give it in every proces
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 
 import pytest
 
 from stumble.analytics import paths
+from stumble.analytics.frustration import FrustrationThresholds
 from stumble.analytics.rollup_build import RollupPlan
 from stumble.plan.model import TrackingPlan
 
@@ -26,6 +29,24 @@ def test_a_change_in_a_familys_sql_changes_the_fingerprint(
     before = RollupPlan.from_plan(plan).fingerprint
     monkeypatch.setattr(paths, "PATHS_KEPT_PER_PAIR", paths.PATHS_KEPT_PER_PAIR + 1)
     assert RollupPlan.from_plan(plan).fingerprint != before
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("scenarios", lambda p: p.scenarios[:-1]),
+        ("forms", lambda p: p.forms[:-1]),
+        ("closed", lambda p: p.closed[:-1]),
+        ("aliases", lambda p: (("old_button", "new_button"),)),
+        ("frustration", lambda p: FrustrationThresholds(repeat_ms=2_500)),
+    ],
+)
+def test_each_definition_of_the_plan_changes_the_fingerprint(
+    plan: TrackingPlan, field: str, value: Callable[[RollupPlan], object]
+) -> None:
+    rollups = RollupPlan.from_plan(plan)
+    changed = dataclasses.replace(rollups, **{field: value(rollups)})
+    assert changed.fingerprint != rollups.fingerprint
 
 
 def test_every_process_computes_the_same_fingerprint(plan: TrackingPlan) -> None:

@@ -304,34 +304,19 @@ def test_frustration_with_other_thresholds_reads_raw_rows(rolled: Dataset) -> No
         PathQuery(Scope(WHOLE_DAYS), "home", limit=50),
         PathQuery(Scope(WHOLE_DAYS, Filters(role=("operator",))), "request_list"),
         PathQuery(Scope(WHOLE_DAYS), limit=100),
-    ],
-)
-def test_neighbours_and_moves_from_rollups_equal_raw_rows(
-    rolled: Dataset, query: PathQuery
-) -> None:
-    report = run_paths(rolled.store, query)
-    raw = run_paths(rolled.store, query, source="raw")
-    _sources(report, raw)
-    assert report.data == raw.data
-    assert report.data.next or report.data.paths
-
-
-@pytest.mark.parametrize(
-    "query",
-    [
         PathQuery(Scope(WHOLE_DAYS), start="home", end="request_view", limit=50),
         PathQuery(Scope(WHOLE_DAYS), start="login", end="request_view", limit=50),
         PathQuery(Scope(WHOLE_DAYS), "request_list", start="home", end="request_create"),
     ],
 )
-def test_paths_between_two_screens_from_rollups_equal_raw_rows(
-    rolled: Dataset, query: PathQuery
-) -> None:
+def test_paths_from_rollups_equal_raw_rows(rolled: Dataset, query: PathQuery) -> None:
+    """Neighbours, moves, and paths between two screens (none of them cut: the simulation
+    walks far fewer than ``PATHS_KEPT_PER_PAIR`` paths between any two screens a day)."""
     report = run_paths(rolled.store, query)
     raw = run_paths(rolled.store, query, source="raw")
     _sources(report, raw)
     assert report.data == raw.data
-    assert report.data.paths
+    assert report.data.paths if query.start else report.data.next or report.data.paths
 
 
 def test_paths_between_two_screens_for_a_role_read_raw_rows(rolled: Dataset) -> None:

@@ -352,22 +352,12 @@ class RollupPlan:
     def fingerprint(self) -> str:
         """Changes whenever a definition that rollups count by changes, or what the builders
         make of it: such days are rebuilt, so a new family's cells are built for the days
-        before it. What the builders make of it is the SQL they write for a day (rendered for
-        a fixed one): a change to any family's statements or to a definition in its built
-        marker changes it without anyone remembering to raise ``CELLS_REVISION``."""
+        before it. Both are in the SQL the builders write for a day (rendered for a fixed
+        one): the plan's scenarios, forms, closed fields and aliases and the frustration
+        thresholds are its parameters, each family's definition is in its ``built`` marker.
+        A change to any of them changes it without anyone raising ``CELLS_REVISION``."""
         statements = day_statements(self, "fingerprint", _FINGERPRINT_DAY, dialect_for("duckdb"))
-        return definition_hash(
-            (
-                self.scenarios,
-                self.forms,
-                self.closed,
-                self.aliases,
-                self.frustration,
-                tuple((s.text, s.params) for s in statements),
-                TIMING_DEFINITION,
-                CELLS_REVISION,
-            )
-        )
+        return definition_hash((tuple((s.text, s.params) for s in statements), CELLS_REVISION))
 
 
 CELLS_REVISION: Final = 8
