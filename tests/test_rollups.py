@@ -9,7 +9,7 @@ import pytest
 from tests.storage.conftest import BASE_MS, DAY_MS, make_event
 
 from stumble.plan.load import default_plan_path, load_plan
-from stumble.rollups import RollupMaintainer
+from stumble.rollups import CATCHING_UP_INTERVAL_S, RollupMaintainer
 from stumble.storage import DuckDBStore
 
 JUNE_1 = dt.date(2024, 6, 1)  # BASE_MS's day; make_event's ts is 120 ms before it
@@ -84,6 +84,18 @@ def test_refresh_if_due_waits_its_interval_and_a_tenth_of_what_it_spent(
     assert maintainer.refresh_if_due() is None  # inside the interval
     clock.now += max(31.0, first.seconds * 10)
     again = maintainer.refresh_if_due()
+    assert again is not None and again.days_built == 1
+
+
+def test_while_catching_up_a_refresh_waits_its_longer_interval(store: DuckDBStore) -> None:
+    clock = Clock()
+    maintainer = _maintainer(store, clock)
+    _load(store, 0)
+    assert maintainer.refresh_if_due(catching_up=True) is not None  # the first one runs
+    _load(store, 1)
+    clock.now += CATCHING_UP_INTERVAL_S - 1
+    assert maintainer.refresh_if_due(catching_up=True) is None
+    again = maintainer.refresh_if_due(catching_up=False)  # the spool drained
     assert again is not None and again.days_built == 1
 
 

@@ -9,13 +9,14 @@ segment moves that session from one cell to another.
 
 The loader calls ``refresh_if_due`` after loading, at most every ``interval_s``, and never
 more often than keeps rollups under ``UPKEEP_SHARE`` of its time (a day's rebuild costs
-seconds: ~1 s per 100k events of the day, so after every half-second load it would cost the
-loader most of its time). Rollups are thus about a minute behind the raw rows, longer on a day
-of millions of events. Days built under another version of the plan's definitions are
-rebuilt too, a few per refresh and newest first (``OUTDATED_DAYS_PER_REFRESH``), as long as
-their raw rows are all there: a *sealed* day (retention began deleting its rows) keeps the
-rollups it has. ``rebuild`` (``stumble rollups rebuild``) rebuilds every
-unsealed day at once.
+seconds: ~0.5 s per 100k events of the day, so after every half-second load it would cost the
+loader most of its time); while it is catching up (segments still waiting after a pass), at
+most every ``CATCHING_UP_INTERVAL_S``. Rollups are thus about a minute behind the raw rows,
+longer on a day of millions of events or during a catch-up. Days built under another version
+of the plan's definitions are rebuilt too, a few per refresh and newest first
+(``OUTDATED_DAYS_PER_REFRESH``), as long as their raw rows are all there: a *sealed* day
+(retention began deleting its rows) keeps the rollups it has. ``rebuild`` (``stumble rollups
+rebuild``) rebuilds every unsealed day at once.
 
 Each past month is then added up once from its days (``EventStore.replace_rollup_month``), so a
 read of a year sums twelve months of cells and a few days rather than 365 days of them. A month
@@ -51,6 +52,11 @@ UNORDERED_SHARE = 0.25
 UPKEEP_SHARE = 0.1
 """At most this share of the loader's time goes to rollups: a refresh that took 16 s (a day
 of 2.5M events) waits 160 s before the next, whatever the interval says."""
+CATCHING_UP_INTERVAL_S = 600.0
+"""While sealed segments are still waiting after a loading pass, a refresh waits this long:
+each one rebuilds whole days, which the rows still waiting make stale again at once, so
+refreshing during a catch-up mostly repeats work. Rollups then lag up to ten minutes, and are
+back to the interval as soon as the spool is drained."""
 
 
 @dataclass
@@ -91,11 +97,13 @@ class RollupMaintainer:
         self._layout_checked = False
         self._months_left = True  # looked for on the first refresh, then after rebuilt days
 
-    def refresh_if_due(self) -> RefreshReport | None:
-        """Refresh unless one built something less than ``interval_s`` ago (a refresh that
+    def refresh_if_due(self, *, catching_up: bool = False) -> RefreshReport | None:
+        """Refresh unless one built something less than ``interval_s`` ago, or less than
+        ``CATCHING_UP_INTERVAL_S`` ago while the loader is ``catching_up`` (a refresh that
         found nothing to do costs two small queries and does not start the interval)."""
         now = self.clock()
-        if self._last_refresh is not None and now - self._last_refresh < self._wait_s:
+        wait_s = max(self._wait_s, CATCHING_UP_INTERVAL_S) if catching_up else self._wait_s
+        if self._last_refresh is not None and now - self._last_refresh < wait_s:
             return None
         report = self.refresh()
         if report.days_built or report.days_sealed_skipped or report.months_built:

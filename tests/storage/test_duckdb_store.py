@@ -23,7 +23,6 @@ from stumble.storage import (
     ReadOnlyQueryError,
     SegmentError,
     StorageError,
-    duckdb_store,
 )
 from stumble.storage.duckdb_store import ROW_GROUP_SIZE
 
@@ -248,12 +247,7 @@ def _batch_with_duplicates(tmp_path: Path) -> tuple[list[Path], list[StoredEvent
     return [write_segment(tmp_path / "seg-1.ndjson", first)], second
 
 
-@pytest.mark.parametrize("join", [False, True], ids=["bitmap", "join"])
-def test_both_filters_drop_the_same_duplicates(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, join: bool
-) -> None:
-    if join:  # the filter a partly replayed segment takes: more keys than the list holds
-        monkeypatch.setattr(duckdb_store, "_MAX_FILTERED_KEYS", 0)
+def test_stored_copies_and_later_copies_in_the_batch_are_dropped(tmp_path: Path) -> None:
     [first], second = _batch_with_duplicates(tmp_path)
     with DuckDBStore(tmp_path / "stumble.duckdb") as store:
         store.load_segment(first)

@@ -19,7 +19,7 @@ from stumble.storage import (
     LoadResult,
     MemoryStore,
     SegmentError,
-    duckdb_store,
+    StorageError,
 )
 
 WINDOW_MS = 60_000  # small, so that copies outside the window occur too
@@ -77,13 +77,8 @@ def _load_both(tmp_path: Path, segments: list[list[StoredEvent]]) -> None:
             store.close()
 
 
-@pytest.mark.parametrize("seed", range(4))
-@pytest.mark.parametrize("join", [False, True], ids=["bitmap", "join"])
-def test_random_batches_keep_the_copies_the_rules_keep(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, join: bool
-) -> None:
-    if join:
-        monkeypatch.setattr(duckdb_store, "_MAX_FILTERED_KEYS", 0)
+@pytest.mark.parametrize("seed", range(6))
+def test_random_batches_keep_the_copies_the_rules_keep(tmp_path: Path, seed: int) -> None:
     traffic = _Traffic(seed)
     segments = [traffic.segment(300) for _ in range(4)]
     segments.append(segments[1])  # a replay: every line a duplicate
@@ -91,7 +86,7 @@ def test_random_batches_keep_the_copies_the_rules_keep(
     _load_both(tmp_path, segments)
 
 
-def test_a_partly_replayed_segment_with_more_keys_than_the_list_holds(tmp_path: Path) -> None:
+def test_a_partly_replayed_segment_keeps_only_its_new_lines(tmp_path: Path) -> None:
     first = session_rows(5_000, session_id="s_a")
     fresh = session_rows(40, session_id="s_b", start_ms=BASE_MS + 10_000)
     twin = msgspec.structs.replace(fresh[7], skew_ms=99)  # same millisecond: the first line wins
@@ -106,7 +101,7 @@ def test_a_partly_replayed_segment_with_more_keys_than_the_list_holds(tmp_path: 
         ]
 
 
-def test_copies_in_one_millisecond_keep_the_first_line_and_the_rest_keeps_file_order(
+def test_copies_in_one_millisecond_keep_the_first_line_and_every_row_keeps_file_order(
     tmp_path: Path,
 ) -> None:
     rows = session_rows(20, session_id="s_a")
@@ -117,9 +112,20 @@ def test_copies_in_one_millisecond_keep_the_first_line_and_the_rest_keeps_file_o
         assert store.load_segment(segment) == LoadResult(inserted=20, duplicates=3)
         physical = store.query("SELECT skew_ms FROM events ORDER BY rowid").rows
 
-    # the kept copy of a same-millisecond repeat is appended after the batch's other rows
-    kept = [row.skew_ms for row in (*rows[:5], *rows[6:])] + [rows[5].skew_ms]
-    assert [skew for (skew,) in physical] == kept
+    assert [skew for (skew,) in physical] == [row.skew_ms for row in rows]
+
+
+def test_copies_are_the_same_event_id_with_the_same_client_time(tmp_path: Path) -> None:
+    # Two events that share an id but not the client's own time are not a resend: both stay.
+    original = make_event("action", received_at=BASE_MS)
+    other_time = msgspec.structs.replace(
+        original, client_ts=original.client_ts + 1, received_at=BASE_MS + 10, skew_ms=1
+    )
+    resend = msgspec.structs.replace(original, received_at=BASE_MS + 20, skew_ms=2)
+    segments = [[original], [other_time, resend]]
+    _load_both(tmp_path, segments)
+    with DuckDBStore(tmp_path / "stumble.duckdb", dedupe_window_ms=WINDOW_MS) as store:
+        assert sorted(row.skew_ms for row in store.read_events()) == sorted([original.skew_ms, 1])
 
 
 def test_a_stored_event_retried_twice_in_one_batch_is_two_duplicates(tmp_path: Path) -> None:
@@ -139,7 +145,7 @@ def test_a_stored_event_retried_twice_in_one_batch_is_two_duplicates(tmp_path: P
         }
 
 
-@pytest.mark.parametrize("bad", ["main insert", "repeats"])
+@pytest.mark.parametrize("bad", ["a new line", "a copy"])
 def test_a_load_that_fails_midway_leaves_nothing_and_spoils_no_later_load(
     tmp_path: Path, bad: str
 ) -> None:
@@ -148,10 +154,10 @@ def test_a_load_that_fails_midway_leaves_nothing_and_spoils_no_later_load(
     retry = msgspec.structs.replace(first[4], received_at=BASE_MS + 1_500)
     twin = msgspec.structs.replace(second[9], skew_ms=5)
     broken = msgspec.structs.replace(
-        second[20] if bad == "main insert" else twin, params="{not json"
+        second[20] if bad == "a new line" else twin, params="{not json"
     )
     lines = [*second, retry, twin]
-    lines[lines.index(second[20] if bad == "main insert" else twin)] = broken
+    lines[lines.index(second[20] if bad == "a new line" else twin)] = broken
     with DuckDBStore(tmp_path / "stumble.duckdb") as store:
         store.load_segment(write_segment(tmp_path / "seg-1.ndjson", first))
         dirty = store.dirty_rollup_days()
@@ -201,14 +207,11 @@ def test_rows_appended_after_the_table_end_was_deleted_follow_every_stored_row(
     assert dirty == [("production", day)]
 
 
-@pytest.mark.parametrize("missing", ["event_id", "received_at"])
-@pytest.mark.parametrize("join", [False, True], ids=["bitmap", "join"])
+@pytest.mark.parametrize("missing", ["event_id", "received_at", "client_ts"])
 def test_a_line_without_its_key_fails_the_load_even_among_duplicates(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, missing: str, join: bool
+    tmp_path: Path, missing: str
 ) -> None:
-    # A NULL key would pass the filter unseen, or (in a join's NOT IN) empty it.
-    if join:
-        monkeypatch.setattr(duckdb_store, "_MAX_FILTERED_KEYS", 0)
+    # A NULL key would slip past the search for copies (NULL never equals NULL).
     rows = session_rows(10, session_id="s_a")
     later = msgspec.structs.replace(rows[2], received_at=rows[2].received_at + 50)
     keyless = [msgspec.to_builtins(row) for row in (rows[3], rows[3])]
@@ -224,3 +227,64 @@ def test_a_line_without_its_key_fails_the_load_even_among_duplicates(
             store.load_segment(segment)
         assert store.count_events() == 0
         assert not store.is_loaded(segment.name)
+
+
+@pytest.mark.parametrize("reopen", ["migrating", "without migrating", "after compaction"])
+def test_copies_a_load_named_before_a_crash_are_deleted_when_the_database_opens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reopen: str
+) -> None:
+    # A load commits its rows and the keys of its copies, then deletes the copies in a second
+    # transaction. A process that stops between the two leaves both; the next open finishes
+    # it, by key, even after a compaction renumbered every row.
+    traffic = _Traffic(11)
+    segments = [traffic.segment(300) for _ in range(3)]
+    expected = MemoryStore(dedupe_window_ms=WINDOW_MS)
+    for number, rows in enumerate(segments):
+        expected.load_segment(write_segment(tmp_path / f"expected-{number}.ndjson", rows))
+    database = tmp_path / "stumble.duckdb"
+    store = DuckDBStore(database, dedupe_window_ms=WINDOW_MS)
+    for number, rows in enumerate(segments[:-1]):
+        store.load_segment(write_segment(tmp_path / f"seg-{number}.ndjson", rows))
+    monkeypatch.setattr(DuckDBStore, "_delete_pending_duplicates", lambda self: None)
+    store.load_segment(write_segment(tmp_path / "seg-last.ndjson", segments[-1]))
+    (pending,) = store.query("SELECT sum(copies) FROM pending_duplicates").rows[0]
+    assert pending > 0
+    assert store.count_events() == expected.count_events() + pending  # the crash's state
+    if reopen == "after compaction":
+        store.reclaim_space(compact_above=0.0)
+    store.close()
+    monkeypatch.undo()
+
+    with DuckDBStore(
+        database, dedupe_window_ms=WINDOW_MS, migrate=reopen != "without migrating"
+    ) as reopened:
+        stored = sorted(reopened.read_events(), key=lambda r: r.skew_ms)
+        assert reopened.query("SELECT count(*) FROM pending_duplicates").rows == [(0,)]
+    assert stored == sorted(expected.read_events(), key=lambda r: r.skew_ms)
+
+
+def test_copies_left_by_a_failed_second_transaction_go_before_the_next_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    traffic = _Traffic(5)
+    segments = [traffic.segment(300) for _ in range(3)]
+    expected = MemoryStore(dedupe_window_ms=WINDOW_MS)
+    with DuckDBStore(tmp_path / "stumble.duckdb", dedupe_window_ms=WINDOW_MS) as store:
+        store.load_segment(write_segment(tmp_path / "seg-0.ndjson", segments[0]))
+        original = DuckDBStore._delete_pending_duplicates
+        failures = iter([True])
+
+        def fails_once(self: DuckDBStore) -> None:
+            if self._copies_pending and next(failures, False):
+                raise StorageError("disk full")
+            original(self)
+
+        monkeypatch.setattr(DuckDBStore, "_delete_pending_duplicates", fails_once)
+        with pytest.raises(StorageError):
+            store.load_segment(write_segment(tmp_path / "seg-1.ndjson", segments[1]))
+        assert store.is_loaded("seg-1.ndjson")  # its rows are committed; the copies wait
+        store.load_segment(write_segment(tmp_path / "seg-2.ndjson", segments[2]))
+        stored = sorted(store.read_events(), key=lambda r: r.skew_ms)
+    for number, rows in enumerate(segments):
+        expected.load_segment(write_segment(tmp_path / f"expected-{number}.ndjson", rows))
+    assert stored == sorted(expected.read_events(), key=lambda r: r.skew_ms)

@@ -115,7 +115,7 @@ class Loader:
             rows = self._load_sealed()
             self._flush_counts()
             if self.rollups is not None:
-                self.rollups.refresh_if_due()
+                self.rollups.refresh_if_due(catching_up=bool(self.spool.sealed_segments()))
             self._housekeeping_if_due()
         except Exception as error:  # noqa: BLE001 - the loader must outlive any storage failure
             self._record_error(error)

@@ -180,9 +180,11 @@ class EventStore(abc.ABC):
     """Where guarded events live. One writer thread, any number of reader threads.
 
     Loading is exactly-once: a segment's name is recorded in the same transaction as its rows,
-    so reloading it (after a crash between commit and deleting the file) is a no-op; and
-    ``event_id`` is unique, so a client's retry that reaches storage twice is stored once
-    (within a segment, the copy received first is kept).
+    so reloading it (after a crash between commit and deleting the file) is a no-op; and a
+    client's retry that reaches storage twice is stored once: a copy is a row with the same
+    ``event_id`` and ``client_ts`` (the SDK resends a queued event as it was made) received
+    within ``dedupe_window_ms`` of a stored one (within a segment, the copy received first is
+    kept, ties to the earlier line).
     """
 
     dialect: str

@@ -273,123 +273,106 @@ class DuckDBDialect:
 
     # --- loading ------------------------------------------------------------------------------
 
-    # A segment is read twice: once for the dedupe keys only, once straight into ``events``.
-    # Rows to drop are named by their key (event_id and receive time, as spelled in the file)
-    # and filtered out by a plain expression: a bit per key hash in a bitmap, then an exact
-    # look-up in a short list for the few rows whose bit is set. Any join in the insert's plan
-    # turns DuckDB's parallel, order-keeping batch insert into a plain one (+15-20% of the
-    # load), so a join is kept for batches with more keys than a short list holds (a partly
-    # replayed segment). The keys reach the insert through a session variable, not as bound
-    # parameters: ``list_contains`` over a bound list cost ~60 ms of CPU per 100k rows, over
-    # the variable ~5 ms.
-    DUPLICATE_BITMAP_BITS: Final = 1 << 18
-    DUPLICATES: Final = "stumble_duplicates"
+    # A segment is parsed once, straight into ``events``; its duplicates are then named from
+    # the appended rows (their row ids above the highest stored before, read back from the
+    # transaction's own storage) and deleted by a second transaction (``delete_duplicates``):
+    # a row deleted in the transaction that appended it makes DuckDB append the whole batch a
+    # second time at commit. A copy is a client's resend of the same event: the same
+    # ``event_id`` and the same ``client_ts`` (the SDK keeps queued events as they were made).
 
-    def stage_keys(self) -> str:
-        """Parse only ``event_id`` and ``received_at`` (epoch ms) of one NDJSON file (parameter:
-        its path) into the ``staged_keys`` temp table, in their wire types."""
-        columns = {"event_id": ColumnType.UUID, "received_at": ColumnType.INT64}
-        wire = ", ".join(f"'{name}': '{self.wire_type_names[t]}'" for name, t in columns.items())
+    def create_pending_duplicates(self) -> str:
+        """The copies a committed load appended and has not deleted yet, by key and the number
+        of its last rows (by row id) to delete; emptied by the transaction that deletes them."""
         return (
-            "CREATE OR REPLACE TEMP TABLE staged_keys AS SELECT event_id, received_at "  # noqa: S608
-            f"FROM read_json(?, format = 'newline_delimited', columns = {{{wire}}})"
+            "CREATE TABLE IF NOT EXISTS pending_duplicates (event_id UUID NOT NULL, "
+            "client_ts BIGINT NOT NULL, received_at TIMESTAMP NOT NULL, "
+            "copies BIGINT NOT NULL)"
         )
 
-    def staged_keys_summary(self) -> str:
-        """Rows and earliest receive time (epoch ms) of the staged keys; an error if a line
-        lacks either key, since a NULL key would slip through (or empty) the filters instead of
-        failing the insert's NOT NULL check."""
+    def pending_duplicates_exists(self) -> str:
         return (
-            "SELECT count(*), min(CASE WHEN event_id IS NULL OR received_at IS NULL "
-            "THEN error('a line lacks event_id or received_at') ELSE received_at END) "
-            "FROM staged_keys"
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = 'main' AND table_name = 'pending_duplicates'"
         )
 
-    def set_duplicate_keys(self) -> str:
-        """Name the keys whose rows the insert leaves out, in the session variable
-        ``DUPLICATES``: a struct of their ``count``, the ``lines`` holding them, a ``bits``
-        bitmap of their hashes (NULL if none), the ``keys`` as a list, and ``repeats``: the
-        keys of which one line is appended afterwards (``stage_repeats``).
-
-        Parameter: the earliest ``received_at`` (epoch ms) a stored duplicate may have (a
-        constant bound, so the scan of ``events`` skips row groups received before it). A line
-        is dropped when its ``event_id`` is stored inside that window, or when the batch holds
-        a copy received earlier. Copies received in the same millisecond share their key, so
-        none of them passes the filter and the first line is appended on its own. Only the
-        event ids the batch holds more than once go through the window function.
-        """
-        bits = self.DUPLICATE_BITMAP_BITS
-        key = self._key_text("event_id", "received_at")
+    def appended_bounds(self) -> str:
+        """Earliest receive time (epoch ms) and client time range of the rows appended after
+        row id ``?``: the bounds that let the duplicate search skip row groups."""
         return (
-            f"SET VARIABLE {self.DUPLICATES} = (WITH copies AS ("  # noqa: S608
-            "SELECT event_id, received_at, count(*) AS lines FROM staged_keys SEMI JOIN "
-            "(SELECT event_id FROM staged_keys GROUP BY event_id HAVING count(*) > 1) "
-            "USING (event_id) GROUP BY ALL), "
-            "stored AS (SELECT s.event_id, s.received_at, count(*) AS lines "
-            "FROM staged_keys AS s SEMI JOIN events AS e ON e.event_id = s.event_id "
-            "AND e.received_at >= epoch_ms(CAST(? AS BIGINT)) GROUP BY ALL), "
-            "dropped AS (SELECT *, false AS keep_one FROM stored UNION ALL "
-            "SELECT event_id, received_at, lines, received_at = first AS keep_one FROM ("
-            "SELECT *, min(received_at) OVER (PARTITION BY event_id) AS first FROM copies) "
-            "WHERE (received_at > first OR lines > 1) "
-            "AND event_id NOT IN (SELECT event_id FROM stored)) "
-            "SELECT {'count': count(*), 'lines': coalesce(sum(lines), 0), "
-            f"'bits': bitstring_agg({self._key_bit('event_id', 'received_at')}, 0, {bits - 1}), "
-            f"'keys': list({key}), 'repeats': list({key}) FILTER (WHERE keep_one)}} FROM dropped)"
+            "SELECT epoch_ms(min(received_at)), min(client_ts), max(client_ts) "
+            "FROM events WHERE rowid > ?"
         )
 
-    def duplicate_summary(self) -> str:
-        """The ``count`` of keys, their ``lines`` and whether any is a repeat."""
-        duplicates = f"getvariable('{self.DUPLICATES}')"
+    def stage_duplicates(self) -> str:
+        """The appended rows (row id above ``$last``) that are copies, into the temp table
+        ``staged_duplicates``: a copy of a row stored inside the window (received at or after
+        ``$since``, epoch ms), or of an appended row received earlier (ties: the earlier line).
+        A stored copy has the same client time, so only stored rows inside the appended rows'
+        client time range (``$low`` to ``$high``) are looked at: the search costs the rows of
+        that range, not of the whole dedupe window."""
         return (
-            f"SELECT {duplicates}.count, {duplicates}.lines, "
-            f"coalesce(len({duplicates}.repeats), 0) > 0"
+            "CREATE OR REPLACE TEMP TABLE staged_duplicates AS WITH "
+            "n AS (SELECT rowid AS rid, event_id, client_ts, received_at FROM events "
+            "WHERE rowid > $last), "
+            "stored AS (SELECT DISTINCT event_id, client_ts FROM (SELECT event_id, client_ts "
+            "FROM events WHERE rowid <= $last "
+            "AND received_at >= epoch_ms(CAST($since AS BIGINT)) "
+            "AND client_ts BETWEEN $low AND $high) SEMI JOIN n USING (event_id, client_ts)), "
+            "copies AS (SELECT * FROM n SEMI JOIN (SELECT event_id, client_ts FROM n GROUP BY ALL "
+            "HAVING count(*) > 1) USING (event_id, client_ts)) "
+            "SELECT rid, event_id, client_ts, received_at FROM n "
+            "SEMI JOIN stored USING (event_id, client_ts) "
+            "UNION ALL SELECT rid, event_id, client_ts, received_at FROM ("
+            "SELECT *, row_number() OVER (PARTITION BY event_id, client_ts "
+            "ORDER BY received_at, rid) AS nth FROM copies "
+            "ANTI JOIN stored USING (event_id, client_ts)) WHERE nth > 1"
         )
 
-    def reset_duplicate_keys(self) -> str:
-        return f"RESET VARIABLE {self.DUPLICATES}"
+    def record_pending_duplicates(self) -> str:
+        """The staged copies as keys for ``delete_duplicates``; returns how many rows. A copy is
+        always among the last rows (by row id) of its key: stored rows and the first line come
+        first."""
+        return (
+            "INSERT INTO pending_duplicates SELECT event_id, client_ts, received_at, count(*) "
+            "FROM staged_duplicates GROUP BY ALL"
+        )
 
-    def insert_segment(self, *, filter_by: str | None = None) -> str:
-        """Parse one NDJSON file (parameter: its path) straight into ``events``, in file order,
-        without the lines whose key ``set_duplicate_keys`` named: looked up in its bitmap and
-        list if ``filter_by`` is ``"bitmap"``, by a join if ``"join"``. ``read_json`` parses
-        columnar with an explicit schema: no type sniffing, no Python object per row, and a
-        mistyped value is an error instead of a silent NULL.
-        """
-        duplicates = f"getvariable('{self.DUPLICATES}')"
-        key = self._key_text("r.event_id", "r.received_at")
-        where = {
-            None: "",
-            "bitmap": f" WHERE get_bit({duplicates}.bits, "
-            f"{self._key_bit('r.event_id', 'r.received_at')}) = 0 "
-            f"OR NOT list_contains({duplicates}.keys, {key})",
-            "join": f" WHERE {key} NOT IN (SELECT unnest({duplicates}.keys))",
-        }[filter_by]
+    def staged_duplicates_count(self) -> str:
+        return "SELECT count(*) FROM staged_duplicates"
+
+    def drop_staged_duplicates(self) -> str:
+        return "DROP TABLE IF EXISTS staged_duplicates"
+
+    def pending_duplicates_bounds(self) -> str:
+        """Rows to delete and the receive time range (epoch ms) of their keys."""
+        return (
+            "SELECT coalesce(sum(copies), 0), epoch_ms(min(received_at)), "
+            "epoch_ms(max(received_at)) FROM pending_duplicates"
+        )
+
+    def delete_duplicates(self) -> str:
+        """Delete the last ``copies`` rows (by row id) of every pending key; parameters: the
+        keys' receive time range (epoch ms), so the scan skips every other row group. Keys,
+        not row ids, name them: a checkpoint between the two transactions may renumber rows."""
+        return (
+            "DELETE FROM events WHERE rowid IN (SELECT rid FROM ("
+            "SELECT e.rowid AS rid, p.copies, row_number() OVER (PARTITION BY e.event_id, "
+            "e.client_ts, e.received_at ORDER BY e.rowid DESC) AS from_last "
+            "FROM events AS e JOIN pending_duplicates AS p "
+            "USING (event_id, client_ts, received_at) "
+            "WHERE e.received_at BETWEEN epoch_ms(CAST(? AS BIGINT)) "
+            "AND epoch_ms(CAST(? AS BIGINT))) WHERE from_last <= copies)"
+        )
+
+    def clear_pending_duplicates(self) -> str:
+        return "DELETE FROM pending_duplicates"
+
+    def insert_segment(self) -> str:
+        """Parse one NDJSON file (parameter: its path) straight into ``events``, in file order.
+        ``read_json`` parses columnar with an explicit schema: no type sniffing, no Python
+        object per row, and a mistyped value is an error instead of a silent NULL."""
         names = ", ".join(EVENT_COLUMN_NAMES)
-        return f"INSERT INTO events ({names}) {self._read_segment()} AS r{where}"
-
-    def stage_repeats(self) -> str:
-        """Parse the lines of the ``repeats`` keys (parameter: the file's path) into the
-        ``staged_repeats`` temp table, in file order (``preserve_insertion_order``)."""
-        key = self._key_text("r.event_id", "r.received_at")
-        return (
-            "CREATE OR REPLACE TEMP TABLE staged_repeats AS "
-            f"{self._read_segment()} AS r "
-            f"WHERE list_contains(getvariable('{self.DUPLICATES}').repeats, {key})"
-        )
-
-    def insert_first_repeats(self) -> str:
-        """Append the first line of each staged repeat. Only row ids go through the
-        aggregate: DuckDB rewrites a ``QUALIFY row_number() = 1`` over wide rows into an
-        ``arg_min`` of a 47-field struct, which cost 3 s per 100k rows."""
-        names = ", ".join(EVENT_COLUMN_NAMES)
-        return (
-            f"INSERT INTO events ({names}) SELECT {names} FROM staged_repeats "  # noqa: S608
-            "WHERE rowid IN (SELECT min(rowid) FROM staged_repeats GROUP BY event_id)"
-        )
-
-    def drop_staged(self) -> tuple[str, ...]:
-        return ("DROP TABLE IF EXISTS staged_keys", "DROP TABLE IF EXISTS staged_repeats")
+        return f"INSERT INTO events ({names}) {self._read_segment()} AS r"
 
     def _read_segment(self) -> str:
         return (
@@ -397,24 +380,18 @@ class DuckDBDialect:
             f"FROM read_json(?, format = 'newline_delimited', columns = {self._wire_columns()})"
         )
 
-    def _key_bit(self, event_id: str, received_at: str) -> str:
-        bits = self.DUPLICATE_BITMAP_BITS
-        return f"CAST(hash({event_id}, {received_at}) % {bits} AS INTEGER)"
-
-    def _key_text(self, event_id: str, received_at: str) -> str:
-        return f"CAST({event_id} AS VARCHAR) || '@' || CAST({received_at} AS VARCHAR)"
-
     def last_row_id(self) -> str:
         """The highest row id stored: rows appended afterwards have higher ones."""
         return "SELECT coalesce(max(rowid), -1) FROM events"
 
     def mark_appended_days_dirty(self) -> str:
-        """The (environment, UTC day) of every row appended after row id ``?`` needs its
-        rollups rebuilt. The first parameter, the batch's earliest receive time (epoch ms),
-        only lets the scan skip the row groups received before it."""
+        """The (environment, UTC day) of every row appended after row id ``?`` and not a staged
+        copy needs its rollups rebuilt. The first parameter, the batch's earliest receive time
+        (epoch ms), only lets the scan skip the row groups received before it."""
         return (
             "INSERT OR IGNORE INTO rollup_dirty SELECT DISTINCT environment, CAST(ts AS DATE) "
-            "FROM events WHERE received_at >= epoch_ms(CAST(? AS BIGINT)) AND rowid > ?"
+            "FROM events WHERE received_at >= epoch_ms(CAST(? AS BIGINT)) AND rowid > ? "
+            "AND rowid NOT IN (SELECT rid FROM staged_duplicates)"
         )
 
     def record_segment(self) -> str:

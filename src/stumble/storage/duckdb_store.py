@@ -1,37 +1,33 @@
 """The embedded backend: one DuckDB file, ``<data>/stumble.duckdb``, or ``":memory:"``.
 
-Loading. A segment is parsed columnar by ``read_json`` with an explicit column map (never
-``executemany``): first only ``event_id`` and ``received_at`` into a temp table, where one
-statement names the keys of the lines to drop (a copy stored inside the dedupe window, or a copy
-in the batch received earlier) and puts them in a session variable; then all columns straight
-into ``events``, in file order, those keys filtered out by a plain expression (a bit per key hash
-in a bitmap, then an exact look-up in a short list for the few rows whose bit is set; past
-``_MAX_FILTERED_KEYS`` keys, a partly replayed segment, a join; no insert at all when every line
-is a duplicate). Copies of one event received in the same millisecond share their key, so the
-filter drops them all and the first line is appended on its own afterwards, from a second read
-of the file filtered to those keys: the only rows stored out of file order. The (environment,
-day) pairs of the appended rows (row ids above the highest stored before the load) are marked
-dirty for the rollups, and the segment's name goes into ``loaded_segments``; all in one
-transaction. ``LoadResult.duplicates`` is the lines read minus the rows inserted. A line
-lacking either key fails the load before any filtering (a NULL key would slip through it).
+Loading. A segment is parsed once, columnar, by ``read_json`` with an explicit column map
+(never ``executemany``), straight into ``events`` in file order: DuckDB's own parallel,
+order-keeping batch insert. The same transaction then reads back the keys of the rows it
+appended (row ids above the highest stored before the load), names the copies among them (a
+row with the same ``event_id`` and ``client_ts`` stored inside the dedupe window, or received
+earlier in the batch; ties to the earlier line), records them in ``pending_duplicates``, marks
+the (environment, day) pairs of the other appended rows dirty for the rollups and records the
+segment's name. A second transaction deletes the copies, by key, and empties
+``pending_duplicates``. A process that stops between the two leaves the copies named; opening
+the database deletes them (``_delete_pending_duplicates``), as does the next load after a
+second transaction that failed. ``LoadResult.duplicates`` is the number of copies.
 ``write_rows`` encodes its rows to an in-memory NDJSON file with msgspec and takes the very same
 path, so both entry points share every conversion and dedupe rule.
 
-Why keys first. Inserting every line and deleting the duplicates by row id afterwards, in the
-same transaction, needs no keys read, but was measured (issue 13) and loses: DuckDB moves a
-transaction's appended row groups into the table as written only if none of its rows was deleted
-(``LocalStorage::Flush``), and one deleted row makes the commit append the whole batch again (on
-a quiet machine commit ~280 ms per 100k rows against 5-7 ms with nothing deleted; that load was
-0.55-0.61x the reference, median 0.58, where the keys-first load reaches 0.78x). Staging the
-47-column batch in a temp table and copying it into ``events`` cost ~150 ms more than DuckDB's
-own ``INSERT ... SELECT FROM read_json``. A join in that insert is correct too but turns
-DuckDB's parallel, order-keeping ``BATCH_INSERT`` into a plain ``INSERT`` (+60-80 ms per 100k
-rows); the scalar filter keeps it. The keys reach the filter in a session variable
-(``SET VARIABLE``), not as bound parameters: binding a list made DuckDB's Python client try
-``import pandas`` once per element, ~60 ms for ~1,000 keys, and that, not row groups repacked as
-first thought, is what made the filtered insert take 1.1-1.45x the reference. With the pandas
-guard at the top of this module the bound list costs ~9 ms, the variable ~5 ms; the filtered
-insert now takes about what the unfiltered one takes.
+Why two transactions. DuckDB moves a transaction's appended row groups into the table as
+written only if none of its rows was deleted (``LocalStorage::Flush``); one deleted row makes
+the commit append the whole batch again (~280 ms per 100k rows against 5-7 ms). Until this
+design the copies were therefore found *before* the insert, from a second, keys-only
+``read_json`` of the segment (~65 ms per 100k rows, 13% of DuckDB's own load of the file) and
+filtered out of the insert by a bitmap and a list in a session variable, with a third read for
+copies received in the same millisecond. Reading the keys back from the table costs ~8 ms, the
+delete ~10-15 ms. What it gives up: a read that starts in the ~15 ms between the two commits
+counts the copies of that one segment (about 1% of its rows in the loader benchmark) once
+more; the rollups never see that state (the loader's own thread builds them, after both).
+The copies of one event share its client time (the SDK resends queued events as they were
+made), so the search for stored copies reads only the stored rows of the batch's client time
+range: its cost follows the rows received around the batch's own time, not the whole window
+(at 2.0M rows in the window, 68 ms without that bound, 29 ms with it).
 
 Deduplication: an anti-join over a receive-time window, not a unique index. Both were measured
 on this machine (2 vCPU shared with other jobs, on-disk file, the same staging and sorted insert,
@@ -206,10 +202,6 @@ MEMORY: Final = ":memory:"
 _COMPACT_SUFFIX: Final = ".compact"
 _COMPACT_CATALOG: Final = "stumble_compact"
 
-# Up to this many duplicate keys are filtered out by a bitmap and a list, more (a partly
-# replayed segment) by a join: each row whose bitmap bit is set is looked up in the list.
-_MAX_FILTERED_KEYS: Final = 4_096
-
 # Counters per upsert statement: 7 parameters each keeps one statement well under limits.
 _INGEST_COUNTS_PER_STATEMENT: Final = 500
 
@@ -259,17 +251,20 @@ class DuckDBStore(EventStore):
         self._cursor_lock = threading.Lock()
         self._threads = threads
         self._memory_limit = memory_limit
+        self._copies_pending = True  # until the first look: a crash may have left some
         with _storage_errors():  # e.g. the file is locked by another process
             self._root = self._connect(threads, memory_limit)
             self._writer = self._cursor()
         if isinstance(self.path, Path):
             _remove_unfinished_compaction(self.path)  # safe now: this process holds the file
-        if migrate:
-            try:
+        try:
+            if migrate:
                 self.migrate()
-            except BaseException:
-                self.close()  # release the file lock: the caller never gets this object
-                raise
+            else:
+                self._finish_interrupted_load()
+        except BaseException:
+            self.close()  # release the file lock: the caller never gets this object
+            raise
 
     @classmethod
     def in_data_dir(
@@ -341,15 +336,20 @@ class DuckDBStore(EventStore):
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self._write_lock:
-            self._writer.execute("BEGIN TRANSACTION")
-            try:
-                yield self._writer
-            except BaseException:
-                self._writer.execute("ROLLBACK")
-                raise
-            self._writer.execute("COMMIT")
-            self.write_count += 1
+        with self._write_lock, self._transaction_held() as con:
+            yield con
+
+    @contextlib.contextmanager
+    def _transaction_held(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A transaction on the writer; the caller holds ``_write_lock``."""
+        self._writer.execute("BEGIN TRANSACTION")
+        try:
+            yield self._writer
+        except BaseException:
+            self._writer.execute("ROLLBACK")
+            raise
+        self._writer.execute("COMMIT")
+        self.write_count += 1
 
     # --- schema -------------------------------------------------------------------------------
 
@@ -357,21 +357,34 @@ class DuckDBStore(EventStore):
         with _storage_errors(), self._write_lock:
             version = apply_migrations(self._writer, self._sql)
             verify_events_schema(self._writer, self._sql)
+            self._delete_pending_duplicates()
         return version
+
+    def _finish_interrupted_load(self) -> None:
+        """Delete the copies a load named but did not delete before the process stopped, also
+        when opening without migrating (an older schema has no such table)."""
+        with _storage_errors(), self._write_lock:
+            (tables,) = _one_row(self._writer.execute(self._sql.pending_duplicates_exists()))
+            if tables:
+                self._delete_pending_duplicates()
 
     # --- loading ------------------------------------------------------------------------------
 
     def load_segment(self, path: Path) -> LoadResult:
         name = path.name
-        with _storage_errors(), self._transaction() as con:
-            if self._segment_recorded(con, name):
-                return LoadResult(already_loaded=True)
-            if not path.is_file():
-                raise FileNotFoundError(path)
-            result = self._load_segment_file(con, path, name)
-            con.execute(
-                self._sql.record_segment(), [name, _now_ms(), result.inserted, result.duplicates]
-            )
+        with _storage_errors(), self._write_lock:
+            self._delete_pending_duplicates()  # what a failed second transaction left
+            with self._transaction_held() as con:
+                if self._segment_recorded(con, name):
+                    return LoadResult(already_loaded=True)
+                if not path.is_file():
+                    raise FileNotFoundError(path)
+                result = self._load_segment_file(con, path, name)
+                con.execute(
+                    self._sql.record_segment(),
+                    [name, _now_ms(), result.inserted, result.duplicates],
+                )
+            self._delete_pending_duplicates()
         logger.debug(
             "loaded segment %s: %d rows, %d duplicates", name, result.inserted, result.duplicates
         )
@@ -384,9 +397,13 @@ class DuckDBStore(EventStore):
         with (
             memory_file(_row_encoder.encode_lines(rows)) as scratch,
             _storage_errors(),
-            self._transaction() as con,
+            self._write_lock,
         ):
-            return self._load_file(con, scratch, "write_rows batch")
+            self._delete_pending_duplicates()
+            with self._transaction_held() as con:
+                result = self._load_file(con, scratch, "write_rows batch")
+            self._delete_pending_duplicates()
+        return result
 
     def _load_segment_file(
         self, con: duckdb.DuckDBPyConnection, path: Path, label: str
@@ -409,37 +426,48 @@ class DuckDBStore(EventStore):
         try:
             result = self._insert_file(con, path)
         except _SEGMENT_ERRORS as exc:
-            # The caller's rollback also discards the staged tables.
+            # The caller's rollback also discards the staged table.
             raise SegmentError(_describe_segment_error(label, exc)) from None
-        # Not in a ``finally``: an aborted transaction refuses even this until rolled back;
-        # after a failure the next load's ``set_duplicate_keys`` replaces the variable.
-        con.execute(self._sql.reset_duplicate_keys())
-        for statement in self._sql.drop_staged():
-            con.execute(statement)
+        con.execute(self._sql.drop_staged_duplicates())
         return result
 
     def _insert_file(self, con: duckdb.DuckDBPyConnection, path: str) -> LoadResult:
-        """Keys first, then the rows straight from the file minus the duplicates' keys, then
-        the first of each set of copies received in the same millisecond."""
+        """Every line appended, then its copies named (``pending_duplicates``, deleted by the
+        next transaction) and the days of the other rows marked dirty."""
         sql = self._sql
-        con.execute(sql.stage_keys(), [path])
-        rows, earliest_ms = _one_row(con.execute(sql.staged_keys_summary()))
-        if rows == 0:
-            return LoadResult()
         (last_row_id,) = _one_row(con.execute(sql.last_row_id()))
-        con.execute(sql.set_duplicate_keys(), [earliest_ms - self.dedupe_window_ms])
-        keys, lines, repeats = _one_row(con.execute(sql.duplicate_summary()))
-        inserted = 0
-        if lines < rows:
-            filter_by = None if not keys else "bitmap" if keys <= _MAX_FILTERED_KEYS else "join"
-            (inserted,) = _one_row(con.execute(sql.insert_segment(filter_by=filter_by), [path]))
-        if repeats:
-            con.execute(sql.stage_repeats(), [path])
-            (first_copies,) = _one_row(con.execute(sql.insert_first_repeats()))
-            inserted += first_copies
-        if inserted:
+        (lines,) = _one_row(con.execute(sql.insert_segment(), [path]))
+        if lines == 0:
+            return LoadResult()
+        earliest_ms, low, high = _one_row(con.execute(sql.appended_bounds(), [last_row_id]))
+        since = earliest_ms - self.dedupe_window_ms
+        con.execute(
+            sql.stage_duplicates(),
+            {"last": last_row_id, "since": since, "low": low, "high": high},
+        )
+        (copies,) = _one_row(con.execute(sql.staged_duplicates_count()))
+        if copies:
+            con.execute(sql.record_pending_duplicates())
+            self._copies_pending = True  # a rollback leaves it set: one needless look
+        if copies < lines:
             con.execute(sql.mark_appended_days_dirty(), [earliest_ms, last_row_id])
-        return LoadResult(inserted=int(inserted), duplicates=int(rows - inserted))
+        return LoadResult(inserted=int(lines - copies), duplicates=int(copies))
+
+    def _delete_pending_duplicates(self) -> None:
+        """The second transaction of a load (or, after a crash between the two, of opening the
+        database; after a failed one, of the next load): the copies it named are deleted and
+        forgotten together, so running it again deletes nothing more."""
+        if not self._copies_pending:
+            return
+        with self._transaction_held() as con:
+            rows, low, high = _one_row(con.execute(self._sql.pending_duplicates_bounds()))
+            deleted = rows
+            if rows:
+                (deleted,) = _one_row(con.execute(self._sql.delete_duplicates(), [low, high]))
+                con.execute(self._sql.clear_pending_duplicates())
+        self._copies_pending = False
+        if deleted != rows:  # a counting bug, not a data condition: say so, in counts only
+            logger.error("deleted %d copies where %d were named", deleted, rows)
 
     def is_loaded(self, segment_name: str) -> bool:
         with _storage_errors(), self.reader() as cursor:

@@ -1,7 +1,8 @@
 """A pure-Python ``EventStore`` double for unit tests of the collector and the loader.
 
 It keeps rows in memory with the same semantics as the SQL backends — segment names recorded
-with their rows, ``event_id`` deduplication over the same receive-time window (first copy by
+with their rows, deduplication of copies (same ``event_id`` and ``client_ts``) over the same
+receive-time window (first copy by
 ``received_at`` wins, ties to the earlier line), UUID canonicalisation, the same range and JSON
 checks as the column types, retention by server receive time, additive ingest counters — and
 the same contract suite runs against it. It has no SQL engine, so ``query()`` refuses.
@@ -68,7 +69,7 @@ class MemoryStore(EventStore):
         self.dedupe_window_ms = dedupe_window_ms
         self._lock = threading.Lock()
         self._rows: list[StoredEvent] = []
-        self._received_by_id: dict[str, list[int]] = {}
+        self._received_by_key: dict[tuple[str, int], list[int]] = {}
         self._segments: dict[str, _LoadedSegment] = {}
         self._counts: dict[tuple[date, str, str, str, str, str], IngestCount] = {}
         self._dirty: set[tuple[str, date]] = set()
@@ -114,12 +115,12 @@ class MemoryStore(EventStore):
         fresh = [
             row
             for row in _first_copies(rows)
-            if not any(r >= window_start for r in self._received_by_id.get(row.event_id, ()))
+            if not any(r >= window_start for r in self._received_by_key.get(_copy_key(row), ()))
         ]
         self._rows.extend(fresh)
         self._dirty.update((row.environment, utc_day(row.ts)) for row in fresh)
         for row in fresh:
-            self._received_by_id.setdefault(row.event_id, []).append(row.received_at)
+            self._received_by_key.setdefault(_copy_key(row), []).append(row.received_at)
         return LoadResult(inserted=len(fresh), duplicates=len(rows) - len(fresh))
 
     # --- reading ------------------------------------------------------------------------------
@@ -168,9 +169,9 @@ class MemoryStore(EventStore):
             ]
             deleted = len(self._rows) - len(kept)
             self._rows = kept
-            self._received_by_id = {}
+            self._received_by_key = {}
             for row in kept:
-                self._received_by_id.setdefault(row.event_id, []).append(row.received_at)
+                self._received_by_key.setdefault(_copy_key(row), []).append(row.received_at)
             return deleted
 
     # --- rollups: days are tracked; building them needs SQL, which this double lacks ----------
@@ -266,7 +267,7 @@ class MemoryStore(EventStore):
         with self._lock:
             self._closed = True
             self._rows = []
-            self._received_by_id = {}
+            self._received_by_key = {}
 
     def _require_open(self) -> None:
         if self._closed:
@@ -342,13 +343,18 @@ def _position(row: StoredEvent) -> tuple[int, str]:
     return row.ts, row.event_id
 
 
+def _copy_key(row: StoredEvent) -> tuple[str, int]:
+    """What copies of one event share: the client's resend keeps its id and its own time."""
+    return row.event_id, row.client_ts
+
+
 def _first_copies(rows: Iterable[StoredEvent]) -> list[StoredEvent]:
-    """One row per ``event_id``: the earliest received, ties to the earlier line."""
-    first: dict[str, StoredEvent] = {}
+    """One row per copy key: the earliest received, ties to the earlier line."""
+    first: dict[tuple[str, int], StoredEvent] = {}
     for row in rows:
-        kept = first.get(row.event_id)
+        kept = first.get(_copy_key(row))
         if kept is None or row.received_at < kept.received_at:
-            first[row.event_id] = row
+            first[_copy_key(row)] = row
     return list(first.values())
 
 

@@ -60,10 +60,15 @@ def _create_rollup_month_tables(con: duckdb.DuckDBPyConnection, sql: DuckDBDiale
         con.execute(statement)
 
 
+def _create_pending_duplicates(con: duckdb.DuckDBPyConnection, sql: DuckDBDialect) -> None:
+    con.execute(sql.create_pending_duplicates())
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "events, loaded_segments and ingest_counts", _create_core_tables),
     Migration(2, "rollups, rollup_days and rollup_dirty", _create_rollup_tables),
     Migration(3, "rollup_months and rollup_month_days", _create_rollup_month_tables),
+    Migration(4, "pending_duplicates", _create_pending_duplicates),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1].version
 
