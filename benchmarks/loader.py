@@ -2,31 +2,35 @@
 
 Generates realistic spool segments — 100k ``StoredEvent`` lines each, interleaved from a few
 thousand concurrent sessions of the service-desk scenario, with ~1% client retries (a copy of
-a recent event, same ``event_id``, received again up to 30 s later) — and loads them with
-``DuckDBStore.load_segment``: a keys-only read_json, window deduplication, read_json straight
-into ``events`` minus the duplicates, segment recorded, one transaction each. Prints rows/s per
-segment for an empty table and again once the table holds ``--prefill-rows`` rows (all inside
-the dedupe window: the anti-join's worst case). About one segment in four holds a retry that
-landed in the same millisecond as its original, which costs the loader a second, filtered read.
+a recent event, same ``event_id`` and client time, received again up to 30 s later) — and
+loads them with ``DuckDBStore.load_segment``: read_json straight into ``events``, the copies
+named from the appended rows and the segment recorded in one transaction, the copies deleted
+in a second. Prints rows/s per segment for an empty table and again once the table holds
+``--prefill-rows`` rows (all inside the dedupe window: the search for stored copies' worst
+case).
 
 Each measured segment is also loaded by the *reference path*: DuckDB's own ``read_json`` of the
 same file with the same explicit columns, ``INSERT INTO events SELECT ... FROM read_json(...)``
 in one transaction, into a table of the same schema in a file of its own attached with the same
 row-group size, threads and memory limit (no dedupe, no ordering, no bookkeeping). The two run
-back to back on every segment, alternating which goes first; the ratio stumble / reference is
+back to back on every segment, rotating which goes first; the ratio stumble / reference is
 printed (issue 13's loader target is >= 0.8). The reference table holds only the measured
-segments: an append costs the same whatever the table already holds.
+segments. A second reference table, loaded with every segment stumble loads (prefill
+included, untimed), gives (b') and (c'): an append and its commit into a table of 10M rows cost
+more than into an empty one (commit ~28 ms against ~11 ms per 100k rows), which the first
+reference does not pay and stumble does.
 
-``--profile`` times every statement of stumble's load (keys, summary, dedupe, insert, mark
-dirty, record, commit) and prints the median per statement.
+``--profile`` times every statement of stumble's load (insert, bounds, naming the copies, mark
+dirty, record, commit, the second transaction's delete) and prints the median per statement.
 
 ``--rollups`` also rebuilds the rollups of the day each segment touched right after loading it
-(``refresh_rollups_after_loading``) and prints (d) load + that refresh, the worst case, and (e)
-the load with the refreshes the server's loader makes under continuous load: one at most every
-``max(rollup_interval_s, refresh / UPKEEP_SHARE)`` seconds, so they take at most a tenth of
-its time. Latest (2026-12-07, load average 1.3-2.0, ``--prefill-rows 2000000 --segments 6
---rollups``): (c) 0.76 (paired 0.74) empty, 0.72 (0.71) at 2.0M rows; (e) 0.71 and 0.65, the
-2.6M-event day's refresh taking 14.6 s.
+(``refresh_rollups_after_loading``) and prints (d) load + that refresh, the worst case, (e) the
+load with the refreshes the server's loader makes at capacity, where segments are still waiting
+after every pass: one at most every ``max(rollup_interval_s, refresh / UPKEEP_SHARE,
+CATCHING_UP_INTERVAL_S)`` seconds, and (f) the same at its cadence without a backlog. Latest
+(2026-12-07 16:10, quiet machine, ``--prefill-rows 2000000 --segments 6 --rollups``): (c) 0.90
+(paired 0.94) empty, 0.89 (0.89) at 2.0M rows; (e) 0.90 and 0.87; (f) 0.85 and 0.80, the
+2.6M-event day's refresh taking 14.8 s.
 
 ``--session-scan`` then times ``WHERE session_id = ? ORDER BY ts`` on the loaded table (arrival
 order) against copies of the same rows sorted per batch as stumble stored them before issue 13,
@@ -36,13 +40,8 @@ Generation time is excluded from every figure. Prints figures; asserts nothing a
     .venv/bin/python benchmarks/loader.py [--prefill-rows 10000000] [--session-scan] \
         [--profile] [--rollups]
 
-Last figures (issue 13, keys in a session variable; 2 vCPU shared with other jobs), with
-``--prefill-rows 2000000 --segments 6 --rollups``, (c) ratio of medians (paired), (e): a pair
-back to back with the pandas guard on both sides (load average 0.5-1.9) 0.80 (0.78) on the empty
-table and 0.63 (0.64) at 2.0M rows, (e) 0.77 and 0.56, against 0.78 (0.78), 0.54 (0.57), (e)
-0.76 and 0.48 for the load before it; without the guard on the old side, quiet: 0.78 (0.78) and
-0.75 (0.75) against 0.69 (0.70) and 0.66 (0.64). The reference loads a 100k segment in ~385-400
-ms on a quiet machine. See ``stumble.storage.duckdb_store`` for the rest.
+Earlier designs' figures are in ``docs/decisions.md`` (45). The reference loads a 100k segment in
+~460-520 ms on this machine.
 """
 
 from __future__ import annotations
@@ -245,6 +244,7 @@ class Loads:
     inserted: int = 0
     duplicates: int = 0
     reference_seconds: list[float] = field(default_factory=list)
+    at_size_seconds: list[float] = field(default_factory=list)
     rollup_seconds: list[float] = field(default_factory=list)
 
     def add(self, seconds: float, cpu_seconds: float, result: LoadResult) -> None:
@@ -297,12 +297,13 @@ class StatementTimer:
         self.labels = {
             DUCKDB.last_row_id(): "last row id",
             DUCKDB.insert_segment(): "insert read_json (every line)",
+            DUCKDB.stage_appended(): "stage appended rows' keys",
             DUCKDB.appended_bounds(): "appended rows' bounds",
             DUCKDB.stage_duplicates(): "name copies (stored + in batch)",
             DUCKDB.staged_duplicates_count(): "count copies",
             DUCKDB.record_pending_duplicates(): "record pending copies",
             DUCKDB.mark_appended_days_dirty(): "mark dirty days",
-            DUCKDB.drop_staged_duplicates(): "drop staged table",
+            **dict.fromkeys(DUCKDB.drop_staged(), "drop staged tables"),
             DUCKDB.record_segment(): "record segment",
             DUCKDB.is_loaded(): "is loaded?",
             DUCKDB.pending_duplicates_bounds(): "pending copies' bounds",
@@ -346,23 +347,33 @@ def load_segments(
     spool: Path,
     *,
     reference: ReferenceLoader | None = None,
+    at_size: ReferenceLoader | None = None,
     rollups: bool = False,
 ) -> Loads:
+    """Load ``count`` new segments into ``store``, each also into ``at_size`` (the reference
+    table that holds every row stumble's does); with ``reference`` set, time both references
+    too, rotating which of the three goes first."""
     loads = Loads()
     for number in range(count):
         path = spool / f"seg-{time.monotonic_ns()}.ndjson"
         path.write_bytes(generator.segment(rows))
-        if reference is not None and number % 2 == 1:
-            loads.reference_seconds.append(reference.load(path))
-        started, cpu_started = time.perf_counter(), time.process_time()
-        result = store.load_segment(path)
-        loads.add(time.perf_counter() - started, time.process_time() - cpu_started, result)
+        timed = reference is not None
+        for turn in range(3):
+            slot = (turn + number) % 3
+            if slot == 0:
+                started, cpu_started = time.perf_counter(), time.process_time()
+                result = store.load_segment(path)
+                loads.add(time.perf_counter() - started, time.process_time() - cpu_started, result)
+            elif slot == 1 and reference is not None:
+                loads.reference_seconds.append(reference.load(path))
+            elif slot == 2 and at_size is not None:
+                seconds = at_size.load(path)
+                if timed:
+                    loads.at_size_seconds.append(seconds)
         if rollups:
             refreshed = refresh_rollups_after_loading(store)
             if refreshed is not None:
                 loads.rollup_seconds.append(refreshed)
-        if reference is not None and number % 2 == 0:
-            loads.reference_seconds.append(reference.load(path))
         path.unlink()
     return loads
 
@@ -386,9 +397,18 @@ def report(label: str, loads: Loads, rows: int, rollups: bool = False) -> None:
         f"  (b) reference read_json  {reference:10,.0f} rows/s  "
         f"(median {statistics.median(loads.reference_seconds) * 1000:.0f} ms/segment)\n"
         f"  (c) ratio a/b            {stumble / reference:10.2f}  (median of the per-segment "
-        f"ratios, each pair back to back: {paired_ratio(loads):.2f})",
+        f"ratios, each pair back to back: {paired_ratio(loads, loads.reference_seconds):.2f})",
         flush=True,
     )
+    if loads.at_size_seconds:
+        at_size = rows / statistics.median(loads.at_size_seconds)
+        print(
+            f"  (b') the reference into a table holding what stumble's holds {at_size:10,.0f} "
+            f"rows/s (median {statistics.median(loads.at_size_seconds) * 1000:.0f} ms/segment); "
+            f"(c') ratio a/b' {stumble / at_size:.2f} (paired "
+            f"{paired_ratio(loads, loads.at_size_seconds):.2f})",
+            flush=True,
+        )
     if rollups and loads.rollup_seconds:
         _report_rollups(loads, rows, reference)
 
@@ -423,12 +443,10 @@ def _report_rollups(loads: Loads, rows: int, reference: float) -> None:
         )
 
 
-def paired_ratio(loads: Loads) -> float:
+def paired_ratio(loads: Loads, reference_seconds: list[float]) -> float:
     """Median over segments of reference seconds / stumble seconds: less sensitive to other
     work on a shared machine than the ratio of two medians."""
-    return statistics.median(
-        r / s for s, r in zip(loads.seconds, loads.reference_seconds, strict=True)
-    )
+    return statistics.median(r / s for s, r in zip(loads.seconds, reference_seconds, strict=True))
 
 
 def max_rss_mb() -> int:
@@ -441,13 +459,23 @@ def measure_loading(args: argparse.Namespace, database: Path, spool: Path) -> No
     reference = ReferenceLoader(
         database.with_name("reference.duckdb"), args.threads, args.memory_limit
     )
+    at_size = ReferenceLoader(
+        database.with_name("reference-at-size.duckdb"), args.threads, args.memory_limit
+    )
     with DuckDBStore(database, threads=args.threads, memory_limit=args.memory_limit) as store:
         timer = None
         if args.profile:
             timer = StatementTimer(store._writer)  # the benchmark's own probe
             store._writer = timer  # type: ignore[assignment]
         measured = load_segments(
-            store, generator, args.segments, rows, spool, reference=reference, rollups=args.rollups
+            store,
+            generator,
+            args.segments,
+            rows,
+            spool,
+            reference=reference,
+            at_size=at_size,
+            rollups=args.rollups,
         )
         report("empty table", measured, rows, args.rollups)
         if timer is not None:
@@ -455,24 +483,26 @@ def measure_loading(args: argparse.Namespace, database: Path, spool: Path) -> No
             timer.seconds.clear()
         to_prefill = max(0, args.prefill_rows - store.count_events()) // rows
         if to_prefill:
-            prefill = load_segments(store, generator, to_prefill, rows, spool)
+            prefill = load_segments(store, generator, to_prefill, rows, spool, at_size=at_size)
             report("filling (not a figure of its own)", prefill, rows)
             if timer is not None:
                 timer.seconds.clear()
             existing = store.count_events()
-            at_size = load_segments(
+            measured = load_segments(
                 store,
                 generator,
                 args.segments,
                 rows,
                 spool,
                 reference=reference,
+                at_size=at_size,
                 rollups=args.rollups,
             )
-            report(f"at {existing:,} existing rows", at_size, rows, args.rollups)
+            report(f"at {existing:,} existing rows", measured, rows, args.rollups)
             if timer is not None:
                 timer.report()
     reference.close()
+    at_size.close()
     print(f"max RSS {max_rss_mb()} MB, database {database.stat().st_size >> 20} MB", flush=True)
 
 

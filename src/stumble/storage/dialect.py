@@ -295,32 +295,38 @@ class DuckDBDialect:
             "AND schema_name = 'main' AND table_name = 'pending_duplicates'"
         )
 
-    def appended_bounds(self) -> str:
-        """Earliest receive time (epoch ms) and client time range of the rows appended after
-        row id ``?``: the bounds that let the duplicate search skip row groups."""
+    def stage_appended(self) -> str:
+        """The keys of the rows appended after row id ``?``, into the temp table
+        ``staged_appended``: read once, since a row id filter prunes no row group of a table
+        whose row groups hold deleted rows (~16 ms per read at 10M rows)."""
         return (
-            "SELECT epoch_ms(min(received_at)), min(client_ts), max(client_ts) "
-            "FROM events WHERE rowid > ?"
+            "CREATE OR REPLACE TEMP TABLE staged_appended AS SELECT rowid AS rid, event_id, "
+            "client_ts, received_at FROM events WHERE rowid > ?"
+        )
+
+    def appended_bounds(self) -> str:
+        """Earliest receive time (epoch ms) and client time range of the appended rows: the
+        bounds that let the search for stored copies skip row groups."""
+        return (
+            "SELECT epoch_ms(min(received_at)), min(client_ts), max(client_ts) FROM staged_appended"
         )
 
     def stage_duplicates(self) -> str:
-        """The appended rows (row id above ``$last``) that are copies, into the temp table
-        ``staged_duplicates``: a copy of a row stored inside the window (received at or after
+        """The appended rows that are copies, into the temp table ``staged_duplicates``: a copy
+        of a row stored inside the window (row id up to ``$last``, received at or after
         ``$since``, epoch ms), or of an appended row received earlier (ties: the earlier line).
         A stored copy has the same client time, so only stored rows inside the appended rows'
         client time range (``$low`` to ``$high``) are looked at: the search costs the rows of
         that range, not of the whole dedupe window."""
         return (
             "CREATE OR REPLACE TEMP TABLE staged_duplicates AS WITH "
-            "n AS (SELECT rowid AS rid, event_id, client_ts, received_at FROM events "
-            "WHERE rowid > $last), "
             "stored AS (SELECT DISTINCT event_id, client_ts FROM (SELECT event_id, client_ts "
-            "FROM events WHERE rowid <= $last "
-            "AND received_at >= epoch_ms(CAST($since AS BIGINT)) "
-            "AND client_ts BETWEEN $low AND $high) SEMI JOIN n USING (event_id, client_ts)), "
-            "copies AS (SELECT * FROM n SEMI JOIN (SELECT event_id, client_ts FROM n GROUP BY ALL "
-            "HAVING count(*) > 1) USING (event_id, client_ts)) "
-            "SELECT rid, event_id, client_ts, received_at FROM n "
+            "FROM events WHERE received_at >= epoch_ms(CAST($since AS BIGINT)) "
+            "AND client_ts BETWEEN $low AND $high AND rowid <= $last) "
+            "SEMI JOIN staged_appended USING (event_id, client_ts)), "
+            "copies AS (SELECT * FROM staged_appended SEMI JOIN (SELECT event_id, client_ts "
+            "FROM staged_appended GROUP BY ALL HAVING count(*) > 1) USING (event_id, client_ts)) "
+            "SELECT rid, event_id, client_ts, received_at FROM staged_appended "
             "SEMI JOIN stored USING (event_id, client_ts) "
             "UNION ALL SELECT rid, event_id, client_ts, received_at FROM ("
             "SELECT *, row_number() OVER (PARTITION BY event_id, client_ts "
@@ -340,8 +346,8 @@ class DuckDBDialect:
     def staged_duplicates_count(self) -> str:
         return "SELECT count(*) FROM staged_duplicates"
 
-    def drop_staged_duplicates(self) -> str:
-        return "DROP TABLE IF EXISTS staged_duplicates"
+    def drop_staged(self) -> tuple[str, ...]:
+        return ("DROP TABLE IF EXISTS staged_appended", "DROP TABLE IF EXISTS staged_duplicates")
 
     def pending_duplicates_bounds(self) -> str:
         """Rows to delete and the receive time range (epoch ms) of their keys."""
@@ -355,13 +361,14 @@ class DuckDBDialect:
         keys' receive time range (epoch ms), so the scan skips every other row group. Keys,
         not row ids, name them: a checkpoint between the two transactions may renumber rows."""
         return (
-            "DELETE FROM events WHERE rowid IN (SELECT rid FROM ("
+            "DELETE FROM events WHERE received_at BETWEEN epoch_ms(CAST($low AS BIGINT)) "
+            "AND epoch_ms(CAST($high AS BIGINT)) AND rowid IN (SELECT rid FROM ("
             "SELECT e.rowid AS rid, p.copies, row_number() OVER (PARTITION BY e.event_id, "
             "e.client_ts, e.received_at ORDER BY e.rowid DESC) AS from_last "
             "FROM events AS e JOIN pending_duplicates AS p "
             "USING (event_id, client_ts, received_at) "
-            "WHERE e.received_at BETWEEN epoch_ms(CAST(? AS BIGINT)) "
-            "AND epoch_ms(CAST(? AS BIGINT))) WHERE from_last <= copies)"
+            "WHERE e.received_at BETWEEN epoch_ms(CAST($low AS BIGINT)) "
+            "AND epoch_ms(CAST($high AS BIGINT))) WHERE from_last <= copies)"
         )
 
     def clear_pending_duplicates(self) -> str:
@@ -385,9 +392,10 @@ class DuckDBDialect:
         return "SELECT coalesce(max(rowid), -1) FROM events"
 
     def mark_appended_days_dirty(self) -> str:
-        """The (environment, UTC day) of every row appended after row id ``?`` and not a staged
-        copy needs its rollups rebuilt. The first parameter, the batch's earliest receive time
-        (epoch ms), only lets the scan skip the row groups received before it."""
+        """The (environment, UTC day) of every appended row that is not a copy needs its
+        rollups rebuilt. Parameters: the earliest receive time (epoch ms) of the appended
+        rows, which lets the scan skip the row groups received before, and the highest row id
+        stored before them."""
         return (
             "INSERT OR IGNORE INTO rollup_dirty SELECT DISTINCT environment, CAST(ts AS DATE) "
             "FROM events WHERE received_at >= epoch_ms(CAST(? AS BIGINT)) AND rowid > ? "

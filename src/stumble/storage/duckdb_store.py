@@ -82,50 +82,14 @@ whether 122,880 (which brings the timeline under 100 ms) costs the reports' time
 not measured yet (issue 13's notes).
 
 The reference is DuckDB's own ``INSERT INTO events SELECT ... FROM read_json(...)`` of the same
-file with the same columns, one transaction, same row-group size. The keys in a session
-variable, duplicates counted once, copies of one millisecond and partial replays without the
-staged path (issue 13, second step), with the command ``benchmarks/loader.py --prefill-rows
-2000000 --segments 6 --rollups``: ratio of medians (median of per-segment ratios); (e) is the
-load with one rollup refresh per 60 s of loading (in the table below; the benchmark now
-follows the maintainer's own cadence, see ``benchmarks/loader.py``). "Before" is the load
-before this step, first without the pandas guard (which came separately, and alone removed the
-bound list's cost): a quiet pair back to back (load average 0.4-1.4), four runs alternated (new,
-old, old, new; load average 1.6-2.8, the other vCPU's worth busy with other jobs), then a pair
-with the guard on both sides (load average 0.5-1.9):
-
-====================================  ============================  ============================
-stumble rows/s / reference rows/s     before                        after
-====================================  ============================  ============================
-empty table, quiet pair               0.69 (0.70)                   0.78 (0.78)
-at 2.0M rows, quiet pair              0.66 (0.64)                   0.75 (0.75)
-(e) empty / at 2.0M, quiet pair       0.68 / 0.61                   0.76 / 0.69
-empty table, alternated               0.62 (0.68), 0.70 (0.70)      0.78 (0.78), 0.80 (0.81)
-at 2.0M rows, alternated              0.65 (0.66), 0.66 (0.66)      0.75 (0.75), 0.73 (0.74)
-(e) empty / at 2.0M, alternated       0.60 / 0.60, 0.69 / 0.61      0.76 / 0.68, 0.79 / 0.67
-empty / at 2.0M, both guarded         0.78 (0.78) / 0.54 (0.57)     0.80 (0.78) / 0.63 (0.64)
-(e) empty / at 2.0M, both guarded     0.76 / 0.48                   0.77 / 0.56
-====================================  ============================  ============================
-
-With the guard on both sides the load of a segment without same-millisecond copies costs the same
-before and after (both versions in one process on nine segments, order rotated per segment:
-0.78 and 0.78 empty, 0.75 and 0.74 at 2.0M rows); what is left of this step's gain is the
-segments holding such copies (0.61-0.66 against 0.44-0.47 of the reference), so the nine
-segments' total time is 0.77 against 0.73 of the reference's empty and 0.73 against 0.62 at
-2.0M rows, replays, and finding duplicates.
-
-Without the guard, both versions in one process on the same nine segments at 2.0M rows, order
-rotated per segment (load average 1.0-1.3): 0.76 (paired 0.74) against 0.67 (0.65); the segments
-holding copies of one millisecond 0.60-0.63 against 0.46. A half-replayed segment loads in 0.79
-s against 1.0-1.2 s, a fully replayed one in 0.30 s against 0.69-0.77 s. Where the time goes
-beyond the reference (``--profile``, quiet machine, per 100k rows, reference 385 ms): the
-filtered insert 397-401 ms, the keys read 52-55 ms, finding duplicates 19 ms empty and 35 ms at
-2.0M rows (it grows with the rows inside the dedupe window: every stored row in this benchmark;
-the semi-join's probe of their ``event_id``), marking dirty days, recording the segment, the
-commit and the other statements ~20 ms; a second read for copies of one millisecond ~110 ms. So
-the 0.8 target is still not met: 0.78-0.80 on an empty table, 0.63-0.75 at 2.0M rows. What is
-left is mostly the keys read, which parses the whole file a second time (cutting the two keys
-out of each line as text, ~35% cheaper in one measurement, would rest on msgspec's byte layout
-rather than on JSON: not taken). See ``docs/decisions.md`` (45).
+file with the same columns, one transaction, same row-group size. With one parse and the copies
+deleted by a second transaction (``benchmarks/loader.py --prefill-rows 2000000 --segments 6
+--rollups --profile``, quiet machine, load average 1.0-1.5; ratio of medians, paired in
+brackets): 0.90 (0.94) on an empty table and 0.89 (0.89) at 2.0M rows, against 0.83 (0.83) and
+0.75 (0.74) for the keys-first load in the same conditions. Per 100k rows beyond the insert
+itself (which costs what the reference costs): naming the copies 21-26 ms, the row id and bounds
+look-ups 5-14 ms, marking dirty days 6 ms, deleting the copies 9-14 ms, the two commits and
+bookkeeping ~20 ms. The history of the earlier steps is in ``docs/decisions.md`` (45).
 
 Encryption at rest (``data_keys``): the file is attached with DuckDB's ``ENCRYPTION_KEY`` and
 spilled temp files are encrypted; encrypted spool segments are decrypted into memory and parsed
@@ -365,8 +329,8 @@ class DuckDBStore(EventStore):
         when opening without migrating (an older schema has no such table)."""
         with _storage_errors(), self._write_lock:
             (tables,) = _one_row(self._writer.execute(self._sql.pending_duplicates_exists()))
-            if tables:
-                self._delete_pending_duplicates()
+            self._copies_pending = bool(tables)
+            self._delete_pending_duplicates()
 
     # --- loading ------------------------------------------------------------------------------
 
@@ -426,9 +390,10 @@ class DuckDBStore(EventStore):
         try:
             result = self._insert_file(con, path)
         except _SEGMENT_ERRORS as exc:
-            # The caller's rollback also discards the staged table.
+            # The caller's rollback also discards the staged tables.
             raise SegmentError(_describe_segment_error(label, exc)) from None
-        con.execute(self._sql.drop_staged_duplicates())
+        for statement in self._sql.drop_staged():
+            con.execute(statement)
         return result
 
     def _insert_file(self, con: duckdb.DuckDBPyConnection, path: str) -> LoadResult:
@@ -439,7 +404,8 @@ class DuckDBStore(EventStore):
         (lines,) = _one_row(con.execute(sql.insert_segment(), [path]))
         if lines == 0:
             return LoadResult()
-        earliest_ms, low, high = _one_row(con.execute(sql.appended_bounds(), [last_row_id]))
+        con.execute(sql.stage_appended(), [last_row_id])
+        earliest_ms, low, high = _one_row(con.execute(sql.appended_bounds()))
         since = earliest_ms - self.dedupe_window_ms
         con.execute(
             sql.stage_duplicates(),
@@ -463,7 +429,9 @@ class DuckDBStore(EventStore):
             rows, low, high = _one_row(con.execute(self._sql.pending_duplicates_bounds()))
             deleted = rows
             if rows:
-                (deleted,) = _one_row(con.execute(self._sql.delete_duplicates(), [low, high]))
+                (deleted,) = _one_row(
+                    con.execute(self._sql.delete_duplicates(), {"low": low, "high": high})
+                )
                 con.execute(self._sql.clear_pending_duplicates())
         self._copies_pending = False
         if deleted != rows:  # a counting bug, not a data condition: say so, in counts only
