@@ -28,9 +28,10 @@ dirty, record, commit, the second transaction's delete) and prints the median pe
 load with the refreshes the server's loader makes at capacity, where segments are still waiting
 after every pass: one at most every ``max(rollup_interval_s, refresh / UPKEEP_SHARE,
 CATCHING_UP_INTERVAL_S)`` seconds, and (f) the same at its cadence without a backlog. Latest
-(2026-12-07 16:10, quiet machine, ``--prefill-rows 2000000 --segments 6 --rollups``): (c) 0.90
-(paired 0.94) empty, 0.89 (0.89) at 2.0M rows; (e) 0.90 and 0.87; (f) 0.85 and 0.80, the
-2.6M-event day's refresh taking 14.8 s.
+(2026-12-07 16:45, quiet machine, ``--prefill-rows 2000000 --segments 8 --rollups``): (c) 0.84
+(paired 0.84) empty, 0.83 (0.83) at 2.0M rows; (c') 0.84 and 0.81; (e) 0.83 and 0.81; (f)
+0.79 and 0.75, the 2.6M-event day's refresh taking 13.9 s. Two earlier runs of this design:
+(c) 0.90 and 0.84 empty, 0.89 and 0.81 at 2.0M rows; (e) 0.87 and 0.79 at 2.0M rows.
 
 ``--session-scan`` then times ``WHERE session_id = ? ORDER BY ts`` on the loaded table (arrival
 order) against copies of the same rows sorted per batch as stumble stored them before issue 13,

@@ -83,13 +83,15 @@ not measured yet (issue 13's notes).
 
 The reference is DuckDB's own ``INSERT INTO events SELECT ... FROM read_json(...)`` of the same
 file with the same columns, one transaction, same row-group size. With one parse and the copies
-deleted by a second transaction (``benchmarks/loader.py --prefill-rows 2000000 --segments 6
---rollups --profile``, quiet machine, load average 1.0-1.5; ratio of medians, paired in
-brackets): 0.90 (0.94) on an empty table and 0.89 (0.89) at 2.0M rows, against 0.83 (0.83) and
-0.75 (0.74) for the keys-first load in the same conditions. Per 100k rows beyond the insert
-itself (which costs what the reference costs): naming the copies 21-26 ms, the row id and bounds
-look-ups 5-14 ms, marking dirty days 6 ms, deleting the copies 9-14 ms, the two commits and
-bookkeeping ~20 ms. The history of the earlier steps is in ``docs/decisions.md`` (45).
+deleted by a second transaction (``benchmarks/loader.py --prefill-rows 2000000 --rollups
+--profile``, quiet machine, three runs; ratio of medians): 0.84-0.90 on an empty table and
+0.81-0.89 at 2.0M rows, against 0.83 and 0.75 for the keys-first load in the same conditions.
+Per 100k rows beyond the insert itself (which costs what the reference costs): naming the
+copies 20-25 ms, reading the appended keys 9-14 ms, marking dirty days 5-6 ms, the row id
+look-up 2-6 ms, deleting the copies 7-9 ms, the two commits and small statements ~30 ms. At
+10M rows a row id filter reads every row group's deleted-row information (~17 ms per read,
+twice per load) and the load is 0.73-0.82 of the reference. The history of the earlier steps
+is in ``docs/decisions.md`` (45).
 
 Encryption at rest (``data_keys``): the file is attached with DuckDB's ``ENCRYPTION_KEY`` and
 spilled temp files are encrypted; encrypted spool segments are decrypted into memory and parsed
