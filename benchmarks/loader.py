@@ -454,9 +454,48 @@ def max_rss_mb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
+@dataclass
+class Phase:
+    """What a measured phase needs: the store (and its statement timer) and both references."""
+
+    store: DuckDBStore
+    generator: TrafficGenerator
+    spool: Path
+    args: argparse.Namespace
+    reference: ReferenceLoader
+    at_size: ReferenceLoader
+    timer: StatementTimer | None
+
+    def measure(self, label: str) -> None:
+        """Load ``--segments`` segments timed against both references, and print them."""
+        rows = self.args.segment_rows
+        measured = load_segments(
+            self.store,
+            self.generator,
+            self.args.segments,
+            rows,
+            self.spool,
+            reference=self.reference,
+            at_size=self.at_size,
+            rollups=self.args.rollups,
+        )
+        report(label, measured, rows, self.args.rollups)
+        if self.timer is not None:
+            self.timer.report()
+            self.timer.seconds.clear()
+
+    def fill(self, count: int) -> None:
+        """Load ``count`` more segments, into the reference at size too; not a figure."""
+        rows = self.args.segment_rows
+        prefill = load_segments(
+            self.store, self.generator, count, rows, self.spool, at_size=self.at_size
+        )
+        report("filling (not a figure of its own)", prefill, rows)
+        if self.timer is not None:
+            self.timer.seconds.clear()
+
+
 def measure_loading(args: argparse.Namespace, database: Path, spool: Path) -> None:
-    generator = TrafficGenerator(seed=args.seed, retry_rate=args.retry_rate)
-    rows = args.segment_rows
     reference = ReferenceLoader(
         database.with_name("reference.duckdb"), args.threads, args.memory_limit
     )
@@ -468,40 +507,13 @@ def measure_loading(args: argparse.Namespace, database: Path, spool: Path) -> No
         if args.profile:
             timer = StatementTimer(store._writer)  # the benchmark's own probe
             store._writer = timer  # type: ignore[assignment]
-        measured = load_segments(
-            store,
-            generator,
-            args.segments,
-            rows,
-            spool,
-            reference=reference,
-            at_size=at_size,
-            rollups=args.rollups,
-        )
-        report("empty table", measured, rows, args.rollups)
-        if timer is not None:
-            timer.report()
-            timer.seconds.clear()
-        to_prefill = max(0, args.prefill_rows - store.count_events()) // rows
+        generator = TrafficGenerator(seed=args.seed, retry_rate=args.retry_rate)
+        phase = Phase(store, generator, spool, args, reference, at_size, timer)
+        phase.measure("empty table")
+        to_prefill = max(0, args.prefill_rows - store.count_events()) // args.segment_rows
         if to_prefill:
-            prefill = load_segments(store, generator, to_prefill, rows, spool, at_size=at_size)
-            report("filling (not a figure of its own)", prefill, rows)
-            if timer is not None:
-                timer.seconds.clear()
-            existing = store.count_events()
-            measured = load_segments(
-                store,
-                generator,
-                args.segments,
-                rows,
-                spool,
-                reference=reference,
-                at_size=at_size,
-                rollups=args.rollups,
-            )
-            report(f"at {existing:,} existing rows", measured, rows, args.rollups)
-            if timer is not None:
-                timer.report()
+            phase.fill(to_prefill)
+            phase.measure(f"at {store.count_events():,} existing rows")
     reference.close()
     at_size.close()
     print(f"max RSS {max_rss_mb()} MB, database {database.stat().st_size >> 20} MB", flush=True)

@@ -427,17 +427,18 @@ class DuckDBStore(EventStore):
         forgotten together, so running it again deletes nothing more."""
         if not self._copies_pending:
             return
-        with self._transaction_held() as con:
-            rows, low, high = _one_row(con.execute(self._sql.pending_duplicates_bounds()))
-            deleted = rows
-            if rows:
+        # Read first, outside a transaction (the caller holds the write lock, so nothing
+        # changes in between): opening a database with nothing pending writes nothing.
+        rows, low, high = _one_row(self._writer.execute(self._sql.pending_duplicates_bounds()))
+        if rows:
+            with self._transaction_held() as con:
                 (deleted,) = _one_row(
                     con.execute(self._sql.delete_duplicates(), {"low": low, "high": high})
                 )
                 con.execute(self._sql.clear_pending_duplicates())
+            if deleted != rows:  # a counting bug, not a data condition: say so, in counts
+                logger.error("deleted %d copies where %d were named", deleted, rows)
         self._copies_pending = False
-        if deleted != rows:  # a counting bug, not a data condition: say so, in counts only
-            logger.error("deleted %d copies where %d were named", deleted, rows)
 
     def is_loaded(self, segment_name: str) -> bool:
         with _storage_errors(), self.reader() as cursor:
