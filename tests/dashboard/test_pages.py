@@ -211,3 +211,39 @@ def test_reports_are_shared_between_pages_through_the_cache(
     ctx = context(store, plan)
     first = ctx.report("funnel", {"scenario": "login"})
     assert ctx.report("funnel", {"scenario": "login"}) is first
+
+
+def test_the_usage_page_charts_the_moves_between_screens_most_first(
+    store: DuckDBStore, plan: TrackingPlan
+) -> None:
+    ctx = context(store, plan)
+    page = pages.usage(ctx)
+    chart = next(c for c in charts_of(page) if c.id == "paths")
+    report = run_report(store, plan, "paths", ctx.filters.report_params(), min_group_size=5)
+    shown = [(" > ".join(p.screens), p.sessions) for p in report.data.paths if not p.hidden]
+    bars = [(row["path"], row["sessions"]) for row in chart.spec["data"]["values"]]
+    assert bars and bars == shown[: pages.MAX_BARS]
+    assert all(len(path.split(" > ")) == 2 for path, _ in bars), "moves: one screen to the next"
+    assert [p.name for p in page.pickers] == ["from", "to"]
+
+
+def test_two_picked_screens_chart_the_paths_between_them(
+    store: DuckDBStore, plan: TrackingPlan
+) -> None:
+    screens = [c.value for c in pages.usage(context(store, plan)).pickers[0].choices if c.value]
+    moves = pages.usage(context(store, plan)).tables()["paths"].rows
+    start, end = str(moves[0][0]).split(" > ")  # the most frequent move: a path exists
+    assert start in screens and end in screens
+    page = pages.usage(context(store, plan, **{"from": start, "to": end}))
+    chart = next(c for c in charts_of(page) if c.id == "paths")
+    paths = [str(row["path"]).split(" > ") for row in chart.spec["data"]["values"]]
+    assert paths and all(p[0] == start and p[-1] == end for p in paths)
+    assert page.sections[-1].heading == f"How people get from {start} to {end}"
+    assert page.extra_params == {"from": start, "to": end}
+
+
+def test_a_path_picker_refuses_a_screen_it_does_not_offer(
+    store: DuckDBStore, plan: TrackingPlan
+) -> None:
+    with pytest.raises(PageParamError):
+        pages.usage(context(store, plan, **{"from": "<script>", "to": "home"}))

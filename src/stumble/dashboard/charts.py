@@ -95,9 +95,11 @@ def horizontal_bars(
     value_format: str = ",.0f",
     color: str | None = None,
     label: str | None = None,
+    label_limit: int | None = None,
 ) -> dict[str, Any]:
     """One bar per category, longest first unless ``values`` are already ordered: categories
-    keep the order given (the report's ranking)."""
+    keep the order given (the report's ranking). ``label_limit``: room (px) for long category
+    names, such as paths of several screens."""
     order = [str(v[category]) for v in values]
     x: dict[str, Any] = {"field": value, "type": "quantitative", "title": value_title}
     x["axis"] = {"format": value_format}
@@ -114,6 +116,8 @@ def horizontal_bars(
             "tooltip": tooltip,
         },
     }
+    if label_limit is not None:
+        bar["encoding"]["y"]["axis"] = {"labelLimit": label_limit}
     layers: list[dict[str, Any]] = [bar]
     if label is not None:
         layers.append(

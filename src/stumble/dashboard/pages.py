@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
 from urllib.parse import urlencode
 
@@ -19,6 +19,7 @@ from stumble.analytics.field_errors import FieldErrorResult, FieldErrorRow
 from stumble.analytics.funnels import FunnelGroup, FunnelResult
 from stumble.analytics.health import HealthResult
 from stumble.analytics.loops import LoopResult, ScreenLoops
+from stumble.analytics.paths import MAX_HOPS, PathsResult
 from stumble.analytics.queries import DIMENSIONS, form_specs
 from stumble.analytics.rendering import format_value
 from stumble.analytics.results import Column, Table
@@ -58,6 +59,8 @@ NOTABLE_TIME_CHANGE: Final = 0.2
 """A p95 that moves by a fifth or more is listed under "what changed" (not a test)."""
 NO_OWNER: Final = "no owner in the plan"
 MAX_BARS: Final = 15
+PATH_LABEL_LIMIT: Final = 420
+"""Pixels for a path's label: up to eight screen names, which the axis must not cut."""
 BREAKDOWN_LABELS: Final = {
     "role": "role",
     "division": "division",
@@ -1279,6 +1282,11 @@ def usage(ctx: PageContext) -> Page:
     loops_report = ctx.report("loops")
     result: UsageResult = usage_report.data
     loops: LoopResult = loops_report.data
+    screens = {"": "any screen"} | {screen: screen for screen in _screens_seen(loops)}
+    start = ctx.param("from", screens, "")
+    end = ctx.param("to", screens, "")
+    between = {"start": start, "end": end} if start and end and start != end else {}
+    paths_report = ctx.report("paths", between)
     usage_tables = result.tables()
     barely: list[tuple[str, Tone]] = [
         (f"{name} is barely used", "warning") for name in result.barely_used
@@ -1295,14 +1303,71 @@ def usage(ctx: PageContext) -> Page:
             intro="Share of a screen's sessions that reopened it, or used back, cancel, close "
             "or retry on it.",
         ),
+        _paths_section(paths_report.data),
     ]
     return Page(
         slug="usage",
-        question="What do people use, and where do they go round in circles?",
+        question="What do people use, how do they move, and where do they go round in circles?",
         owner=_owners_of_all(ctx),
         sections=sections,
-        notes=notes_of(usage_report.meta, loops_report.meta),
+        notes=notes_of(usage_report.meta, loops_report.meta, paths_report.meta),
+        pickers=[
+            Picker("from", "Paths from", _choices(screens), start),
+            Picker("to", "to", _choices(screens), end),
+        ],
+        extra_params={"from": start, "to": end} if between else {},
     )
+
+
+def _screens_seen(loops: LoopResult) -> list[str]:
+    """The screens with enough sessions in the range to be shown, for the path pickers."""
+    return sorted({s.screen_id for s in loops.screens if s.group is None and not s.hidden})
+
+
+def _paths_section(result: PathsResult) -> Section:
+    """The most frequent paths between the two picked screens, or, with none picked, the
+    most frequent moves from one screen to the next."""
+    if result.start is not None and result.end is not None:
+        title = f"How people get from {result.start} to {result.end}"
+        chart_title = "Sessions per path, most frequent first"
+        intro = (
+            f"Sessions that went from a view of {result.start} to the next view of "
+            f"{result.end} at most {MAX_HOPS} screens later, by the screens in between "
+            "(a session counts once per path)."
+        )
+        empty = f"No path from {result.start} to {result.end} had enough sessions to show."
+    else:
+        title = "How people move between screens"
+        chart_title = "Sessions per move from one screen to the next, most frequent first"
+        intro = (
+            "Sessions that went from one screen straight to the next, most frequent first. "
+            "Pick two screens above to see the paths between them."
+        )
+        empty = "No move between screens had enough sessions to show."
+    table = replace(result.tables()[2], title=title)
+    bars = [
+        {"path": path, "sessions": sessions}
+        for path, sessions in table.rows
+        if isinstance(sessions, int) and sessions
+    ][:MAX_BARS]
+    if not bars:
+        return Section(title, [Callout(empty, "info")], intro=intro)
+    spec = charts.horizontal_bars(
+        bars,
+        category="path",
+        value="sessions",
+        value_title="sessions",
+        label="sessions",
+        label_limit=PATH_LABEL_LIMIT,
+    )
+    chart = Chart(
+        id="paths",
+        title=chart_title,
+        spec=spec,
+        table=table,
+        summary=f"{title}: sessions per path, most first",
+    )
+    return Section(title, [chart], intro=intro)
 
 
 def _features_chart(result: UsageResult, table: Table) -> Chart:
