@@ -247,3 +247,13 @@ def test_a_path_picker_refuses_a_screen_it_does_not_offer(
 ) -> None:
     with pytest.raises(PageParamError):
         pages.usage(context(store, plan, **{"from": "<script>", "to": "home"}))
+
+
+def test_a_note_several_reports_give_is_written_once_naming_them_all(
+    store: DuckDBStore, plan: TrackingPlan
+) -> None:
+    notes = pages.usage(context(store, plan)).notes
+    texts = [note.split(": ", 1)[1] for note in notes if not note[0].isdigit()]
+    assert len(texts) == len(set(texts)), notes
+    shared = [note for note in notes if note.startswith("usage, loops, paths: ")]
+    assert shared, "the source note all three reports give"

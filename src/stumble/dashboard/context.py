@@ -86,5 +86,16 @@ def notes_of(*metas: ReportMeta) -> list[str]:
                 f"{meta.report}: counts are estimates re-weighted from sampled sessions "
                 f"(sample rates {rates})."
             )
-        notes.extend(f"{meta.report}: {note}" for note in meta.notes)
-    return list(dict.fromkeys(notes))
+    return list(dict.fromkeys(notes)) + _shared_notes(metas)
+
+
+def _shared_notes(metas: Sequence[ReportMeta]) -> list[str]:
+    """Each report's own notes, a note several reports give written once and prefixed with
+    all of their names ("usage, loops: from daily rollups ...")."""
+    reports_by_note: dict[str, list[str]] = {}
+    for meta in metas:
+        for note in meta.notes:
+            reports = reports_by_note.setdefault(note, [])
+            if meta.report not in reports:
+                reports.append(meta.report)
+    return [f"{', '.join(reports)}: {note}" for note, reports in reports_by_note.items()]
