@@ -268,7 +268,7 @@ def run_paths(
         hidden=suppressor.hidden_count,
         notes=[
             "paths are screen views in time order, a screen repeated at once counted once",
-            f"paths from start to the next view of end, at most {MAX_HOPS} screens later",
+            *_between_note(query),
             answer.note,
             *_shortfall_note(rows.short_by),
         ],
@@ -292,6 +292,12 @@ def _needs_raw(query: PathQuery) -> str | None:
     if query.start and query.end and (query.scope.by or query.scope.filters.value_filters()):
         return "the rollups keep paths between two screens for everyone only"
     return None
+
+
+def _between_note(query: PathQuery) -> list[str]:
+    if not (query.start and query.end):
+        return []
+    return [f"paths from start to the next view of end, at most {MAX_HOPS} screens later"]
 
 
 def _shortfall_note(short_by: int) -> list[str]:
