@@ -355,10 +355,10 @@ def load_segments(
     table that holds every row stumble's does); with ``reference`` set, time both references
     too, rotating which of the three goes first."""
     loads = Loads()
+    timed = reference is not None
     for number in range(count):
         path = spool / f"seg-{time.monotonic_ns()}.ndjson"
         path.write_bytes(generator.segment(rows))
-        timed = reference is not None
         for turn in range(3):
             slot = (turn + number) % 3
             if slot == 0:

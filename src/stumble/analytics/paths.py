@@ -221,12 +221,16 @@ class PathsResult(msgspec.Struct, frozen=True, kw_only=True):
         return [
             counts(f"After {self.screen}", self.next),
             counts(f"Before {self.screen}", self.previous),
-            Table(
-                f"Paths from {self.start} to {self.end}",
-                (Column("path"), Column("sessions", "int")),
-                [(" > ".join(p.screens), "hidden" if p.hidden else p.sessions) for p in self.paths],
-            ),
+            self.paths_table(f"Paths from {self.start} to {self.end}"),
         ]
+
+    def paths_table(self, title: str) -> Table:
+        """The paths (`` > ``-joined screens) and their sessions, ``hidden`` where small."""
+        return Table(
+            title,
+            (Column("path"), Column("sessions", "int")),
+            [(" > ".join(p.screens), "hidden" if p.hidden else p.sessions) for p in self.paths],
+        )
 
 
 def run_paths(

@@ -90,8 +90,8 @@ def notes_of(*metas: ReportMeta) -> list[str]:
 
 
 def _shared_notes(metas: Sequence[ReportMeta]) -> list[str]:
-    """Each report's own notes, a note several reports give written once and prefixed with
-    all of their names ("usage, loops: from daily rollups ...")."""
+    """The reports' own notes, each prefixed with the report that gives it; a note several
+    reports give is written once, prefixed with all of their names ("usage, loops: ...")."""
     reports_by_note: dict[str, list[str]] = {}
     for meta in metas:
         for note in meta.notes:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Final, Literal
 from urllib.parse import urlencode
 
@@ -1344,7 +1344,7 @@ def _paths_section(result: PathsResult) -> Section:
             "Pick two screens above to see the paths between them."
         )
         empty = "No move between screens had enough sessions to show."
-    table = replace(result.tables()[2], title=title)
+    table = result.paths_table(title)
     bars = [
         {"path": path, "sessions": sessions}
         for path, sessions in table.rows

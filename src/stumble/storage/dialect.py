@@ -335,9 +335,9 @@ class DuckDBDialect:
         )
 
     def record_pending_duplicates(self) -> str:
-        """The staged copies as keys for ``delete_duplicates``; returns how many rows. A copy is
-        always among the last rows (by row id) of its key: stored rows and the first line come
-        first."""
+        """The staged copies as keys for ``delete_duplicates``, with how many rows of each key
+        are copies. A copy is always among the last rows (by row id) of its key: stored rows
+        and the first line come first."""
         return (
             "INSERT INTO pending_duplicates SELECT event_id, client_ts, received_at, count(*) "
             "FROM staged_duplicates GROUP BY ALL"
@@ -358,8 +358,9 @@ class DuckDBDialect:
 
     def delete_duplicates(self) -> str:
         """Delete the last ``copies`` rows (by row id) of every pending key; parameters: the
-        keys' receive time range (epoch ms), so the scan skips every other row group. Keys,
-        not row ids, name them: a checkpoint between the two transactions may renumber rows."""
+        keys' receive time range (epoch ms), which bounds both the delete's own scan and the
+        ranking's, so each skips every other row group. Keys, not row ids, name them: a
+        checkpoint between the two transactions may renumber rows."""
         return (
             "DELETE FROM events WHERE received_at BETWEEN epoch_ms(CAST($low AS BIGINT)) "
             "AND epoch_ms(CAST($high AS BIGINT)) AND rowid IN (SELECT rid FROM ("

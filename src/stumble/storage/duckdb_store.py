@@ -338,19 +338,15 @@ class DuckDBStore(EventStore):
 
     def load_segment(self, path: Path) -> LoadResult:
         name = path.name
-        with _storage_errors(), self._write_lock:
-            self._delete_pending_duplicates()  # what a failed second transaction left
-            with self._transaction_held() as con:
-                if self._segment_recorded(con, name):
-                    return LoadResult(already_loaded=True)
-                if not path.is_file():
-                    raise FileNotFoundError(path)
-                result = self._load_segment_file(con, path, name)
-                con.execute(
-                    self._sql.record_segment(),
-                    [name, _now_ms(), result.inserted, result.duplicates],
-                )
-            self._delete_pending_duplicates()
+        with _storage_errors(), self._loading() as con:
+            if self._segment_recorded(con, name):
+                return LoadResult(already_loaded=True)
+            if not path.is_file():
+                raise FileNotFoundError(path)
+            result = self._load_segment_file(con, path, name)
+            con.execute(
+                self._sql.record_segment(), [name, _now_ms(), result.inserted, result.duplicates]
+            )
         logger.debug(
             "loaded segment %s: %d rows, %d duplicates", name, result.inserted, result.duplicates
         )
@@ -363,13 +359,20 @@ class DuckDBStore(EventStore):
         with (
             memory_file(_row_encoder.encode_lines(rows)) as scratch,
             _storage_errors(),
-            self._write_lock,
+            self._loading() as con,
         ):
+            return self._load_file(con, scratch, "write_rows batch")
+
+    @contextlib.contextmanager
+    def _loading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A load's two transactions, under the write lock: the one yielded (rows, copies
+        named, segment recorded), then the copies' delete. Copies a failed delete left are
+        deleted first, so a load never names copies against rows that are themselves copies."""
+        with self._write_lock:
             self._delete_pending_duplicates()
             with self._transaction_held() as con:
-                result = self._load_file(con, scratch, "write_rows batch")
+                yield con
             self._delete_pending_duplicates()
-        return result
 
     def _load_segment_file(
         self, con: duckdb.DuckDBPyConnection, path: Path, label: str

@@ -2,10 +2,10 @@
 
 It keeps rows in memory with the same semantics as the SQL backends — segment names recorded
 with their rows, deduplication of copies (same ``event_id`` and ``client_ts``) over the same
-receive-time window (first copy by
-``received_at`` wins, ties to the earlier line), UUID canonicalisation, the same range and JSON
-checks as the column types, retention by server receive time, additive ingest counters — and
-the same contract suite runs against it. It has no SQL engine, so ``query()`` refuses.
+receive-time window (first copy by ``received_at`` wins, ties to the earlier line), UUID
+canonicalisation, the same range and JSON checks as the column types, retention by server
+receive time, additive ingest counters — and the same contract suite runs against it. It has
+no SQL engine, so ``query()`` refuses.
 """
 
 from __future__ import annotations
